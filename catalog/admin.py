@@ -1,0 +1,138 @@
+"""Django admin for merchandisers (minimal): products with their images inline.
+
+Images added here go through the same intake and indexing as the API; deletions take
+the vectors with them.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html
+
+from catalog import services
+from catalog.intake import ImageRejected, image_accept
+from catalog.models import Product, ProductImage
+from embeddings import sync
+
+
+class ProductImageInlineForm(forms.ModelForm):
+    class Meta:
+        model = ProductImage
+        fields = ["file", "position"]
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        if self.instance.pk:  # existing images are not replaced in place
+            return self.instance.file
+        if upload is None:
+            return upload
+        try:
+            self.accepted_content = image_accept(content=upload.read()).content
+        except ImageRejected as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+        return upload
+
+
+class ProductImageInline(admin.TabularInline):
+    model = ProductImage
+    form = ProductImageInlineForm
+    extra = 1
+    fields = ["thumbnail", "file", "position", "state", "error", "dimensions", "embedding_space"]
+    readonly_fields = ["thumbnail", "state", "error", "dimensions", "embedding_space"]
+
+    @admin.display(description="Image")
+    def thumbnail(self, image: ProductImage) -> str:
+        if not image.pk:
+            return ""
+        return format_html('<img src="{}" alt="" style="max-height:64px;max-width:96px">', image.file.url)
+
+    @admin.display(description="Size")
+    def dimensions(self, image: ProductImage) -> str:
+        return f"{image.width}×{image.height}" if image.pk else ""
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["title", "external_id", "brand", "category", "price", "currency", "is_active", "image_count"]
+    list_filter = ["is_active", "category", "brand"]
+    search_fields = ["title", "external_id", "brand"]
+    inlines = [ProductImageInline]
+    actions = ["reembed_images"]
+
+    @admin.display(description="Images")
+    def image_count(self, product: Product) -> int:
+        return product.images.count()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        payload_fields = set(services.SEARCHABLE_FIELDS) & set(form.changed_data)
+        if change and payload_fields:
+            sync.product_changed(
+                services.ProductUpsertResult(product=obj, is_created=False, changed_fields=tuple(payload_fields))
+            )
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ProductImage:
+            return super().save_formset(request, form, formset, change)
+        new_ids, removed_ids = [], []
+        for inline_form in formset.forms:
+            if not inline_form.has_changed() or not hasattr(inline_form, "cleaned_data"):
+                continue
+            if inline_form.cleaned_data.get("DELETE") and inline_form.instance.pk:
+                removed_ids.append(services.image_delete(image=inline_form.instance))
+            elif not inline_form.instance.pk and hasattr(inline_form, "accepted_content"):
+                result = services.image_create(
+                    product=form.instance,
+                    content=inline_form.accepted_content,
+                    position=inline_form.cleaned_data.get("position"),
+                )
+                if result.is_created:
+                    new_ids.append(result.image.pk)
+            elif inline_form.instance.pk and "position" in inline_form.changed_data:
+                inline_form.instance.save(update_fields=["position", "updated_at"])
+        sync.images_enqueue(new_ids)
+        sync.images_removed(removed_ids)
+
+    def delete_model(self, request, obj):
+        sync.images_removed(services.product_delete(product=obj))
+
+    def delete_queryset(self, request, queryset):
+        for product in queryset:
+            self.delete_model(request, product)
+
+    @admin.action(description="Re-embed the images of the selected products")
+    def reembed_images(self, request, queryset):
+        image_ids = list(ProductImage.objects.filter(product__in=queryset).values_list("pk", flat=True))
+        with transaction.atomic():
+            services.image_mark_pending(image_ids=image_ids)
+            sync.images_enqueue(image_ids)
+        self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
+
+
+@admin.register(ProductImage)
+class ProductImageAdmin(admin.ModelAdmin):
+    list_display = ["id", "product", "state", "error", "width", "height", "embedding_space", "updated_at"]
+    list_filter = ["state", "embedding_space"]
+    search_fields = ["product__title", "product__external_id", "sha256"]
+    readonly_fields = [f.name for f in ProductImage._meta.fields]
+    actions = ["reembed"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # images are added on their product's page, through intake
+
+    def delete_model(self, request, obj):
+        sync.images_removed([services.image_delete(image=obj)])
+
+    def delete_queryset(self, request, queryset):
+        for image in queryset:
+            self.delete_model(request, image)
+
+    @admin.action(description="Re-embed the selected images")
+    def reembed(self, request, queryset):
+        image_ids = list(queryset.values_list("pk", flat=True))
+        with transaction.atomic():
+            services.image_mark_pending(image_ids=image_ids)
+            sync.images_enqueue(image_ids)
+        self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)

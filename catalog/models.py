@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Product(models.Model):
+    """A product of the shop. ``external_id`` is the shop's own key and the upsert key."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+    brand = models.CharField(max_length=200, blank=True, db_index=True)
+    category = models.CharField(max_length=200, blank=True, db_index=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, help_text="ISO 4217 code, e.g. EUR")
+    url = models.URLField(max_length=2000, blank=True, help_text="The product's page in the shop")
+    attributes = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.external_id})"
+
+
+def image_upload_path(instance: ProductImage, filename: str) -> str:
+    # Content-addressed: the same bytes always land on the same name, and two products
+    # sharing a photo share the file.
+    digest = instance.sha256
+    return f"images/{digest[:2]}/{digest[2:4]}/{filename}"
+
+
+class ProductImage(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        INDEXED = "indexed", "Indexed"
+        FAILED = "failed", "Failed"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=image_upload_path, max_length=500)
+    source_url = models.URLField(max_length=2000, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.PositiveBigIntegerField()
+    position = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    error = models.TextField(blank=True, help_text="Why indexing failed, in words a person can act on")
+    embedding_space = models.CharField(max_length=300, blank=True, help_text="The space it was indexed in")
+    indexed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["product_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "sha256"], name="unique_image_per_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.pk} of {self.product_id} ({self.state})"

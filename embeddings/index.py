@@ -1,0 +1,306 @@
+"""The vector index: the only module that imports qdrant_client.
+
+One Qdrant collection per embedding space (model + weights + dimension), cosine distance,
+one point per image with id uuid5(namespace, image pk) so retries overwrite. A stable
+alias (``VITRINE_INDEX_ALIAS``) names the live collection for anyone reading Qdrant
+directly. The rest of Vitrine speaks to this module in domain terms: image and product
+ids, vectors, filters.
+
+Embedded mode uses qdrant-client's local storage, which one process may open at a time
+(https://python-client.qdrant.tech/: "local mode"); server mode uses ``QDRANT_URL``.
+Either way an unreachable store raises :class:`IndexUnavailable`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import logging
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from embeddings.model import EmbeddingSpace
+
+logger = logging.getLogger(__name__)
+
+POINT_NAMESPACE = uuid.UUID("6f1c3a52-6a43-4e0a-9d7f-2f4f1c3b9a10")
+COLLECTION_PREFIX = "vitrine-"
+# Payload fields that filters use; a Qdrant server gets an index on each.
+PAYLOAD_SCHEMA = {
+    "product_id": qm.PayloadSchemaType.INTEGER,
+    "image_id": qm.PayloadSchemaType.INTEGER,
+    "category": qm.PayloadSchemaType.KEYWORD,
+    "brand": qm.PayloadSchemaType.KEYWORD,
+    "price": qm.PayloadSchemaType.FLOAT,
+    "is_active": qm.PayloadSchemaType.BOOL,
+}
+
+
+class IndexUnavailable(Exception):
+    """The vector store cannot be used right now; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ImagePoint:
+    image_id: int
+    product_id: int
+    vector: np.ndarray
+    payload: dict
+
+
+@dataclass(frozen=True)
+class IndexFilters:
+    categories: tuple[str, ...] = ()
+    brands: tuple[str, ...] = ()
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    active_only: bool = True
+    exclude_product_ids: tuple[int, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class IndexHit:
+    product_id: int
+    image_id: int
+    score: float
+
+
+def image_point_id(image_id: int) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, f"image:{image_id}"))
+
+
+def collection_name(space: EmbeddingSpace) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", space.model.lower()).strip("-")[:40]
+    digest = hashlib.sha256(space.id.encode()).hexdigest()[:10]
+    return f"{COLLECTION_PREFIX}{slug}-{space.dimension}-{digest}"
+
+
+class VectorIndex:
+    def __init__(self, *, client: QdrantClient, is_local: bool, location: str, alias: str):
+        self.client = client
+        self.is_local = is_local
+        self.location = location
+        self.alias = alias
+        # Local mode is not thread-safe; the embedded server's threads take turns.
+        self._lock = threading.RLock() if is_local else contextlib.nullcontext()
+        self._ensured: set[str] = set()
+
+    # --- collections ----------------------------------------------------------------
+
+    def ensure(self, space: EmbeddingSpace) -> str:
+        """Create the space's collection if missing; point the alias at it if it has none."""
+        name = collection_name(space)
+        if name in self._ensured:
+            return name
+        with self._guard():
+            if not self.client.collection_exists(name):
+                self.client.create_collection(
+                    name,
+                    vectors_config=qm.VectorParams(size=space.dimension, distance=qm.Distance.COSINE),
+                    shard_number=settings.QDRANT_SHARDS,
+                    replication_factor=settings.QDRANT_REPLICAS,
+                    metadata={"embedding_space": space.id} if not self.is_local else None,
+                )
+                if not self.is_local:  # local mode has no payload indexes (it scans)
+                    for key, schema in PAYLOAD_SCHEMA.items():
+                        self.client.create_payload_index(name, field_name=key, field_schema=schema)
+                logger.info("Created collection %s for %s", name, space.id)
+            aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+            if self.alias not in aliases:
+                self.client.update_collection_aliases(
+                    change_aliases_operations=[
+                        qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=name, alias_name=self.alias))
+                    ]
+                )
+        self._ensured.add(name)
+        return name
+
+    def _vitrine_collections(self) -> list[str]:
+        names = [c.name for c in self.client.get_collections().collections]
+        return [name for name in names if name.startswith(COLLECTION_PREFIX)]
+
+    # --- writes ---------------------------------------------------------------------
+
+    def upsert(self, space: EmbeddingSpace, points: list[ImagePoint]) -> None:
+        if not points:
+            return
+        name = self.ensure(space)
+        structs = [
+            qm.PointStruct(
+                id=image_point_id(point.image_id),
+                vector=point.vector.astype(np.float32).tolist(),
+                payload={**point.payload, "image_id": point.image_id, "product_id": point.product_id},
+            )
+            for point in points
+        ]
+        with self._guard():
+            self.client.upsert(name, points=structs, wait=True)
+
+    def delete_images(self, image_ids: list[int]) -> None:
+        """Remove the images' points from every space (an image may be in old ones too)."""
+        if not image_ids:
+            return
+        selector = qm.PointIdsList(points=[image_point_id(image_id) for image_id in image_ids])
+        with self._guard():
+            for name in self._vitrine_collections():
+                self.client.delete(name, points_selector=selector, wait=True)
+
+    def set_product_payload(self, product_id: int, payload: dict) -> None:
+        """Update the filterable fields on all of a product's points, in every space."""
+        selector = _product_filter(product_id)
+        with self._guard():
+            for name in self._vitrine_collections():
+                self.client.set_payload(name, payload=payload, points=selector, wait=True)
+
+    # --- reads ----------------------------------------------------------------------
+
+    def query(
+        self, space: EmbeddingSpace, vector: np.ndarray, *, filters: IndexFilters, limit: int, offset: int
+    ) -> list[IndexHit]:
+        """The best image of each product, best products first."""
+        name = self.ensure(space)
+        with self._guard():
+            result = self.client.query_points_groups(
+                name,
+                query=vector.astype(np.float32).tolist(),
+                group_by="product_id",
+                group_size=1,
+                limit=offset + limit,
+                query_filter=_filter(filters),
+                with_payload=["product_id", "image_id"],
+            )
+        hits = []
+        for group in result.groups[offset:]:
+            best = group.hits[0]
+            hits.append(IndexHit(product_id=int(group.id), image_id=int(best.payload["image_id"]), score=best.score))
+        return hits
+
+    def vectors(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, np.ndarray]:
+        if not image_ids:
+            return {}
+        name = self.ensure(space)
+        with self._guard():
+            records = self.client.retrieve(
+                name, ids=[image_point_id(i) for i in image_ids], with_vectors=True, with_payload=["image_id"]
+            )
+        return {int(r.payload["image_id"]): np.asarray(r.vector, dtype=np.float32) for r in records}
+
+    def count(self, space: EmbeddingSpace) -> int:
+        name = self.ensure(space)
+        with self._guard():
+            return self.client.count(name, exact=True).count
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+    @contextlib.contextmanager
+    def _guard(self):
+        with self._lock, _translate_errors(self.location):
+            yield
+
+
+def _product_filter(product_id: int) -> qm.Filter:
+    return qm.Filter(must=[qm.FieldCondition(key="product_id", match=qm.MatchValue(value=product_id))])
+
+
+def _filter(filters: IndexFilters) -> qm.Filter | None:
+    must: list = []
+    must_not: list = []
+    if filters.active_only:
+        must.append(qm.FieldCondition(key="is_active", match=qm.MatchValue(value=True)))
+    if filters.categories:
+        must.append(qm.FieldCondition(key="category", match=qm.MatchAny(any=list(filters.categories))))
+    if filters.brands:
+        must.append(qm.FieldCondition(key="brand", match=qm.MatchAny(any=list(filters.brands))))
+    if filters.price_min is not None or filters.price_max is not None:
+        must.append(
+            qm.FieldCondition(
+                key="price",
+                range=qm.Range(
+                    gte=float(filters.price_min) if filters.price_min is not None else None,
+                    lte=float(filters.price_max) if filters.price_max is not None else None,
+                ),
+            )
+        )
+    if filters.exclude_product_ids:
+        must_not.append(
+            qm.FieldCondition(key="product_id", match=qm.MatchAny(any=list(filters.exclude_product_ids)))
+        )
+    if not must and not must_not:
+        return None
+    return qm.Filter(must=must or None, must_not=must_not or None)
+
+
+@contextlib.contextmanager
+def _translate_errors(location: str):
+    try:
+        yield
+    except ResponseHandlingException as exc:
+        raise IndexUnavailable(f"The Qdrant server at {location} did not answer: {exc}") from exc
+    except UnexpectedResponse as exc:
+        if exc.status_code is not None and exc.status_code >= 500:
+            raise IndexUnavailable(f"The Qdrant server at {location} failed: HTTP {exc.status_code}") from exc
+        raise
+
+
+_index: VectorIndex | None = None
+_index_lock = threading.Lock()
+
+
+def get_index() -> VectorIndex:
+    """The process's index client, opened on first use (raises IndexUnavailable)."""
+    global _index
+    if _index is None:
+        with _index_lock:
+            if _index is None:
+                _index = _open()
+    return _index
+
+
+def reset_index() -> None:
+    """Close and forget the client (tests; and a worker releasing the local store)."""
+    global _index
+    with _index_lock:
+        if _index is not None:
+            _index.close()
+        _index = None
+
+
+def _open() -> VectorIndex:
+    alias = settings.VITRINE_INDEX_ALIAS
+    if settings.QDRANT_URL:
+        client = QdrantClient(
+            url=settings.QDRANT_URL,
+            api_key=settings.QDRANT_API_KEY or None,
+            timeout=int(max(1, settings.QDRANT_TIMEOUT)),
+            # The version check is a request at construction; a down server would stall start-up.
+            check_compatibility=False,
+        )
+        return VectorIndex(client=client, is_local=False, location=settings.QDRANT_URL, alias=alias)
+    path = Path(settings.QDRANT_LOCAL_PATH)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        client = QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise IndexUnavailable(
+            f"The embedded vector store at {path} is in use by another Vitrine process (most likely the "
+            "server started by `make run`, or a worker). Only one process can open it at a time: stop that "
+            "process and try again, or run Qdrant as a server (QDRANT_URL) to share it."
+        ) from None
+    # Close explicitly at exit: the client's own __del__ runs too late and prints a traceback.
+    atexit.register(reset_index)
+    return VectorIndex(client=client, is_local=True, location=str(path), alias=alias)

@@ -1,0 +1,129 @@
+"""Embedding images into the index: read → decode/preprocess → encode → write, in batches.
+
+The work behind the Celery tasks, as plain functions. Each image ends ``indexed`` (with the
+space it was indexed in) or ``failed`` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.intake import ImageRejected, image_decode_rgb
+from catalog.models import Product, ProductImage
+from embeddings.index import ImagePoint, get_index
+from embeddings.model import get_encoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedReport:
+    indexed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def product_payload(product: Product) -> dict:
+    return {
+        "category": product.category,
+        "brand": product.brand,
+        "price": float(product.price) if product.price is not None else None,
+        "is_active": product.is_active,
+    }
+
+
+def images_embed(*, image_ids: list[int]) -> EmbedReport:
+    """Embed and index these images. Raises IndexUnavailable / ModelUnavailable (retryable)."""
+    report = EmbedReport()
+    encoder = get_encoder()
+    space = encoder.space
+    index = get_index()
+    index.ensure(space)
+
+    started = time.monotonic()
+    images = list(ProductImage.objects.select_related("product").filter(pk__in=image_ids).order_by("pk"))
+    to_embed = []
+    decoded = []
+    for image in images:
+        # Idempotent: the file of a row never changes, so indexed in this space means done.
+        if image.state == ProductImage.State.INDEXED and image.embedding_space == space.id:
+            report.skipped.append(image.pk)
+            continue
+        try:
+            decoded.append(image_decode_rgb(content=_read(image)))
+            to_embed.append(image)
+        except (ImageRejected, OSError) as exc:
+            report.failed[image.pk] = _read_failure_reason(exc)
+    read_seconds = time.monotonic() - started
+
+    started = time.monotonic()
+    vectors = encoder.images_encode(decoded)
+    encode_seconds = time.monotonic() - started
+
+    started = time.monotonic()
+    points = [
+        ImagePoint(image_id=image.pk, product_id=image.product_id, vector=vector, payload=product_payload(image.product))
+        for image, vector in zip(to_embed, vectors, strict=True)
+    ]
+    index.upsert(space, points)
+    embedded_ids = [image.pk for image in to_embed]
+    with transaction.atomic():
+        ProductImage.objects.filter(pk__in=embedded_ids).update(
+            state=ProductImage.State.INDEXED, error="", embedding_space=space.id, indexed_at=timezone.now()
+        )
+        for image_id, reason in report.failed.items():
+            ProductImage.objects.filter(pk=image_id).update(state=ProductImage.State.FAILED, error=reason)
+        still_there = set(ProductImage.objects.filter(pk__in=embedded_ids).values_list("pk", flat=True))
+    # An image deleted while its batch ran must not leave its point behind.
+    vanished = [image_id for image_id in embedded_ids if image_id not in still_there]
+    if vanished:
+        index.delete_images(vanished)
+    report.indexed = [image_id for image_id in embedded_ids if image_id in still_there]
+    write_seconds = time.monotonic() - started
+
+    logger.info(
+        "Embedded batch of %d: %d indexed, %d skipped, %d failed; read %.2f s, encode %.2f s, write %.2f s",
+        len(image_ids),
+        len(report.indexed),
+        len(report.skipped),
+        len(report.failed),
+        read_seconds,
+        encode_seconds,
+        write_seconds,
+    )
+    return report
+
+
+def images_mark_failed(*, image_ids: list[int], reason: str) -> None:
+    ProductImage.objects.filter(pk__in=image_ids).exclude(state=ProductImage.State.INDEXED).update(
+        state=ProductImage.State.FAILED, error=reason
+    )
+
+
+def product_payload_refresh(*, product_id: int) -> None:
+    product = Product.objects.filter(pk=product_id).first()
+    if product is None:
+        return
+    get_index().set_product_payload(product_id, product_payload(product))
+
+
+def images_unindex(*, image_ids: list[int]) -> None:
+    get_index().delete_images(image_ids)
+
+
+def _read(image: ProductImage) -> bytes:
+    with image.file.open("rb") as handle:
+        return handle.read()
+
+
+def _read_failure_reason(exc: Exception) -> str:
+    if isinstance(exc, ImageRejected):
+        return exc.message
+    if isinstance(exc, FileNotFoundError):
+        return "The stored image file is missing; upload the image again."
+    return f"The stored image file could not be read ({exc})."

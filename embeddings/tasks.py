@@ -1,0 +1,71 @@
+"""Celery tasks: thin wrappers that take primitive ids and call one function of ``indexing``.
+
+All run on the ``embeddings`` queue (CELERY_TASK_ROUTES). ``acks_late`` with
+``reject_on_worker_lost`` (settings) means a batch whose worker is killed goes back to
+the queue; the work is idempotent, so running it again is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+
+from embeddings import indexing
+from embeddings.index import IndexUnavailable
+from embeddings.model import ModelUnavailable
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 8
+RETRY_BASE_SECONDS = 5
+RETRY_CAP_SECONDS = 600
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    return random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**retries))
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=1800, time_limit=1900)
+def embed_images(self, image_ids: list[int]) -> None:
+    try:
+        indexing.images_embed(image_ids=image_ids)
+    except ModelUnavailable as exc:
+        # A configuration problem, not a hiccup: retrying would not help.
+        indexing.images_mark_failed(image_ids=image_ids, reason=f"The model could not be loaded: {exc}")
+    except IndexUnavailable as exc:
+        if self.request.retries >= self.max_retries:
+            indexing.images_mark_failed(
+                image_ids=image_ids,
+                reason=f"The vector store stayed unavailable after {self.max_retries} retries ({exc}). "
+                "Re-embed the image once it is back.",
+            )
+            return
+        logger.warning("Vector store unavailable, retrying batch of %d: %s", len(image_ids), exc)
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+    except Exception as exc:
+        # A bug or something unforeseen: say so on the rows, so no image stays pending
+        # silently, and let Celery log the traceback.
+        indexing.images_mark_failed(
+            image_ids=image_ids,
+            reason=f"Indexing failed unexpectedly ({type(exc).__name__}: {exc}); see the worker log, then re-embed.",
+        )
+        raise
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def refresh_product_payload(self, product_id: int) -> None:
+    try:
+        indexing.product_payload_refresh(product_id=product_id)
+    except IndexUnavailable as exc:
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def unindex_images(self, image_ids: list[int]) -> None:
+    try:
+        indexing.images_unindex(image_ids=image_ids)
+    except IndexUnavailable as exc:
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc

@@ -1,0 +1,219 @@
+"""Vitrine settings.
+
+Everything comes from the environment through the typed helpers in ``searchsite.env``.
+With no environment at all Vitrine runs in the *embedded mode*: SQLite and Qdrant's local
+storage under ``VITRINE_DATA_DIR``, Celery tasks run in-process, the small project model.
+Production differs only by env (``DATABASE_URL``, ``CELERY_BROKER_URL``, ``QDRANT_URL``…).
+Every variable is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from searchsite.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DATA_DIR = env_path("VITRINE_DATA_DIR", BASE_DIR / "var")
+
+# --- Django core -------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL")
+IS_EMBEDDED_DATABASE = not DATABASE_URL
+
+# Embedded mode is a local demo, so it defaults to DEBUG; a deployment (DATABASE_URL set)
+# defaults to DEBUG off and must then bring its own SECRET_KEY.
+DEBUG = env_bool("DEBUG", IS_EMBEDDED_DATABASE)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off. Set it to a long random string, "
+            "for example: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = "vitrine-embedded-insecure-key-for-local-use-only"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "catalog",
+    "embeddings",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "searchsite.urls"
+WSGI_APPLICATION = "searchsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "embeddings.context_processors.embedding_model",
+            ],
+        },
+    },
+]
+
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from None
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "vitrine.sqlite3",
+            # Several threads of the embedded server write; wait for the lock instead of
+            # failing with "database is locked".
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env_path("VITRINE_STATIC_ROOT", DATA_DIR / "staticfiles")
+
+MEDIA_URL = "/media/"
+MEDIA_ROOT = env_path("VITRINE_MEDIA_DIR", DATA_DIR / "media")
+# Django serves uploaded images itself unless a proxy in front does (then set it to 0).
+VITRINE_SERVE_MEDIA = env_bool("VITRINE_SERVE_MEDIA", True)
+
+# Uploads larger than this are refused before being read into memory by Django.
+VITRINE_MAX_IMAGE_BYTES = env_int("VITRINE_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Pillow's decompression-bomb guard: an image with more pixels than this is rejected.
+# https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.open
+VITRINE_MAX_IMAGE_PIXELS = env_int("VITRINE_MAX_IMAGE_PIXELS", 64_000_000, minimum=1)
+
+# --- The model (only embeddings.model reads these) --------------------------------------
+
+VITRINE_CLIP_MODEL = env_str("VITRINE_CLIP_MODEL", "vitrine-tiny")
+VITRINE_CLIP_PRETRAINED = env_str("VITRINE_CLIP_PRETRAINED", "")
+VITRINE_DEVICE = env_str("VITRINE_DEVICE", "auto").lower()
+VITRINE_MODEL_CACHE_DIR = env_path("VITRINE_MODEL_CACHE_DIR", DATA_DIR / "models")
+# How long to wait for the model hub before giving up on a download; open_clip's own
+# retries can otherwise take minutes when the network is closed.
+VITRINE_MODEL_DOWNLOAD_TIMEOUT = env_float("VITRINE_MODEL_DOWNLOAD_TIMEOUT", 5.0, minimum=0.1)
+# Images per forward pass. 32 keeps a ViT-B-32 batch under ~1 GB on CPU and is where the
+# throughput measured on 2 cores stops improving (see ARCHITECTURE.md).
+VITRINE_EMBED_BATCH_SIZE = env_int("VITRINE_EMBED_BATCH_SIZE", 32, minimum=1, maximum=1024)
+
+# --- The vector index (only embeddings.index reads these) -------------------------------
+
+QDRANT_URL = env_str("QDRANT_URL")
+QDRANT_API_KEY = env_str("QDRANT_API_KEY")
+QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
+QDRANT_SHARDS = env_int("QDRANT_SHARDS", 1, minimum=1)
+QDRANT_REPLICAS = env_int("QDRANT_REPLICAS", 1, minimum=1)
+QDRANT_LOCAL_PATH = env_path("VITRINE_QDRANT_PATH", DATA_DIR / "qdrant")
+VITRINE_INDEX_ALIAS = env_str("VITRINE_INDEX_ALIAS", "vitrine-images")
+
+# --- Celery -----------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+# No broker: run tasks in-process right after commit (the embedded mode).
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Propagating would turn an eager retry into an exception in the caller; tasks record
+# their own failures on the rows instead.
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": "embeddings"}}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# One batch at a time per worker process: batches are heavy, and a prefetched batch would
+# wait behind the running one instead of going to an idle worker.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A message whose worker died is handed out again after this many seconds (Redis
+# transport). It must exceed the longest batch, or a slow batch runs twice (harmless:
+# tasks are idempotent, but wasted work).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- API --------------------------------------------------------------------------------
+
+# Bearer token for the write endpoints of the API (until per-client keys exist). Without
+# it, writes are open only while DEBUG is on (the embedded mode on 127.0.0.1).
+VITRINE_API_TOKEN = env_str("VITRINE_API_TOKEN")
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "EXCEPTION_HANDLER": "catalog.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Logging ----------------------------------------------------------------------------
+
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "catalog": {"level": LOG_LEVEL},
+        "embeddings": {"level": LOG_LEVEL},
+        "celery": {"level": LOG_LEVEL},
+    },
+}

@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path, re_path
+from django.views.static import serve
+
+from catalog import api, views
+
+urlpatterns = [
+    path("", views.search_page, name="search"),
+    path("admin/", admin.site.urls),
+    path("api/v1/search", api.SearchView.as_view(), name="api-search"),
+    path("api/v1/products/<str:external_id>", api.ProductView.as_view(), name="api-product"),
+    path("api/v1/products/<str:external_id>/images", api.ProductImagesView.as_view(), name="api-product-images"),
+    path("api/v1/images/<int:image_id>", api.ImageView.as_view(), name="api-image"),
+    path("api/v1/health", api.HealthView.as_view(), name="api-health"),
+]
+
+if settings.VITRINE_SERVE_MEDIA:
+    media_prefix = settings.MEDIA_URL.lstrip("/")
+    urlpatterns.append(re_path(rf"^{media_prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))

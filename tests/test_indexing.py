@@ -1,0 +1,136 @@
+"""Embedding tasks, run eagerly: every image ends indexed, or failed with a reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog import services
+from catalog.models import ProductImage
+from embeddings import indexing, tasks
+from embeddings.index import IndexUnavailable, get_index
+from embeddings.model import get_encoder
+from tests import images
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_images(count: int, external_id: str = "sku-1") -> list[ProductImage]:
+    product = services.product_upsert(external_id=external_id, title="Mug", category="kitchen").product
+    return [services.image_create(product=product, content=images.noise_jpeg(i)).image for i in range(count)]
+
+
+def test_embed_images_indexes_each_image_in_the_current_space():
+    batch = make_images(3)
+
+    tasks.embed_images([image.pk for image in batch])
+
+    space = get_encoder().space
+    rows = ProductImage.objects.order_by("pk")
+    assert [(r.state, r.error, r.embedding_space) for r in rows] == [("indexed", "", space.id)] * 3
+    assert all(r.indexed_at is not None for r in rows)
+    assert get_index().count(space) == 3
+
+
+def test_an_image_already_indexed_in_this_space_is_skipped():
+    batch = make_images(2)
+    ids = [image.pk for image in batch]
+    tasks.embed_images(ids)
+
+    report = indexing.images_embed(image_ids=ids)
+
+    assert report.skipped == ids
+    assert report.indexed == []
+
+
+def test_a_damaged_stored_file_fails_with_a_reason_and_the_rest_are_indexed():
+    good, broken = make_images(2)
+    with open(broken.file.path, "wb") as handle:
+        handle.write(images.truncated_jpeg())
+
+    tasks.embed_images([good.pk, broken.pk])
+
+    good.refresh_from_db()
+    broken.refresh_from_db()
+    assert good.state == "indexed"
+    assert broken.state == "failed"
+    assert "damaged or incomplete" in broken.error
+
+
+def test_a_missing_stored_file_fails_with_a_reason():
+    (image,) = make_images(1)
+    image.file.storage.delete(image.file.name)
+
+    tasks.embed_images([image.pk])
+
+    image.refresh_from_db()
+    assert image.state == "failed"
+    assert image.error == "The stored image file is missing; upload the image again."
+
+
+def test_ids_of_deleted_images_are_ignored():
+    (image,) = make_images(1)
+    tasks.embed_images([image.pk, 999_999])
+    image.refresh_from_db()
+    assert image.state == "indexed"
+    assert get_index().count(get_encoder().space) == 1
+
+
+def test_an_unavailable_store_is_retried_then_recorded_on_the_rows(monkeypatch):
+    (image,) = make_images(1)
+    calls = []
+
+    def store_down(*, image_ids):
+        calls.append(image_ids)
+        raise IndexUnavailable("Qdrant at http://qdrant:6333 did not answer")
+
+    monkeypatch.setattr(indexing, "images_embed", store_down)
+    monkeypatch.setattr(tasks, "retry_countdown", lambda retries: 0)
+
+    tasks.embed_images.apply(args=[[image.pk]])
+
+    image.refresh_from_db()
+    assert len(calls) == tasks.MAX_RETRIES + 1
+    assert image.state == "failed"
+    assert "stayed unavailable after 8 retries" in image.error
+    assert "http://qdrant:6333" in image.error
+
+
+def test_a_store_that_comes_back_is_used_on_retry(monkeypatch):
+    (image,) = make_images(1)
+    real_embed = indexing.images_embed
+    attempts = []
+
+    def flaky(*, image_ids):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise IndexUnavailable("busy")
+        return real_embed(image_ids=image_ids)
+
+    monkeypatch.setattr(indexing, "images_embed", flaky)
+    monkeypatch.setattr(tasks, "retry_countdown", lambda retries: 0)
+
+    tasks.embed_images.apply(args=[[image.pk]])
+
+    image.refresh_from_db()
+    assert len(attempts) == 3
+    assert image.state == "indexed"
+
+
+def test_retry_backoff_grows_and_is_capped():
+    assert all(0 <= tasks.retry_countdown(0) <= tasks.RETRY_BASE_SECONDS for _ in range(50))
+    assert max(tasks.retry_countdown(20) for _ in range(200)) <= tasks.RETRY_CAP_SECONDS
+
+
+def test_product_changes_reach_the_payload_of_its_points():
+    (image,) = make_images(1)
+    tasks.embed_images([image.pk])
+    from embeddings import sync
+    from embeddings.index import IndexFilters
+
+    result = services.product_upsert(external_id="sku-1", title="Mug", category="garden")
+    sync.product_changed(result)
+
+    space = get_encoder().space
+    vector = get_index().vectors(space, [image.pk])[image.pk]
+    hits = get_index().query(space, vector, filters=IndexFilters(categories=("garden",)), limit=5, offset=0)
+    assert [h.image_id for h in hits] == [image.pk]

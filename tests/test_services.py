@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from catalog import services
+from catalog.models import Product, ProductImage
+from embeddings import sync
+from embeddings.index import get_index
+from embeddings.model import get_encoder
+from tests import images
+from tests.conftest import stored_files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_product_upsert_creates_then_changes_only_what_differs():
+    created = services.product_upsert(external_id="sku-1", title="Mug", price="9.50", currency="eur")
+    assert created.is_created
+    assert created.product.price == Decimal("9.50")
+    assert created.product.currency == "EUR"
+
+    same = services.product_upsert(external_id="sku-1", title="Mug", price=Decimal("9.5"), currency="EUR")
+    assert not same.is_created
+    assert same.changed_fields == ()
+
+    changed = services.product_upsert(external_id="sku-1", title="Big mug", brand="Kito")
+    assert changed.changed_fields == ("title", "brand")
+    assert changed.is_index_payload_changed  # brand is a filter field
+    assert Product.objects.count() == 1
+    assert Product.objects.get().title == "Big mug"
+
+
+def test_product_upsert_rejects_bad_values_and_writes_nothing():
+    with pytest.raises(ValidationError):
+        services.product_upsert(external_id="sku-1", title="Mug", price="nine")
+    with pytest.raises(ValidationError):
+        services.product_upsert(external_id="sku-1", title="Mug", colour="red")
+    with pytest.raises(ValidationError):
+        services.product_upsert(external_id="sku-1", title="x" * 501)
+    assert Product.objects.count() == 0
+
+
+def test_the_same_photo_twice_on_one_product_is_one_image(settings):
+    product = services.product_upsert(external_id="sku-1", title="Mug").product
+    content = images.noise_jpeg(1)
+
+    first = services.image_create(product=product, content=content)
+    second = services.image_create(product=product, content=content)
+
+    assert first.is_created and not second.is_created
+    assert second.image.pk == first.image.pk
+    assert len(stored_files(settings)) == 1
+
+
+def test_two_products_sharing_a_photo_share_the_file_until_both_are_gone(settings):
+    content = images.noise_jpeg(1)
+    first = services.product_upsert(external_id="a", title="A").product
+    second = services.product_upsert(external_id="b", title="B").product
+    services.image_create(product=first, content=content)
+    services.image_create(product=second, content=content)
+    assert len(stored_files(settings)) == 1
+
+    services.product_delete(product=first)
+    assert len(stored_files(settings)) == 1
+    services.product_delete(product=second)
+    assert stored_files(settings) == []
+
+
+def test_deleting_a_product_takes_its_vectors_out_of_the_index():
+    product = services.product_upsert(external_id="sku-1", title="Mug").product
+    image = services.image_create(product=product, content=images.noise_jpeg(1)).image
+    sync.images_enqueue([image.pk])  # no transaction open: runs now (embedded mode)
+    space = get_encoder().space
+    assert get_index().count(space) == 1
+
+    sync.images_removed(services.product_delete(product=product))
+
+    assert get_index().count(space) == 0
+    assert ProductImage.objects.count() == 0
+
+
+def test_deleting_one_image_keeps_the_others_vectors():
+    product = services.product_upsert(external_id="sku-1", title="Mug").product
+    keep = services.image_create(product=product, content=images.noise_jpeg(1)).image
+    drop = services.image_create(product=product, content=images.noise_jpeg(2)).image
+    sync.images_enqueue([keep.pk, drop.pk])
+    space = get_encoder().space
+
+    sync.images_removed([services.image_delete(image=drop)])
+
+    assert set(get_index().vectors(space, [keep.pk, drop.pk])) == {keep.pk}
