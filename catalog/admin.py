@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.utils.html import format_html
 
 from catalog import services
@@ -59,6 +59,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "category", "brand"]
     search_fields = ["title", "external_id", "brand"]
     inlines = [ProductImageInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["reembed_images"]
 
     @admin.display(description="Images")
@@ -77,10 +78,13 @@ class ProductAdmin(admin.ModelAdmin):
         if formset.model is not ProductImage:
             return super().save_formset(request, form, formset, change)
         new_ids, removed_ids = [], []
+        # What the admin's change message (history) reads.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.forms:
             if not inline_form.has_changed() or not hasattr(inline_form, "cleaned_data"):
                 continue
             if inline_form.cleaned_data.get("DELETE") and inline_form.instance.pk:
+                formset.deleted_objects.append(inline_form.instance)
                 removed_ids.append(services.image_delete(image=inline_form.instance))
             elif not inline_form.instance.pk and hasattr(inline_form, "accepted_content"):
                 result = services.image_create(
@@ -90,8 +94,10 @@ class ProductAdmin(admin.ModelAdmin):
                 )
                 if result.is_created:
                     new_ids.append(result.image.pk)
+                    formset.new_objects.append(result.image)
             elif inline_form.instance.pk and "position" in inline_form.changed_data:
                 inline_form.instance.save(update_fields=["position", "updated_at"])
+                formset.changed_objects.append((inline_form.instance, ["position"]))
         sync.images_enqueue(new_ids)
         sync.images_removed(removed_ids)
 

@@ -6,21 +6,19 @@ Every error is ``{"error": {"code", "message", "fields"?}}`` with the right stat
 
 from __future__ import annotations
 
-import secrets
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotAuthenticated, PermissionDenied
-from rest_framework.permissions import BasePermission
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog import selectors, services
+from catalog.api_auth import CanWrite
 from catalog.forms import SearchForm
 from catalog.intake import ImageRejected
 from catalog.models import Product, ProductImage
@@ -56,29 +54,6 @@ def exception_handler(exc, context):
             response.data = {"error": {"code": exc.get_codes() if isinstance(exc.get_codes(), str) else "error",
                                        "message": str(detail)}}
     return response
-
-
-class CanWrite(BasePermission):
-    """Writes need ``Authorization: Bearer $VITRINE_API_TOKEN``, or a staff session.
-
-    With no token configured, writes are open only while DEBUG is on (the embedded demo).
-    """
-
-    def has_permission(self, request: Request, view) -> bool:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_active and user.is_staff:
-            return True
-        token = settings.VITRINE_API_TOKEN
-        if not token:
-            if settings.DEBUG:
-                return True
-            raise PermissionDenied("Writes are disabled: set VITRINE_API_TOKEN and send it as a Bearer token.")
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            raise NotAuthenticated("Send the API token as 'Authorization: Bearer <token>'.")
-        if not secrets.compare_digest(header.removeprefix("Bearer ").strip(), token):
-            raise PermissionDenied("The API token is not valid.")
-        return True
 
 
 def product_data(product: Product) -> dict:

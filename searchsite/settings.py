@@ -89,7 +89,7 @@ if DATABASE_URL:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from None
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    (DATA_DIR / "staticfiles").mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -117,6 +117,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("VITRINE_STATIC_ROOT", DATA_DIR / "staticfiles")
+# Serve static files straight from the source folders too, so no collectstatic step is
+# needed to run (the Docker image still collects them, for compression and caching).
+WHITENOISE_USE_FINDERS = True
 
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env_path("VITRINE_MEDIA_DIR", DATA_DIR / "media")
@@ -177,8 +180,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A message whose worker died is handed out again after this many seconds (Redis
 # transport). It must exceed the longest batch, or a slow batch runs twice (harmless:
 # tasks are idempotent, but wasted work).
+# Workers look for such messages every CELERY_BROKER_RESTORE_INTERVAL seconds (kombu's
+# default throttle would make that 10x longer).
+# https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    "unacked_restore_interval": env_int("CELERY_BROKER_RESTORE_INTERVAL", 10, minimum=1),
+    "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -196,7 +204,10 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "catalog.api_auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "catalog.api.exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -5,6 +5,12 @@ from django.views.static import serve
 
 from catalog import api, views
 
+
+def media(request, path):
+    # MEDIA_ROOT read per request, so a changed setting (tests, reload) is honoured.
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
 urlpatterns = [
     path("", views.search_page, name="search"),
     path("admin/", admin.site.urls),
@@ -16,5 +22,4 @@ urlpatterns = [
 ]
 
 if settings.VITRINE_SERVE_MEDIA:
-    media_prefix = settings.MEDIA_URL.lstrip("/")
-    urlpatterns.append(re_path(rf"^{media_prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))
+    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$", media))

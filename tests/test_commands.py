@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog.models import Product, ProductImage
+from embeddings.index import get_index
+from embeddings.model import get_encoder
+from tests import images
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err, verbosity=0)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "red-mug").mkdir(parents=True)
+    (folder / "red-mug" / "front.jpg").write_bytes(images.noise_jpeg(1))
+    (folder / "red-mug" / "side.png").write_bytes(images.image_bytes("PNG", color=(10, 200, 10)))
+    (folder / "blue_hat.webp").write_bytes(images.image_bytes("WEBP", color=(0, 0, 200)))
+    (folder / "notes.txt").write_text("not an image, and not named like one")
+    return folder
+
+
+def test_one_product_per_image(photo_folder):
+    out, err = run("import_images", str(photo_folder))
+
+    assert Product.objects.count() == 3
+    assert set(Product.objects.values_list("external_id", flat=True)) == {"red-mug/front", "red-mug/side", "blue_hat"}
+    assert Product.objects.get(external_id="blue_hat").title == "Blue hat"
+    assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}
+    assert "3 files: 3 images added to 3 products, 0 already present, 0 failed." in out
+    assert "images/s" in out
+    assert err == ""
+
+
+def test_one_product_per_folder(photo_folder):
+    run("import_images", str(photo_folder), "--group-by-folder", "--category", "kitchen")
+
+    mug = Product.objects.get(external_id="red-mug")
+    assert mug.images.count() == 2
+    assert mug.category == "kitchen"
+    assert get_index().count(get_encoder().space) == 3
+
+
+def test_failures_are_listed_with_reasons_and_the_exit_is_non_zero(photo_folder):
+    (photo_folder / "broken.jpg").write_bytes(images.truncated_jpeg())
+    (photo_folder / "empty.png").write_bytes(b"")
+
+    out = io.StringIO()
+    err = io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("import_images", str(photo_folder), stdout=out, stderr=err, verbosity=0)
+
+    assert "2 of 5 images failed" in str(caught.value)
+    assert "FAILED broken.jpg: The image data is damaged or incomplete" in err.getvalue()
+    assert "FAILED empty.png: The file is empty (0 bytes)." in err.getvalue()
+    assert ProductImage.objects.filter(state="indexed").count() == 3
+    assert not Product.objects.filter(external_id__in=["broken", "empty"]).exists()
+
+
+def test_importing_again_adds_nothing(photo_folder):
+    run("import_images", str(photo_folder))
+    out, _ = run("import_images", str(photo_folder))
+    assert "0 images added to 3 products, 3 already present" in out
+    assert ProductImage.objects.count() == 3
+
+
+def test_it_stops_with_advice_when_the_embedded_store_is_held(photo_folder, settings):
+    from qdrant_client import QdrantClient
+
+    from embeddings.index import reset_index
+
+    reset_index()
+    holder = QdrantClient(path=str(settings.QDRANT_LOCAL_PATH))  # as the running server would
+    try:
+        with pytest.raises(CommandError) as caught:
+            run("import_images", str(photo_folder))
+    finally:
+        holder.close()
+    assert "in use by another Vitrine process" in str(caught.value)
+    assert "make run" in str(caught.value)
+    assert Product.objects.count() == 0
+
+
+def test_a_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(CommandError, match="is not a folder"):
+        run("import_images", str(tmp_path / "nope"))
+
+
+def test_the_demo_catalog_loads_once(settings):
+    run("load_demo_catalog", "--products", "6", "--seed", "3")
+    first = (Product.objects.count(), ProductImage.objects.count())
+    assert first[0] == 6
+    assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}
+
+    out, _ = run("load_demo_catalog", "--products", "6", "--seed", "3")
+
+    assert (Product.objects.count(), ProductImage.objects.count()) == first
+    assert "0 products created, 0 images added, 0 embedded" in out
