@@ -51,8 +51,12 @@ def exception_handler(exc, context):
         if isinstance(detail, dict):
             response.data = {"error": {"code": "invalid", "message": "The request is not valid.", "fields": detail}}
         else:
-            response.data = {"error": {"code": exc.get_codes() if isinstance(exc.get_codes(), str) else "error",
-                                       "message": str(detail)}}
+            response.data = {
+                "error": {
+                    "code": exc.get_codes() if isinstance(exc.get_codes(), str) else "error",
+                    "message": str(detail),
+                }
+            }
     return response
 
 
@@ -117,8 +121,11 @@ class SearchView(APIView):
         return Response(
             {
                 "results": [
-                    {"score": round(hit.score, 6), "product": product_data(hit.product),
-                     "image": image_data(request, hit.image)}
+                    {
+                        "score": round(hit.score, 6),
+                        "product": product_data(hit.product),
+                        "image": image_data(request, hit.image),
+                    }
                     for hit in result.hits
                 ],
                 "limit": result.limit,
@@ -188,10 +195,10 @@ class ProductView(APIView):
                 result = services.product_upsert(external_id=external_id, **serializer.validated_data)
                 sync.product_changed(result)
         except ValidationError as exc:
-            return error_response("invalid", "The product is not valid.", status.HTTP_400_BAD_REQUEST,
-                                  exc.message_dict)
-        return Response(product_data(result.product),
-                        status=status.HTTP_201_CREATED if result.is_created else status.HTTP_200_OK)
+            return error_response("invalid", "The product is not valid.", status.HTTP_400_BAD_REQUEST, exc.message_dict)
+        return Response(
+            product_data(result.product), status=status.HTTP_201_CREATED if result.is_created else status.HTTP_200_OK
+        )
 
     def delete(self, request: Request, external_id: str) -> Response:
         product = Product.objects.get(external_id=external_id)
@@ -210,13 +217,15 @@ class ProductImagesView(APIView):
         product = selectors.product_get_by_external_id(external_id)
         if product is None:
             return error_response(
-                "not_found", f"There is no product {external_id!r}; create it with PUT first.",
+                "not_found",
+                f"There is no product {external_id!r}; create it with PUT first.",
                 status.HTTP_404_NOT_FOUND,
             )
         upload = request.FILES.get("file")
         if upload is None:
-            return error_response("missing_file", "Send the image as a multipart field named 'file'.",
-                                  status.HTTP_400_BAD_REQUEST)
+            return error_response(
+                "missing_file", "Send the image as a multipart field named 'file'.", status.HTTP_400_BAD_REQUEST
+            )
         if upload.size > settings.VITRINE_MAX_IMAGE_BYTES:
             # Refuse before reading the spooled file into memory.
             return error_response(
@@ -233,8 +242,10 @@ class ProductImagesView(APIView):
         except ImageRejected as exc:
             return error_response(exc.code, exc.message, status.HTTP_400_BAD_REQUEST)
         result.image.refresh_from_db()
-        return Response(image_data(request, result.image),
-                        status=status.HTTP_201_CREATED if result.is_created else status.HTTP_200_OK)
+        return Response(
+            image_data(request, result.image),
+            status=status.HTTP_201_CREATED if result.is_created else status.HTTP_200_OK,
+        )
 
 
 class ImageView(APIView):

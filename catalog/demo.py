@@ -123,8 +123,10 @@ def _draw_silhouette(draw: ImageDraw.ImageDraw, kind: str, size: int) -> None:
         draw.rounded_rectangle(box(25, 25, 68, 80), radius=4 * s, fill=255)
         draw.ellipse(box(58, 38, 84, 66), outline=255, width=int(6 * s))
     elif kind == "t-shirt":
-        draw.polygon(box(30, 20, 42, 20, 50, 27, 58, 20, 70, 20, 88, 36, 78, 46, 70, 40, 70, 85, 30, 85, 30, 40,
-                         22, 46, 12, 36), fill=255)
+        draw.polygon(
+            box(30, 20, 42, 20, 50, 27, 58, 20, 70, 20, 88, 36, 78, 46, 70, 40, 70, 85, 30, 85, 30, 40, 22, 46, 12, 36),
+            fill=255,
+        )
     elif kind == "bag":
         draw.rounded_rectangle(box(22, 40, 78, 85), radius=5 * s, fill=255)
         draw.arc(box(35, 18, 65, 55), start=180, end=360, fill=255, width=int(5 * s))

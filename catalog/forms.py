@@ -59,9 +59,7 @@ class SearchForm(forms.Form):
             raise ValidationError({"price_max": "The maximum price is below the minimum price."})
         sources = [name for name in ("q", "image", "product_id", "image_id") if data.get(name)]
         if len(sources) > 1:
-            raise ValidationError(
-                f"Search by one thing at a time (got {', '.join(sources)}).", code="several_queries"
-            )
+            raise ValidationError(f"Search by one thing at a time (got {', '.join(sources)}).", code="several_queries")
         return data
 
     @property

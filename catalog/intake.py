@@ -82,8 +82,7 @@ def _check_size(content: bytes) -> None:
     if len(content) > max_bytes:
         raise ImageRejected(
             "file_too_large",
-            f"The file is {_megabytes(len(content))}; the limit is {_megabytes(max_bytes)} "
-            "(VITRINE_MAX_IMAGE_BYTES).",
+            f"The file is {_megabytes(len(content))}; the limit is {_megabytes(max_bytes)} (VITRINE_MAX_IMAGE_BYTES).",
         )
 
 

@@ -120,8 +120,14 @@ def image_create(
         if is_new_file:
             default_storage.delete(stored_name)
         raise
-    logger.info("Accepted image %s for product %s (%dx%d %s)", image.pk, product.external_id,
-                image.width, image.height, image.format)
+    logger.info(
+        "Accepted image %s for product %s (%dx%d %s)",
+        image.pk,
+        product.external_id,
+        image.width,
+        image.height,
+        image.format,
+    )
     return ImageCreateResult(image=image, is_created=True)
 
 

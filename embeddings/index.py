@@ -120,7 +120,9 @@ class VectorIndex:
             if self.alias not in aliases:
                 self.client.update_collection_aliases(
                     change_aliases_operations=[
-                        qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=name, alias_name=self.alias))
+                        qm.CreateAliasOperation(
+                            create_alias=qm.CreateAlias(collection_name=name, alias_name=self.alias)
+                        )
                     ]
                 )
         self._ensured.add(name)
@@ -235,9 +237,7 @@ def _filter(filters: IndexFilters) -> qm.Filter | None:
             )
         )
     if filters.exclude_product_ids:
-        must_not.append(
-            qm.FieldCondition(key="product_id", match=qm.MatchAny(any=list(filters.exclude_product_ids)))
-        )
+        must_not.append(qm.FieldCondition(key="product_id", match=qm.MatchAny(any=list(filters.exclude_product_ids))))
     if not must and not must_not:
         return None
     return qm.Filter(must=must or None, must_not=must_not or None)

@@ -67,7 +67,9 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
 
     started = time.monotonic()
     points = [
-        ImagePoint(image_id=image.pk, product_id=image.product_id, vector=vector, payload=product_payload(image.product))
+        ImagePoint(
+            image_id=image.pk, product_id=image.product_id, vector=vector, payload=product_payload(image.product)
+        )
         for image, vector in zip(to_embed, vectors, strict=True)
     ]
     index.upsert(space, points)

@@ -333,4 +333,3 @@ def _require_network(url: str, *, what: str) -> None:
             f"{what}: the weights are not in the model cache ({settings.VITRINE_MODEL_CACHE_DIR}) "
             f"and {host}:{port} cannot be reached within {timeout:g} s ({exc}). {_OFFLINE_HINT}"
         ) from None
-

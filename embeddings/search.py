@@ -21,6 +21,7 @@ from embeddings.model import get_encoder
 logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 100
+NO_FILTERS = IndexFilters()
 
 
 class SearchError(Exception):
@@ -54,7 +55,7 @@ def product_search(
     image: Image.Image | None = None,
     like_product_id: int | None = None,
     like_image_id: int | None = None,
-    filters: IndexFilters = IndexFilters(),
+    filters: IndexFilters = NO_FILTERS,
     limit: int = 24,
     offset: int = 0,
 ) -> SearchResult:

@@ -200,11 +200,16 @@ def test_deleting_a_product_removes_it_from_search(client):
 def test_writes_need_the_token_when_one_is_set(client, settings):
     settings.VITRINE_API_TOKEN = "s3cret"
     assert put_product(client).status_code == 401
-    wrong = client.put("/api/v1/products/a", data="{}", content_type="application/json",
-                       headers={"Authorization": "Bearer nope"})
+    wrong = client.put(
+        "/api/v1/products/a", data="{}", content_type="application/json", headers={"Authorization": "Bearer nope"}
+    )
     assert wrong.status_code == 401
-    right = client.put("/api/v1/products/a", data=json.dumps({"title": "A"}), content_type="application/json",
-                       headers={"Authorization": "Bearer s3cret"})
+    right = client.put(
+        "/api/v1/products/a",
+        data=json.dumps({"title": "A"}),
+        content_type="application/json",
+        headers={"Authorization": "Bearer s3cret"},
+    )
     assert right.status_code == 201
     assert client.get("/api/v1/search", {"q": "a"}).status_code == 200  # reads stay open
 

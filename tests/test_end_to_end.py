@@ -48,8 +48,19 @@ def redis_url(tmp_path_factory):
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -89,15 +100,41 @@ class Deployment:
         self.web_url = ""
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
-                              text=True, timeout=PATIENCE_SECONDS)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE_SECONDS,
+        )
 
     def start_worker(self, name: str) -> tuple[subprocess.Popen, Path]:
         log = self.data_dir / f"{name}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "searchsite", "worker", "-Q", "embeddings", "--pool", "solo",
-             "--loglevel", "INFO", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "searchsite",
+                "worker",
+                "-Q",
+                "embeddings",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes.append(process)
         return process, log
@@ -105,9 +142,22 @@ class Deployment:
     def start_web(self) -> None:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "searchsite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--timeout", "120"],
-            cwd=ROOT, env=self.env, stdout=(self.data_dir / "web.log").open("w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "searchsite.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--timeout",
+                "120",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=(self.data_dir / "web.log").open("w"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append(process)
@@ -131,11 +181,19 @@ class Deployment:
     def upload(self, external_id: str, content: bytes) -> dict:
         boundary = uuid.uuid4().hex
         body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n"
-        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
-        return self.request("POST", f"/api/v1/products/{external_id}/images", body=body,
-                            content_type=f"multipart/form-data; boundary={boundary}")
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+                f"Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        return self.request(
+            "POST",
+            f"/api/v1/products/{external_id}/images",
+            body=body,
+            content_type=f"multipart/form-data; boundary={boundary}",
+        )
 
     def image_states(self) -> dict[int, str]:
         with sqlite3.connect(self.data_dir / "vitrine.sqlite3", timeout=30) as connection:
@@ -182,11 +240,16 @@ def test_an_image_uploaded_through_the_api_is_indexed_by_a_worker_and_found(depl
     worker.wait(timeout=60)
     boundary = uuid.uuid4().hex
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
-        f"Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
-    found = deployment.request("POST", "/api/v1/search", body=body,
-                               content_type=f"multipart/form-data; boundary={boundary}")
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    found = deployment.request(
+        "POST", "/api/v1/search", body=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
     assert found["results"][0]["image"]["id"] == image_id
     assert found["results"][0]["score"] > 0.999
 
@@ -213,8 +276,9 @@ def test_a_batch_survives_its_worker_being_killed(deployment, tmp_path):
     deployment.start_worker("rescuer")
 
     final = wait_for(
-        lambda: (s := deployment.image_states()) and set(s.values()) != {"pending"} and "pending" not in
-        s.values() and s,
+        lambda: (
+            (s := deployment.image_states()) and set(s.values()) != {"pending"} and "pending" not in s.values() and s
+        ),
         "every image to leave pending",
     )
     assert set(final.values()) == {"indexed"}

@@ -38,9 +38,13 @@ def test_the_untrained_model_is_the_same_in_every_process(settings):
         "from embeddings.model import get_encoder;"
         "print(','.join(repr(float(x)) for x in get_encoder().texts_encode(['blue dotted bag'])[0]))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
-    ).stdout.strip().splitlines()[-1]
+    output = (
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     there = np.array([float(x) for x in output.split(",")], dtype=np.float32)
     assert np.allclose(here, there, atol=1e-5)
     assert get_encoder().space.weights == "random-init-seed0"
@@ -105,8 +109,9 @@ def test_a_pretrained_tag_fails_fast_offline_naming_the_settings(tmp_path):
     )
     env["DJANGO_SETTINGS_MODULE"] = "searchsite.settings"
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     lines = result.stdout.strip().splitlines()
     assert len(lines) >= 2, result.stderr
     load_seconds = float(lines[0])

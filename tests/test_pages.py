@@ -17,7 +17,11 @@ def shop():
     products = []
     for number, (category, brand) in enumerate([("kitchen", "Kito"), ("garden", "Nordlys"), ("kitchen", "Nordlys")]):
         product = services.product_upsert(
-            external_id=f"sku-{number}", title=f"Thing {number}", category=category, brand=brand, price=5 + number,
+            external_id=f"sku-{number}",
+            title=f"Thing {number}",
+            category=category,
+            brand=brand,
+            price=5 + number,
             currency="EUR",
         ).product
         services.image_create(product=product, content=images.noise_jpeg(number))

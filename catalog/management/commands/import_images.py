@@ -24,13 +24,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("directory", type=Path)
-        parser.add_argument("--group-by-folder", action="store_true",
-                            help="One product per sub-folder (its images become the product's photos).")
+        parser.add_argument(
+            "--group-by-folder",
+            action="store_true",
+            help="One product per sub-folder (its images become the product's photos).",
+        )
         parser.add_argument("--category", default="", help="Category for the new products.")
         parser.add_argument("--brand", default="", help="Brand for the new products.")
 
-    def handle(self, *args, directory: Path, group_by_folder: bool, category: str, brand: str, verbosity: int,
-               **options):
+    def handle(
+        self, *args, directory: Path, group_by_folder: bool, category: str, brand: str, verbosity: int, **options
+    ):
         directory = directory.expanduser().resolve()
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a folder.")
@@ -51,9 +55,7 @@ class Command(BaseCommand):
             try:
                 content = path.read_bytes()
                 with transaction.atomic():
-                    result = services.product_upsert(
-                        external_id=key.as_posix(), title=_title(key.name), **given_fields
-                    )
+                    result = services.product_upsert(external_id=key.as_posix(), title=_title(key.name), **given_fields)
                     sync.product_changed(result)
                     image = services.image_create(product=result.product, content=content)
             except ImageRejected as exc:

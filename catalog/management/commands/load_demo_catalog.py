@@ -20,12 +20,18 @@ class Command(BaseCommand):
         index_claim_for_command()
         created_products = 0
         new_image_ids = []
-        for spec in tqdm(demo_products(count=products, seed=seed), desc="Catalog", unit="product",
-                         disable=verbosity == 0):
+        for spec in tqdm(
+            demo_products(count=products, seed=seed), desc="Catalog", unit="product", disable=verbosity == 0
+        ):
             with transaction.atomic():
                 result = services.product_upsert(
-                    external_id=spec.external_id, title=spec.title, description=spec.description,
-                    brand=spec.brand, category=spec.category, price=spec.price, currency="EUR",
+                    external_id=spec.external_id,
+                    title=spec.title,
+                    description=spec.description,
+                    brand=spec.brand,
+                    category=spec.category,
+                    price=spec.price,
+                    currency="EUR",
                     attributes=spec.attributes,
                 )
                 sync.product_changed(result)

@@ -1,0 +1,87 @@
+"""No Docker engine runs here, so the production files are checked by reading them:
+every command, module, file and setting they name must exist in the project."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+SETTINGS_SOURCE = (ROOT / "searchsite" / "settings.py").read_text()
+
+
+def test_the_stack_has_the_five_services():
+    assert set(SERVICES) == {"web", "worker", "redis", "qdrant", "postgres"}
+
+
+@pytest.mark.parametrize("name", ["redis", "qdrant", "postgres"])
+def test_third_party_images_are_pinned_to_a_version(name):
+    image = SERVICES[name]["image"]
+    tag = image.rsplit(":", 1)[1]
+    assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?(-alpine)?", tag), image
+
+
+def test_the_web_runs_migrations_and_gunicorn_on_the_project_wsgi_module():
+    command = " ".join(SERVICES["web"]["command"])
+    assert "python manage.py migrate --noinput" in command
+    assert (ROOT / "manage.py").is_file()
+    module = re.search(r"gunicorn (\S+)", command).group(1)
+    assert hasattr(importlib.import_module(module), "application")
+
+
+def test_the_worker_consumes_the_queue_the_tasks_are_routed_to():
+    command = SERVICES["worker"]["command"]
+    app_module = command[command.index("-A") + 1]
+    queue = command[command.index("-Q") + 1]
+    assert importlib.import_module(app_module).celery_app.main == "vitrine"
+    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} == {queue}
+
+
+def test_every_environment_variable_given_to_vitrine_is_read_by_the_settings():
+    environment = SERVICES["web"]["environment"]
+    assert environment == SERVICES["worker"]["environment"]
+    for name in environment:
+        assert f'"{name}"' in SETTINGS_SOURCE or name.startswith("HF_"), f"{name} is not read by settings.py"
+
+
+def test_production_uses_the_production_model_and_all_servers():
+    environment = SERVICES["web"]["environment"]
+    assert "ViT-B-32" in environment["VITRINE_CLIP_MODEL"]
+    assert "laion2b_s34b_b79k" in environment["VITRINE_CLIP_PRETRAINED"]
+    assert environment["DATABASE_URL"].startswith("postgres://")
+    assert environment["CELERY_BROKER_URL"].startswith("redis://redis:")
+    assert environment["QDRANT_URL"] == "http://qdrant:6333"
+    assert environment["DEBUG"] == "0"
+
+
+def test_named_volumes_hold_media_models_qdrant_and_postgres():
+    declared = set(COMPOSE["volumes"])
+    used = {volume.split(":")[0] for service in SERVICES.values() for volume in service.get("volumes", [])}
+    assert {"media", "models", "qdrant", "postgres"} <= used <= declared
+    mounts = dict(volume.split(":") for volume in SERVICES["web"]["volumes"])
+    assert mounts["media"] == SERVICES["web"]["environment"]["VITRINE_MEDIA_DIR"]
+    assert mounts["models"] == SERVICES["web"]["environment"]["VITRINE_MODEL_CACHE_DIR"]
+
+
+def test_the_dockerfile_copies_only_what_exists():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for sources in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.MULTILINE):
+        for source in sources.split():
+            assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the project"
+
+
+def test_every_setting_read_from_the_environment_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    sources = SETTINGS_SOURCE + (ROOT / "embeddings" / "model.py").read_text()
+    names = set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', sources))
+    names |= set(re.findall(r'os\.environ\.get\("([A-Z][A-Z0-9_]+)"', sources))
+    assert len(names) > 20
+    missing = sorted(name for name in names if f"`{name}`" not in readme)
+    assert missing == []

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from searchsite.env import env_bool, env_choice, env_float, env_int, env_list
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("reader", "raw", "message"),
+    [
+        (lambda: env_bool("X_FLAG", False), "maybe", "X_FLAG='maybe' is not a boolean"),
+        (lambda: env_int("X_FLAG", 1), "ten", "X_FLAG='ten' is not a whole number"),
+        (lambda: env_int("X_FLAG", 1, minimum=1), "0", "X_FLAG=0 is below the minimum of 1"),
+        (lambda: env_float("X_FLAG", 1.0, maximum=2.0), "2.5", "X_FLAG=2.5 is above the maximum of 2.0"),
+        (lambda: env_choice("X_FLAG", "info", {"info", "debug"}), "loud", "X_FLAG='loud' is not one of: debug, info"),
+    ],
+)
+def test_bad_values_raise_improperly_configured_naming_the_variable(monkeypatch, reader, raw, message):
+    monkeypatch.setenv("X_FLAG", raw)
+    with pytest.raises(ImproperlyConfigured) as caught:
+        reader()
+    assert str(caught.value).startswith(message)
+
+
+def test_good_values_are_parsed(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "Yes")
+    monkeypatch.setenv("X_INT", "1_000")
+    monkeypatch.setenv("X_LIST", " a.example, b.example ,,")
+    assert env_bool("X_BOOL", False) is True
+    assert env_int("X_INT", 0) == 1000
+    assert env_list("X_LIST", []) == ["a.example", "b.example"]
+    assert env_int("X_MISSING", 7) == 7
+
+
+def settings_in_subprocess(tmp_path, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    environment.update(VITRINE_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="searchsite.settings", **env)
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_no_environment_at_all_gives_the_embedded_mode(tmp_path):
+    result = settings_in_subprocess(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "django.db.backends.sqlite3", "True"]
+
+
+def test_a_deployment_without_secret_key_refuses_to_start(tmp_path):
+    result = settings_in_subprocess(tmp_path, DATABASE_URL="postgres://u:p@db:5432/vitrine")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_production_is_switched_on_by_environment_only(tmp_path):
+    result = settings_in_subprocess(
+        tmp_path,
+        DATABASE_URL="postgres://u:p@db:5432/vitrine",
+        SECRET_KEY="x" * 50,
+        CELERY_BROKER_URL="redis://redis:6379/0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "django.db.backends.postgresql", "False"]
+
+
+def test_a_bad_database_url_is_reported(tmp_path):
+    result = settings_in_subprocess(tmp_path, DATABASE_URL="nosuchdb://x", SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr
