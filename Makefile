@@ -10,7 +10,10 @@ PORT ?= 8000
 # torch and torchvision builds this machine keeps on disk (pip takes them without a download).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Debian packages the tests drive for real.
-TEST_DEBIAN_PACKAGES := redis-server
+TEST_DEBIAN_PACKAGES := redis-server postgresql
+# The tests that write to the database run a second time on PostgreSQL, the production DB.
+POSTGRES_TESTS := tests/test_services.py tests/test_api.py tests/test_indexing.py tests/test_admin.py \
+	tests/test_commands.py tests/test_search.py
 
 .PHONY: run test install system-deps lint format clean
 
@@ -22,6 +25,7 @@ run: $(INSTALLED)
 
 test: $(INSTALLED) system-deps
 	$(PY) -m pytest
+	DEBUG=1 bash scripts/with-postgres $(PY) -m pytest $(POSTGRES_TESTS)
 
 install: $(INSTALLED)
 

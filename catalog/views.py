@@ -35,6 +35,9 @@ def search_page(request: HttpRequest) -> HttpResponse:
             context["error"] = f"Search is unavailable right now: {exc}"
             status = 503
         context["offset"] = kwargs["offset"]
+        if context["result"] is not None:
+            context["first_shown"] = kwargs["offset"] + 1
+            context["last_shown"] = kwargs["offset"] + len(context["result"].hits)
         context["next_offset"] = kwargs["offset"] + kwargs["limit"]
         context["prev_offset"] = max(0, kwargs["offset"] - kwargs["limit"])
     elif form.is_bound and not form.is_valid():

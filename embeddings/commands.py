@@ -40,14 +40,14 @@ class EmbedRun:
         return self.queued / self.seconds if self.seconds > 0 else 0.0
 
 
-def images_embed_with_progress(image_ids: list[int], *, label: str = "Embedding") -> EmbedRun:
+def images_embed_with_progress(image_ids: list[int], *, show_progress: bool = True) -> EmbedRun:
     """Queue the images; in the embedded mode embed them here, batch by batch, with a bar."""
     started = time.monotonic()
     if not is_in_process():
         sync.images_enqueue(image_ids)
         return EmbedRun(queued=len(image_ids), seconds=0.0, failures={})
     size = settings.VITRINE_EMBED_BATCH_SIZE
-    with tqdm(total=len(image_ids), desc=label, unit="img", disable=not image_ids) as bar:
+    with tqdm(total=len(image_ids), desc="Embedding", unit="img", disable=not (image_ids and show_progress)) as bar:
         for start in range(0, len(image_ids), size):
             batch = image_ids[start : start + size]
             sync.images_enqueue(batch)  # outside a transaction: runs now, in this process

@@ -96,7 +96,14 @@ else:
             "NAME": DATA_DIR / "vitrine.sqlite3",
             # Several threads of the embedded server write; wait for the lock instead of
             # failing with "database is locked".
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # WAL lets readers and a writer work at once (web + worker) and, with
+            # synchronous=NORMAL, makes each commit cheap (no fsync per transaction).
+            # https://www.sqlite.org/wal.html
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     }
 
@@ -143,6 +150,8 @@ VITRINE_MODEL_CACHE_DIR = env_path("VITRINE_MODEL_CACHE_DIR", DATA_DIR / "models
 # How long to wait for the model hub before giving up on a download; open_clip's own
 # retries can otherwise take minutes when the network is closed.
 VITRINE_MODEL_DOWNLOAD_TIMEOUT = env_float("VITRINE_MODEL_DOWNLOAD_TIMEOUT", 5.0, minimum=0.1)
+# Web servers load the model in the background at start instead of on the first search.
+VITRINE_PRELOAD_MODEL = env_bool("VITRINE_PRELOAD_MODEL", True)
 # Images per forward pass. 32 keeps a ViT-B-32 batch under ~1 GB on CPU and is where the
 # throughput measured on 2 cores stops improving (see ARCHITECTURE.md).
 VITRINE_EMBED_BATCH_SIZE = env_int("VITRINE_EMBED_BATCH_SIZE", 32, minimum=1, maximum=1024)
@@ -160,9 +169,10 @@ VITRINE_INDEX_ALIAS = env_str("VITRINE_INDEX_ALIAS", "vitrine-images")
 # --- Celery -----------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
-# No broker: run tasks in-process right after commit (the embedded mode).
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# No broker: run tasks in-process right after commit (the embedded mode). The in-memory
+# transport is never used then; it only keeps Celery from looking for one on localhost.
+CELERY_TASK_ALWAYS_EAGER = not env_str("CELERY_BROKER_URL")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://localhost/"
 # Propagating would turn an eager retry into an exception in the caller; tasks record
 # their own failures on the rows instead.
 CELERY_TASK_EAGER_PROPAGATES = False

@@ -236,7 +236,9 @@ def test_an_image_uploaded_through_the_api_is_indexed_by_a_worker_and_found(depl
     )
     assert state == "indexed"
 
-    os.killpg(worker.pid, signal.SIGTERM)  # a warm shutdown releases the local store
+    # The web loaded the model while it started (not on the first search)...
+    wait_for(lambda: "Loaded CLIP model" in (deployment.data_dir / "web.log").read_text(), "the web to preload")
+    os.killpg(worker.pid, signal.SIGTERM)  # ...and a warm shutdown of the worker releases the local store
     worker.wait(timeout=60)
     boundary = uuid.uuid4().hex
     body = (

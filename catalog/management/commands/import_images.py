@@ -70,7 +70,7 @@ class Command(BaseCommand):
             else:
                 already_present += 1
 
-        run = images_embed_with_progress(new_image_ids)
+        run = images_embed_with_progress(new_image_ids, show_progress=verbosity > 0)
         paths_by_id = {}
         if run.failures:
             for image in ProductImage.objects.filter(pk__in=run.failures).select_related("product"):

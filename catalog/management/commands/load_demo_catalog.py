@@ -42,7 +42,7 @@ class Command(BaseCommand):
         # Also finish what an interrupted earlier run left pending.
         pending = list(ProductImage.objects.filter(state=ProductImage.State.PENDING).values_list("pk", flat=True))
         to_embed = sorted(set(new_image_ids) | set(pending))
-        run = images_embed_with_progress(to_embed)
+        run = images_embed_with_progress(to_embed, show_progress=verbosity > 0)
         self.stdout.write(
             f"Demo catalog: {created_products} products created, {len(new_image_ids)} images added, "
             f"{run.queued} embedded, {len(run.failures)} failed."
