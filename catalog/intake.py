@@ -16,6 +16,8 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from searchsite.errors import InputRejected
+
 # Pillow format name -> the extension the stored file gets. MPO is the multi-picture JPEG
 # that many phones write; its first picture is a plain JPEG.
 ACCEPTED_FORMATS = {
@@ -33,13 +35,8 @@ ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 BACKGROUND_RGB = (255, 255, 255)
 
 
-class ImageRejected(Exception):
-    """The bytes are not an image Vitrine accepts. ``code`` is stable; ``message`` is for people."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class ImageRejected(InputRejected):
+    """The bytes are not an image Vitrine accepts."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from PIL import Image
 from catalog.models import Product, ProductImage
 from embeddings.index import IndexFilters, get_index
 from embeddings.model import get_encoder
+from searchsite.errors import InputRejected
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +25,8 @@ MAX_LIMIT = 100
 NO_FILTERS = IndexFilters()
 
 
-class SearchError(Exception):
-    """The query cannot be run as asked (a person's mistake, shown to them)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class SearchError(InputRejected):
+    """The query cannot be run as asked."""
 
 
 @dataclass(frozen=True)
