@@ -92,8 +92,9 @@ class ProductAdmin(admin.ModelAdmin):
                     content=inline_form.accepted_content,
                     position=inline_form.cleaned_data.get("position"),
                 )
-                if result.is_created:
+                if result.needs_indexing:
                     new_ids.append(result.image.pk)
+                if result.is_created:
                     formset.new_objects.append(result.image)
             elif inline_form.instance.pk and "position" in inline_form.changed_data:
                 inline_form.instance.save(update_fields=["position", "updated_at"])

@@ -237,7 +237,7 @@ class ProductImagesView(APIView):
         try:
             with transaction.atomic():
                 result = services.image_create(product=product, content=upload.read())
-                if result.is_created:
+                if result.needs_indexing:
                     sync.images_enqueue([result.image.pk])
         except ImageRejected as exc:
             return error_response(exc.code, exc.message, status.HTTP_400_BAD_REQUEST)

@@ -27,7 +27,8 @@ class ApiTokenAuthentication(BaseAuthentication):
         if not header.startswith("Bearer "):
             return None
         token = settings.VITRINE_API_TOKEN
-        if not token or not secrets.compare_digest(header.removeprefix("Bearer ").strip(), token):
+        given = header.removeprefix("Bearer ").strip()
+        if not token or not secrets.compare_digest(given.encode(), token.encode()):
             raise AuthenticationFailed("The API token is not valid.")
         return ApiClient(), "api-token"
 
@@ -35,16 +36,22 @@ class ApiTokenAuthentication(BaseAuthentication):
         return "Bearer"
 
 
+LOOPBACK_ADDRESSES = {"127.0.0.1", "::1"}
+
+
 class CanWrite(BasePermission):
-    """Writes need the API token or a staff session; with no token configured, writes are
-    open only while DEBUG is on (the embedded demo on 127.0.0.1)."""
+    """Writes need the API token, or a session of a user who may change products; with no
+    token configured, writes are open only to this machine while DEBUG is on (the demo)."""
 
     def has_permission(self, request: Request, view) -> bool:
         user = request.user
-        if request.auth == "api-token" or (user is not None and user.is_active and user.is_staff):
+        if request.auth == "api-token":
+            return True
+        if user is not None and user.is_active and user.has_perm("catalog.change_product"):
             return True
         if not settings.VITRINE_API_TOKEN:
-            if settings.DEBUG:
+            # The embedded demo: open to this machine only, never to the network.
+            if settings.DEBUG and request.META.get("REMOTE_ADDR") in LOOPBACK_ADDRESSES:
                 return True
             raise PermissionDenied("Writes are disabled: set VITRINE_API_TOKEN and send it as a Bearer token.")
         raise NotAuthenticated("Send the API token as 'Authorization: Bearer <token>'.")

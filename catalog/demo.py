@@ -1,6 +1,13 @@
-"""A small procedural demo shop: products drawn with Pillow, deterministic from a seed.
+"""The demo shop: products drawn with Pillow, deterministic from a seed.
 
-Placeholder-sized until the demo-catalog issue grows it; it only needs Pillow.
+Twelve kinds of product drawn as silhouettes, eleven colours, four patterns, on a studio
+or textured background with random position, scale, rotation and noise. Each product
+has English and Chinese names for every attribute, a title, a description, a brand, a
+category and a price, and two or three distinct renders ("photos").
+
+The same renderer makes the training pictures of the demo model and the held-out
+pictures that measure it (``demo_attribute_render``), from separate random streams, so
+evaluation never sees a picture the model was trained on.
 """
 
 from __future__ import annotations
@@ -10,31 +17,94 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-IMAGE_SIZE = 192
+IMAGE_SIZE = 160
 
+# name: (English, Chinese, RGB)
 COLOURS = {
-    "red": (200, 30, 35),
-    "blue": (30, 70, 200),
-    "green": (40, 150, 60),
-    "yellow": (240, 200, 30),
-    "black": (25, 25, 25),
-    "white": (245, 245, 245),
-    "orange": (245, 130, 20),
-    "purple": (120, 50, 160),
+    "red": ("red", "红色", (205, 32, 38)),
+    "orange": ("orange", "橙色", (245, 128, 20)),
+    "yellow": ("yellow", "黄色", (242, 204, 32)),
+    "green": ("green", "绿色", (38, 150, 60)),
+    "blue": ("blue", "蓝色", (32, 72, 205)),
+    "purple": ("purple", "紫色", (122, 48, 165)),
+    "pink": ("pink", "粉色", (240, 130, 185)),
+    "brown": ("brown", "棕色", (118, 72, 32)),
+    "black": ("black", "黑色", (28, 28, 28)),
+    "white": ("white", "白色", (246, 246, 246)),
+    "grey": ("grey", "灰色", (128, 128, 128)),
 }
-PATTERNS = ("plain", "striped", "dotted")
+# name: (English adjective, Chinese)
+PATTERNS = {
+    "plain": ("plain", "纯色"),
+    "striped": ("striped", "条纹"),
+    "dotted": ("dotted", "圆点"),
+    "checked": ("checked", "格子"),
+}
+# name: (English noun, Chinese noun, category, price range in EUR)
 KINDS = {
-    # kind: (category, price range)
-    "mug": ("kitchen", (6, 25)),
-    "t-shirt": ("clothing", (12, 40)),
-    "bag": ("accessories", (25, 120)),
-    "hat": ("accessories", (10, 45)),
-    "bottle": ("kitchen", (8, 30)),
-    "lamp": ("home", (30, 150)),
+    "t-shirt": ("t-shirt", "T恤", "clothing", (12, 45)),
+    "sock": ("sock", "袜子", "clothing", (4, 15)),
+    "hat": ("hat", "帽子", "clothing", (10, 50)),
+    "shoe": ("shoe", "鞋", "footwear", (35, 140)),
+    "bag": ("bag", "包", "accessories", (25, 160)),
+    "umbrella": ("umbrella", "雨伞", "accessories", (12, 60)),
+    "mug": ("mug", "杯子", "kitchen", (6, 25)),
+    "bottle": ("bottle", "瓶子", "kitchen", (8, 35)),
+    "vase": ("vase", "花瓶", "home", (15, 90)),
+    "lamp": ("lamp", "台灯", "home", (30, 180)),
+    "chair": ("chair", "椅子", "home", (45, 320)),
+    "clock": ("clock", "时钟", "home", (15, 80)),
 }
-BRANDS = ("Nordlys", "Casa Mora", "Kito", "Alder & Finch")
+CATEGORY_NAMES_ZH = {
+    "clothing": "服装",
+    "footwear": "鞋类",
+    "accessories": "配饰",
+    "kitchen": "厨房",
+    "home": "家居",
+}
+BRANDS = ("Nordlys", "Casa Mora", "Kito", "Alder & Finch", "Yunshan", "Pebble & Co")
+DESCRIPTION_ENDINGS = (
+    "Made to last and easy to care for.",
+    "A small everyday pleasure.",
+    "Designed in our studio, made in small batches.",
+    "Pairs well with the rest of the collection.",
+    "A customer favourite since the first season.",
+)
+
+
+@dataclass(frozen=True)
+class Attributes:
+    kind: str
+    colour: str
+    pattern: str
+
+    @property
+    def title(self) -> str:
+        pattern = "" if self.pattern == "plain" else f"{PATTERNS[self.pattern][0]} "
+        text = f"{COLOURS[self.colour][0]} {pattern}{KINDS[self.kind][0]}"
+        return text[:1].upper() + text[1:]
+
+    @property
+    def title_zh(self) -> str:
+        pattern = "" if self.pattern == "plain" else PATTERNS[self.pattern][1]
+        return f"{COLOURS[self.colour][1]}{pattern}{KINDS[self.kind][1]}"
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "colour": self.colour,
+            "pattern": self.pattern,
+            "kind_zh": KINDS[self.kind][1],
+            "colour_zh": COLOURS[self.colour][1],
+            "pattern_zh": PATTERNS[self.pattern][1],
+            "title_zh": self.title_zh,
+        }
+
+
+def all_attributes() -> list[Attributes]:
+    return [Attributes(k, c, p) for k in KINDS for c in COLOURS for p in PATTERNS]
 
 
 @dataclass(frozen=True)
@@ -45,100 +115,187 @@ class DemoProduct:
     brand: str
     category: str
     price: Decimal
-    attributes: dict
+    attributes: Attributes
     images: tuple[bytes, ...]
 
 
-def demo_products(*, count: int, seed: int, images_per_product: tuple[int, int] = (1, 2)) -> list[DemoProduct]:
-    rng = random.Random(seed)
+def demo_products(
+    *, count: int, seed: int, images_per_product: tuple[int, int] = (2, 3), with_images: bool = True
+) -> list[DemoProduct]:
+    """The demo shop's products. Same ``count`` and ``seed``, same shop, byte for byte."""
+    rng = random.Random(f"catalog-{seed}")
     products = []
     for number in range(count):
-        kind = rng.choice(sorted(KINDS))
-        colour = rng.choice(sorted(COLOURS))
-        pattern = rng.choice(PATTERNS)
-        category, (low, high) = KINDS[kind]
-        brand = rng.choice(BRANDS)
-        renders = tuple(
-            render_product(kind=kind, colour=colour, pattern=pattern, rng=rng)
-            for _ in range(rng.randint(*images_per_product))
+        attributes = Attributes(
+            kind=rng.choice(sorted(KINDS)), colour=rng.choice(sorted(COLOURS)), pattern=rng.choice(sorted(PATTERNS))
         )
-        pattern_word = "" if pattern == "plain" else f"{pattern} "
+        kind_name, _, category, (low, high) = KINDS[attributes.kind]
+        brand = rng.choice(BRANDS)
+        price = Decimal(rng.randint(low * 100, high * 100)) / 100
+        image_count = rng.randint(*images_per_product)
+        image_seeds = [rng.getrandbits(32) for _ in range(image_count)]
+        renders = tuple(render_product(attributes, rng=random.Random(s)) for s in image_seeds) if with_images else ()
+        description = (
+            f"A {COLOURS[attributes.colour][0]} {PATTERNS[attributes.pattern][0]} {kind_name} by {brand}. "
+            f"{rng.choice(DESCRIPTION_ENDINGS)}"
+        )
         products.append(
             DemoProduct(
                 external_id=f"demo-{seed}-{number:04d}",
-                title=f"{colour.capitalize()} {pattern_word}{kind}",
-                description=f"A {colour} {pattern_word}{kind} by {brand}.",
+                title=attributes.title,
+                description=description,
                 brand=brand,
                 category=category,
-                price=Decimal(rng.randint(low * 100, high * 100)) / 100,
-                attributes={"colour": colour, "pattern": pattern, "kind": kind},
+                price=price,
+                attributes=attributes,
                 images=renders,
             )
         )
     return products
 
 
-def render_product(*, kind: str, colour: str, pattern: str, rng: random.Random) -> bytes:
-    size = IMAGE_SIZE
-    background = tuple(rng.randint(215, 250) for _ in range(3))
-    canvas = Image.new("RGB", (size, size), background)
-    shape = Image.new("L", (size, size), 0)
-    _draw_silhouette(ImageDraw.Draw(shape), kind, size)
-    fill = _pattern_fill(COLOURS[colour], pattern, size, rng)
-    scale = rng.uniform(0.75, 1.0)
-    angle = rng.uniform(-12, 12)
-    shape = shape.rotate(angle, resample=Image.BICUBIC).resize((int(size * scale),) * 2, Image.BICUBIC)
-    fill = fill.rotate(angle, resample=Image.BICUBIC).resize(shape.size, Image.BICUBIC)
-    offset = (rng.randint(0, size - shape.width), rng.randint(0, size - shape.height))
-    canvas.paste(fill, offset, shape)
-    canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.6)))
+def demo_attribute_render(attributes: Attributes, *, stream: str, index: int, size: int = IMAGE_SIZE) -> Image.Image:
+    """A render from a named random stream ("train", "held-out"…): streams never overlap."""
+    return render_image(attributes, rng=random.Random(f"{stream}-{attributes}-{index}"), size=size)
+
+
+def render_product(attributes: Attributes, *, rng: random.Random) -> bytes:
     buffer = io.BytesIO()
-    canvas.save(buffer, format="JPEG", quality=90)
+    render_image(attributes, rng=rng).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
-def _pattern_fill(rgb: tuple[int, int, int], pattern: str, size: int, rng: random.Random) -> Image.Image:
+def render_image(attributes: Attributes, *, rng: random.Random, size: int = IMAGE_SIZE) -> Image.Image:
+    canvas = _background(rng, size)
+    # Draw large, then scale: smooth edges at any size.
+    mask = Image.new("L", (size * 2, size * 2), 0)
+    _draw_silhouette(ImageDraw.Draw(mask), attributes.kind, size * 2)
+    base = COLOURS[attributes.colour][2]
+    jitter = [max(0, min(255, channel + rng.randint(-14, 14))) for channel in base]
+    fill = _pattern_fill(tuple(jitter), attributes.pattern, size * 2, rng)
+
+    angle = rng.uniform(-12, 12)
+    mask = mask.rotate(angle, resample=Image.BICUBIC)
+    fill = fill.rotate(angle, resample=Image.BICUBIC)
+    scale = rng.uniform(0.62, 0.95)
+    side = max(8, int(size * scale))
+    mask = mask.resize((side, side), Image.LANCZOS)
+    fill = fill.resize((side, side), Image.LANCZOS)
+    offset = (rng.randint(0, size - side), rng.randint(0, size - side))
+
+    # A soft shadow and a thin edge, as in a studio shot: white items stay visible.
+    shadow = Image.new("L", (size, size), 0)
+    shadow.paste(mask, (offset[0] + 3, offset[1] + 4))
+    shadow = shadow.filter(ImageFilter.GaussianBlur(4)).point(lambda v: v * 0.45)
+    canvas.paste((60, 60, 60), (0, 0), shadow)
+    edge = ImageChops.subtract(mask.filter(ImageFilter.MaxFilter(3)), mask)
+    canvas.paste((70, 70, 70), offset, edge)
+    canvas.paste(fill, offset, mask)
+
+    noise = _noise(rng, size, rng.uniform(4, 14)).convert("RGB")
+    canvas = Image.blend(canvas, ImageChops.overlay(canvas, noise), 0.25)
+    return canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.7)))
+
+
+def _background(rng: random.Random, size: int) -> Image.Image:
+    top = [rng.randint(200, 250) for _ in range(3)]
+    bottom = [max(150, c - rng.randint(10, 45)) for c in top]
+    gradient = Image.linear_gradient("L").resize((size, size))
+    canvas = Image.composite(
+        Image.new("RGB", (size, size), tuple(bottom)), Image.new("RGB", (size, size), tuple(top)), gradient
+    )
+    if rng.random() < 0.5:  # textured: a table top or a wall
+        texture = _noise(rng, size // 8, 40).resize((size, size), Image.BICUBIC).convert("RGB")
+        canvas = Image.blend(canvas, ImageChops.multiply(canvas, texture), 0.18)
+    return canvas
+
+
+def _noise(rng: random.Random, size: int, sigma: float) -> Image.Image:
+    """Grey noise around 128 from our own generator (Pillow's effect_noise is not seeded)."""
+    uniform = Image.frombytes("L", (size, size), rng.randbytes(size * size))
+    spread = sigma / 74.0  # 74 is the standard deviation of uniform bytes
+    return uniform.point(lambda v: int(128 + (v - 128) * spread))
+
+
+def _pattern_fill(rgb: tuple[int, ...], pattern: str, size: int, rng: random.Random) -> Image.Image:
     fill = Image.new("RGB", (size, size), rgb)
     draw = ImageDraw.Draw(fill)
-    contrast = (255, 255, 255) if sum(rgb) < 500 else (40, 40, 40)
-    step = rng.randint(14, 22)
+    brightness = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    contrast = (250, 250, 250) if brightness < 150 else (35, 35, 35)
+    step = rng.randint(size // 11, size // 7)
     if pattern == "striped":
+        width = max(2, step // 3)
         for y in range(0, size, step):
-            draw.rectangle([0, y, size, y + step // 3], fill=contrast)
+            draw.rectangle([0, y, size, y + width], fill=contrast)
     elif pattern == "dotted":
-        radius = step // 5
-        for y in range(step // 2, size, step):
-            for x in range(step // 2, size, step):
+        radius = max(2, step // 5)
+        for row, y in enumerate(range(step // 2, size, step)):
+            shift = step // 2 if row % 2 else 0
+            for x in range(step // 2 + shift, size, step):
                 draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=contrast)
+    elif pattern == "checked":
+        tint = tuple((a + b) // 2 for a, b in zip(rgb, contrast, strict=True))
+        for row, y in enumerate(range(0, size, step)):
+            for column, x in enumerate(range(0, size, step)):
+                if (row + column) % 2:
+                    draw.rectangle([x, y, x + step - 1, y + step - 1], fill=tint)
     return fill
 
 
 def _draw_silhouette(draw: ImageDraw.ImageDraw, kind: str, size: int) -> None:
-    s = size / 100
+    unit = size / 100
 
     def box(*xy: float) -> list[float]:
-        return [v * s for v in xy]
+        return [v * unit for v in xy]
 
-    if kind == "mug":
-        draw.rounded_rectangle(box(25, 25, 68, 80), radius=4 * s, fill=255)
-        draw.ellipse(box(58, 38, 84, 66), outline=255, width=int(6 * s))
-    elif kind == "t-shirt":
+    def line_width(value: float) -> int:
+        return max(1, int(value * unit))
+
+    if kind == "t-shirt":
         draw.polygon(
-            box(30, 20, 42, 20, 50, 27, 58, 20, 70, 20, 88, 36, 78, 46, 70, 40, 70, 85, 30, 85, 30, 40, 22, 46, 12, 36),
+            box(32, 18, 43, 18, 50, 26, 57, 18, 68, 18, 90, 36, 80, 48, 70, 41, 70, 86, 30, 86, 30, 41, 20, 48, 10, 36),
             fill=255,
         )
-    elif kind == "bag":
-        draw.rounded_rectangle(box(22, 40, 78, 85), radius=5 * s, fill=255)
-        draw.arc(box(35, 18, 65, 55), start=180, end=360, fill=255, width=int(5 * s))
+    elif kind == "sock":
+        draw.polygon(box(38, 10, 60, 10, 60, 58, 82, 70, 86, 80, 78, 90, 50, 84, 40, 74, 38, 60), fill=255)
     elif kind == "hat":
-        draw.ellipse(box(12, 58, 88, 76), fill=255)
-        draw.rounded_rectangle(box(30, 28, 70, 67), radius=10 * s, fill=255)
+        draw.ellipse(box(10, 60, 90, 78), fill=255)
+        draw.rounded_rectangle(box(28, 28, 72, 69), radius=12 * unit, fill=255)
+    elif kind == "shoe":
+        draw.polygon(box(12, 72, 12, 40, 36, 36, 48, 52, 78, 58, 90, 66, 90, 78, 12, 78), fill=255)
+    elif kind == "bag":
+        draw.rounded_rectangle(box(20, 42, 80, 88), radius=6 * unit, fill=255)
+        draw.arc(box(34, 16, 66, 58), start=180, end=360, fill=255, width=line_width(6))
+    elif kind == "umbrella":
+        draw.pieslice(box(10, 18, 90, 78), start=180, end=360, fill=255)
+        draw.rectangle(box(48, 46, 52, 82), fill=255)
+        draw.arc(box(38, 74, 52, 90), start=0, end=180, fill=255, width=line_width(4))
+    elif kind == "mug":
+        draw.rounded_rectangle(box(22, 24, 66, 82), radius=5 * unit, fill=255)
+        draw.ellipse(box(56, 36, 86, 68), outline=255, width=line_width(7))
     elif kind == "bottle":
-        draw.rectangle(box(44, 12, 56, 30), fill=255)
-        draw.rounded_rectangle(box(34, 28, 66, 88), radius=8 * s, fill=255)
+        draw.rectangle(box(44, 8, 56, 26), fill=255)
+        draw.polygon(box(44, 24, 56, 24, 66, 36, 34, 36), fill=255)
+        draw.rounded_rectangle(box(34, 34, 66, 90), radius=7 * unit, fill=255)
+    elif kind == "vase":
+        draw.ellipse(box(22, 36, 78, 90), fill=255)
+        draw.polygon(box(40, 12, 60, 12, 56, 44, 44, 44), fill=255)
+        draw.rectangle(box(36, 10, 64, 16), fill=255)
     elif kind == "lamp":
-        draw.polygon(box(32, 18, 68, 18, 80, 48, 20, 48), fill=255)
-        draw.rectangle(box(47, 48, 53, 80), fill=255)
-        draw.ellipse(box(30, 78, 70, 88), fill=255)
+        draw.polygon(box(32, 14, 68, 14, 82, 46, 18, 46), fill=255)
+        draw.rectangle(box(47, 46, 53, 80), fill=255)
+        draw.ellipse(box(28, 78, 72, 90), fill=255)
+    elif kind == "chair":
+        draw.rectangle(box(28, 10, 36, 86), fill=255)  # back leg and back
+        draw.rectangle(box(28, 10, 70, 18), fill=255)
+        draw.rectangle(box(28, 50, 74, 58), fill=255)  # seat
+        draw.rectangle(box(66, 50, 74, 86), fill=255)  # front leg
+        draw.rectangle(box(36, 30, 66, 36), fill=255)  # back rail
+    elif kind == "clock":
+        draw.ellipse(box(20, 20, 80, 80), fill=255)
+        draw.ellipse(box(18, 10, 36, 28), fill=255)
+        draw.ellipse(box(64, 10, 82, 28), fill=255)
+        draw.polygon(box(26, 74, 34, 74, 24, 90, 18, 90), fill=255)
+        draw.polygon(box(66, 74, 74, 74, 82, 90, 76, 90), fill=255)
     else:
         raise ValueError(f"Unknown kind {kind!r}")

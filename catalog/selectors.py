@@ -36,6 +36,7 @@ def product_get_by_external_id(external_id: str) -> Product | None:
 
 
 def images_needing_embedding(space_id: str) -> list[int]:
-    """Images that are not indexed in this space (pending, or indexed in another)."""
+    """Images that are not indexed in this space (pending, or indexed in another); failed
+    ones wait for a person (or ``reindex --include-failed``)."""
     query = ProductImage.objects.exclude(Q(state=ProductImage.State.INDEXED) & Q(embedding_space=space_id))
     return list(query.exclude(state=ProductImage.State.FAILED).values_list("pk", flat=True))

@@ -52,7 +52,9 @@ def product_upsert(*, external_id: str, title: str, **fields: Any) -> ProductUps
         product = Product.objects.select_for_update().filter(external_id=external_id).first()
         if product is None:
             product = Product(external_id=external_id, **values)
-            product.full_clean()
+            # Uniqueness is the database's job (IntegrityError below): a check here would
+            # turn a concurrent create of the same product into a validation error.
+            product.full_clean(validate_unique=False)
             try:
                 with transaction.atomic():
                     product.save()
@@ -76,17 +78,25 @@ class ImageCreateResult:
     image: ProductImage
     is_created: bool
 
+    @property
+    def needs_indexing(self) -> bool:
+        return self.image.state != ProductImage.State.INDEXED
+
 
 def image_create(
     *, product: Product, content: bytes, source_url: str = "", position: int | None = None
 ) -> ImageCreateResult:
     """Accept an image for a product (raises ImageRejected before writing anything).
 
-    The same bytes added twice to one product give back the existing image.
+    The same bytes added twice to one product give back the existing image; if that one
+    had failed, it goes back to pending (sending the photo again is how people retry).
     """
     accepted = image_accept(content=content)
     existing = ProductImage.objects.filter(product=product, sha256=accepted.sha256).first()
     if existing is not None:
+        if existing.state == ProductImage.State.FAILED:
+            image_mark_pending(image_ids=[existing.pk])
+            existing.refresh_from_db()
         return ImageCreateResult(image=existing, is_created=False)
     if position is None:
         position = ProductImage.objects.filter(product=product).count()

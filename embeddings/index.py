@@ -207,10 +207,33 @@ class VectorIndex:
         with contextlib.suppress(Exception):
             self.client.close()
 
+    def alias_point(self, space: EmbeddingSpace) -> None:
+        """Make the alias name this space's collection (after a complete re-index)."""
+        name = self.ensure(space)
+        with self._guard():
+            aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+            operations = []
+            if self.alias in aliases:
+                operations.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=self.alias)))
+            operations.append(
+                qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=name, alias_name=self.alias))
+            )
+            self.client.update_collection_aliases(change_aliases_operations=operations)
+
+    def alias_target(self) -> str | None:
+        with self._guard():
+            aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        return aliases.get(self.alias)
+
     @contextlib.contextmanager
     def _guard(self):
-        with self._lock, _translate_errors(self.location):
-            yield
+        try:
+            with self._lock, _translate_errors(self.location):
+                yield
+        except IndexUnavailable:
+            # A collection deleted behind our back is created again on the next call.
+            self._ensured.clear()
+            raise
 
 
 def _product_filter(product_id: int) -> qm.Filter:
@@ -250,8 +273,15 @@ def _translate_errors(location: str):
     except ResponseHandlingException as exc:
         raise IndexUnavailable(f"The Qdrant server at {location} did not answer: {exc}") from exc
     except UnexpectedResponse as exc:
-        if exc.status_code is not None and exc.status_code >= 500:
-            raise IndexUnavailable(f"The Qdrant server at {location} failed: HTTP {exc.status_code}") from exc
+        status = exc.status_code or 0
+        if status >= 500:
+            raise IndexUnavailable(f"The Qdrant server at {location} failed: HTTP {status}") from exc
+        if status in (401, 403):
+            raise IndexUnavailable(
+                f"The Qdrant server at {location} refused the request (HTTP {status}); check QDRANT_API_KEY."
+            ) from exc
+        if status == 404:
+            raise IndexUnavailable(f"A collection is missing on the Qdrant server at {location}: {exc}") from exc
         raise
 
 

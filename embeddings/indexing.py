@@ -85,6 +85,13 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     vanished = [image_id for image_id in embedded_ids if image_id not in still_there]
     if vanished:
         index.delete_images(vanished)
+    # A product edited while the batch ran: its newer fields may already have been written
+    # to the index by refresh_product_payload, and this batch just wrote the older ones.
+    written = {point.product_id: point.payload for point in points}
+    for product in Product.objects.filter(pk__in=written):
+        payload = product_payload(product)
+        if payload != written[product.pk]:
+            index.set_product_payload(product.pk, payload)
     report.indexed = [image_id for image_id in embedded_ids if image_id in still_there]
     write_seconds = time.monotonic() - started
 

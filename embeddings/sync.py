@@ -17,16 +17,18 @@ def images_enqueue(image_ids: list[int]) -> None:
     size = settings.VITRINE_EMBED_BATCH_SIZE
     for start in range(0, len(image_ids), size):
         batch = list(image_ids[start : start + size])
-        transaction.on_commit(lambda batch=batch: tasks.embed_images.delay(batch))
+        # robust: if the broker is down the rows stay pending (the health endpoint counts
+        # them) and `manage.py reindex` queues them again; the request itself succeeds.
+        transaction.on_commit(lambda batch=batch: tasks.embed_images.delay(batch), robust=True)
 
 
 def product_changed(result: ProductUpsertResult) -> None:
     if result.is_index_payload_changed:
         product_id = result.product.pk
-        transaction.on_commit(lambda: tasks.refresh_product_payload.delay(product_id))
+        transaction.on_commit(lambda: tasks.refresh_product_payload.delay(product_id), robust=True)
 
 
 def images_removed(image_ids: list[int]) -> None:
     if image_ids:
         ids = list(image_ids)
-        transaction.on_commit(lambda: tasks.unindex_images.delay(ids))
+        transaction.on_commit(lambda: tasks.unindex_images.delay(ids), robust=True)

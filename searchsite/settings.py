@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "searchsite.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,7 +134,7 @@ MEDIA_ROOT = env_path("VITRINE_MEDIA_DIR", DATA_DIR / "media")
 # Django serves uploaded images itself unless a proxy in front does (then set it to 0).
 VITRINE_SERVE_MEDIA = env_bool("VITRINE_SERVE_MEDIA", True)
 
-# Uploads larger than this are refused before being read into memory by Django.
+# Larger images are refused (HTTP 413); larger request bodies before Django reads them.
 VITRINE_MAX_IMAGE_BYTES = env_int("VITRINE_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

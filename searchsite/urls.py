@@ -15,8 +15,9 @@ urlpatterns = [
     path("", views.search_page, name="search"),
     path("admin/", admin.site.urls),
     path("api/v1/search", api.SearchView.as_view(), name="api-search"),
-    path("api/v1/products/<str:external_id>", api.ProductView.as_view(), name="api-product"),
-    path("api/v1/products/<str:external_id>/images", api.ProductImagesView.as_view(), name="api-product-images"),
+    # <path:>: the shop's ids may contain slashes (import_images makes "folder/name" ids).
+    path("api/v1/products/<path:external_id>/images", api.ProductImagesView.as_view(), name="api-product-images"),
+    path("api/v1/products/<path:external_id>", api.ProductView.as_view(), name="api-product"),
     path("api/v1/images/<int:image_id>", api.ImageView.as_view(), name="api-image"),
     path("api/v1/health", api.HealthView.as_view(), name="api-health"),
 ]

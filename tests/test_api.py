@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from catalog.models import Product, ProductImage
-from embeddings.index import IndexUnavailable
+from embeddings.index import IndexUnavailable, get_index
+from embeddings.model import get_encoder
 from tests import images
 from tests.conftest import stored_files
 
@@ -193,6 +194,7 @@ def test_deleting_a_product_removes_it_from_search(client):
 
     assert client.delete("/api/v1/products/sku-1").status_code == 204
 
+    assert get_index().count(get_encoder().space) == 0
     search = client.post("/api/v1/search", {"image": _file(content)})
     assert search.json()["results"] == []
 
@@ -226,3 +228,45 @@ def _file(content: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("query.jpg", content, "image/jpeg")
+
+
+def test_a_product_id_with_a_slash_is_reachable(client):
+    assert put_product(client, external_id="shoes/red").status_code == 201
+    assert upload(client, images.noise_jpeg(3), external_id="shoes/red").status_code == 201
+    assert client.get("/api/v1/products/shoes/red").json()["external_id"] == "shoes/red"
+    assert client.delete("/api/v1/products/shoes/red").status_code == 204
+
+
+def test_a_failed_image_sent_again_is_indexed_again(client):
+    put_product(client)
+    content = images.noise_jpeg(7)
+    image_id = upload(client, content).json()["id"]
+    ProductImage.objects.filter(pk=image_id).update(state="failed", error="store was down")
+
+    again = upload(client, content)
+
+    assert again.status_code == 200
+    assert again.json()["state"] == "indexed"
+
+
+def test_a_non_ascii_token_is_refused_not_a_crash(client, settings):
+    settings.VITRINE_API_TOKEN = "s3cret"
+    response = client.get("/api/v1/search", {"q": "mug"}, headers={"Authorization": "Bearer café"})
+    assert response.status_code == 401
+
+
+def test_writes_without_a_token_are_refused_from_another_machine(client):
+    response = client.put(
+        "/api/v1/products/a", data=json.dumps({"title": "A"}), content_type="application/json", REMOTE_ADDR="192.0.2.10"
+    )
+    assert response.status_code == 403
+    assert "VITRINE_API_TOKEN" in response.json()["error"]["message"]
+    assert Product.objects.count() == 0
+
+
+def test_a_body_far_over_the_limit_is_refused_before_it_is_read(client, settings):
+    settings.VITRINE_MAX_IMAGE_BYTES = 1024
+    body = b"x" * (2 * 1024 * 1024)
+    response = client.post("/api/v1/search", data=body, content_type="application/octet-stream")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "file_too_large"

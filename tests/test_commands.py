@@ -106,3 +106,48 @@ def test_the_demo_catalog_loads_once(settings):
 
     assert (Product.objects.count(), ProductImage.objects.count()) == first
     assert "0 products created, 0 images added, 0 embedded" in out
+
+
+def test_an_import_key_too_long_for_a_product_is_a_listed_failure(photo_folder):
+    deep = photo_folder / ("b" * 200) / ("c" * 60)
+    deep.mkdir(parents=True)
+    (deep / "d.jpg").write_bytes(images.noise_jpeg(9))
+
+    with pytest.raises(CommandError, match="1 of 4 images failed"):
+        run("import_images", str(photo_folder))
+
+    assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}
+    assert ProductImage.objects.count() == 3
+
+
+def test_reindex_picks_up_pending_images_and_moves_the_alias(settings):
+    from catalog import services
+
+    product = services.product_upsert(external_id="sku-1", title="Mug").product
+    image = services.image_create(product=product, content=images.noise_jpeg(1)).image  # never queued
+    index = get_index()
+    assert index.alias_target() is None
+
+    out, _ = run("reindex")
+
+    image.refresh_from_db()
+    assert image.state == "indexed"
+    assert "Indexed 1 images" in out
+    assert index.alias_target() is not None
+    assert index.count(get_encoder().space) == 1
+
+
+def test_reindex_can_retry_failed_images():
+    from catalog import services
+
+    product = services.product_upsert(external_id="sku-1", title="Mug").product
+    image = services.image_create(product=product, content=images.noise_jpeg(1)).image
+    ProductImage.objects.filter(pk=image.pk).update(state="failed", error="store was down")
+
+    run("reindex")
+    image.refresh_from_db()
+    assert image.state == "failed"
+
+    run("reindex", "--include-failed")
+    image.refresh_from_db()
+    assert (image.state, image.error) == ("indexed", "")

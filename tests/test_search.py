@@ -115,6 +115,10 @@ def test_inactive_products_are_hidden_unless_asked_for(catalog):
 
     assert products[4].pk not in [h.product.pk for h in active.hits]
     assert everything.hits[0].product.pk == products[4].pk
+    # The index itself knows (not only the DB check after it).
+    vector = get_encoder().images_encode([query])[0]
+    index_hits = get_index().query(get_encoder().space, vector, filters=IndexFilters(), limit=10, offset=0)
+    assert products[4].pk not in [hit.product_id for hit in index_hits]
 
 
 @pytest.mark.parametrize(

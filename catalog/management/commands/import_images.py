@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         failures: dict[str, str] = {}
         new_image_ids: list[int] = []
         products: set[int] = set()
-        already_present = 0
+        already_present = added = 0
         for path in tqdm(files, desc="Reading", unit="img", disable=verbosity == 0):
             relative = path.relative_to(directory)
             key = relative.parent if group_by_folder and relative.parent != Path(".") else relative.with_suffix("")
@@ -61,12 +62,17 @@ class Command(BaseCommand):
             except ImageRejected as exc:
                 failures[relative.as_posix()] = exc.message
                 continue
+            except ValidationError as exc:
+                failures[relative.as_posix()] = "; ".join(exc.messages)
+                continue
             except OSError as exc:
                 failures[relative.as_posix()] = f"The file could not be read ({exc.strerror or exc})."
                 continue
             products.add(result.product.pk)
-            if image.is_created:
+            if image.needs_indexing:
                 new_image_ids.append(image.image.pk)
+            if image.is_created:
+                added += 1
             else:
                 already_present += 1
 
@@ -79,7 +85,7 @@ class Command(BaseCommand):
             failures[paths_by_id.get(image_id, f"image {image_id}")] = reason
 
         self.stdout.write(
-            f"{len(files)} files: {len(new_image_ids)} images added to {len(products)} products, "
+            f"{len(files)} files: {added} images added to {len(products)} products, "
             f"{already_present} already present, {len(failures)} failed."
         )
         if is_in_process():

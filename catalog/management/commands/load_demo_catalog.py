@@ -32,13 +32,13 @@ class Command(BaseCommand):
                     category=spec.category,
                     price=spec.price,
                     currency="EUR",
-                    attributes=spec.attributes,
+                    attributes=spec.attributes.as_dict(),
                 )
                 sync.product_changed(result)
                 created_products += result.is_created
                 for position, content in enumerate(spec.images):
                     image = services.image_create(product=result.product, content=content, position=position)
-                    new_image_ids += [image.image.pk] if image.is_created else []
+                    new_image_ids += [image.image.pk] if image.needs_indexing else []
         # Also finish what an interrupted earlier run left pending.
         pending = list(ProductImage.objects.filter(state=ProductImage.State.PENDING).values_list("pk", flat=True))
         to_embed = sorted(set(new_image_ids) | set(pending))

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from catalog import selectors, services
+from catalog.models import ProductImage
+from embeddings.commands import images_embed_with_progress, index_claim_for_command, is_in_process
+from embeddings.index import get_index
+from embeddings.model import get_encoder
+
+
+class Command(BaseCommand):
+    help = (
+        "Index every image that is not indexed with the current model: pending ones (for example "
+        "after the broker was down) and all of them after a model change. The alias moves to the "
+        "new collection once it holds every image; until then the old one keeps serving."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--include-failed", action="store_true", help="Also retry images that failed.")
+
+    def handle(self, *args, include_failed: bool, verbosity: int, **options):
+        index_claim_for_command()
+        space = get_encoder().space
+        image_ids = selectors.images_needing_embedding(space.id)
+        if include_failed:
+            image_ids += list(ProductImage.objects.filter(state=ProductImage.State.FAILED).values_list("pk", flat=True))
+        with transaction.atomic():
+            services.image_mark_pending(image_ids=image_ids)
+        run = images_embed_with_progress(image_ids, show_progress=verbosity > 0)
+        if not is_in_process():
+            self.stdout.write(f"Queued {run.queued} images for the workers (space {space.id}).")
+            return
+        remaining = len(selectors.images_needing_embedding(space.id))
+        failed = ProductImage.objects.filter(state=ProductImage.State.FAILED).count()
+        self.stdout.write(
+            f"Indexed {run.queued - len(run.failures)} images in {run.seconds:.1f} s; "
+            f"{len(run.failures)} failed, {failed} failed in all, {remaining} still to index."
+        )
+        if remaining == 0:
+            get_index().alias_point(space)
+            self.stdout.write(f"The alias {get_index().alias} now names the collection of {space.id}.")
