@@ -52,7 +52,7 @@ def main() -> None:
     folder.mkdir()
     count = 0
     for product in demo_products(count=args.images, seed=11, images_per_product=(1, 1)):
-        (folder / f"{product.external_id}.jpg").write_bytes(product.images[0])
+        (folder / f"{product.external_id}.jpg").write_bytes(product.render_images()[0])
         count += 1
     files = sorted(folder.iterdir())
     call_command("migrate", verbosity=0)

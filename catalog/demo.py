@@ -116,12 +116,14 @@ class DemoProduct:
     category: str
     price: Decimal
     attributes: Attributes
-    images: tuple[bytes, ...]
+    image_seeds: tuple[int, ...]
+
+    def render_images(self) -> list[bytes]:
+        """The product's photos as JPEG bytes (drawn on demand: about 25 ms each)."""
+        return [render_product(self.attributes, rng=random.Random(seed)) for seed in self.image_seeds]
 
 
-def demo_products(
-    *, count: int, seed: int, images_per_product: tuple[int, int] = (2, 3), with_images: bool = True
-) -> list[DemoProduct]:
+def demo_products(*, count: int, seed: int, images_per_product: tuple[int, int] = (2, 3)) -> list[DemoProduct]:
     """The demo shop's products. Same ``count`` and ``seed``, same shop, byte for byte."""
     rng = random.Random(f"catalog-{seed}")
     products = []
@@ -133,8 +135,7 @@ def demo_products(
         brand = rng.choice(BRANDS)
         price = Decimal(rng.randint(low * 100, high * 100)) / 100
         image_count = rng.randint(*images_per_product)
-        image_seeds = [rng.getrandbits(32) for _ in range(image_count)]
-        renders = tuple(render_product(attributes, rng=random.Random(s)) for s in image_seeds) if with_images else ()
+        image_seeds = tuple(rng.getrandbits(32) for _ in range(image_count))
         description = (
             f"A {COLOURS[attributes.colour][0]} {PATTERNS[attributes.pattern][0]} {kind_name} by {brand}. "
             f"{rng.choice(DESCRIPTION_ENDINGS)}"
@@ -148,7 +149,7 @@ def demo_products(
                 category=category,
                 price=price,
                 attributes=attributes,
-                images=renders,
+                image_seeds=image_seeds,
             )
         )
     return products

@@ -130,7 +130,15 @@ def image_create(
         if is_new_file:
             default_storage.delete(stored_name)
         raise
-    logger.info(
+    if not is_new_file:
+        # Another product's delete may have removed the shared file between our check
+        # and our commit (it saw no committed row using it): put it back.
+        def file_restore_if_deleted() -> None:
+            if not default_storage.exists(stored_name):
+                default_storage.save(stored_name, ContentFile(content))
+
+        transaction.on_commit(file_restore_if_deleted)
+    logger.debug(
         "Accepted image %s for product %s (%dx%d %s)",
         image.pk,
         product.external_id,

@@ -12,6 +12,15 @@ from embeddings.model import ModelUnavailable
 from embeddings.search import SearchError, product_search
 
 PAGE_SIZE = 24
+# (query, language): shown on the empty page, in both languages the demo model knows.
+EXAMPLE_QUERIES = (
+    ("red striped mug", "en"),
+    ("blue dotted bag", "en"),
+    ("grey checked umbrella", "en"),
+    ("红色条纹杯子", "zh"),
+    ("蓝色圆点包", "zh"),
+    ("黑色鞋", "zh"),
+)
 
 
 def search_page(request: HttpRequest) -> HttpResponse:
@@ -22,7 +31,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         categories=selectors.category_choices(),
         brands=selectors.brand_choices(),
     )
-    context = {"form": form, "result": None, "error": None, "page_size": PAGE_SIZE}
+    context = {"form": form, "result": None, "error": None, "page_size": PAGE_SIZE, "examples": EXAMPLE_QUERIES}
     status = 200
     if form.is_bound and form.is_valid() and form.has_query:
         kwargs = form.search_kwargs(default_limit=PAGE_SIZE)

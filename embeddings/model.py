@@ -69,6 +69,8 @@ def configured_model_label() -> str:
     """A short description of the configured model for pages, without loading it."""
     model = settings.VITRINE_CLIP_MODEL
     pretrained = settings.VITRINE_CLIP_PRETRAINED
+    if pretrained.startswith(LOCAL_DIR_PREFIX):
+        return Path(pretrained[len(LOCAL_DIR_PREFIX) :]).name
     if not pretrained and not model.startswith(HF_HUB_PREFIX):
         return f"{model} (untrained: random weights, results are not meaningful)"
     return f"{model} / {pretrained}" if pretrained else model
@@ -156,7 +158,7 @@ def _load(*, model_name: str, pretrained: str, device_preference: str, cache_dir
 
     open_clip.add_model_config(MODEL_CONFIG_DIR)
     device = select_device(device_preference)
-    plan = _plan_weights(open_clip, model_name=model_name, pretrained=pretrained, cache_dir=cache_dir)
+    plan = weights_plan(open_clip, model_name=model_name, pretrained=pretrained, cache_dir=cache_dir)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_INIT_SEED)
@@ -206,7 +208,7 @@ class _WeightsPlan:
     preprocess_overrides: dict
 
 
-def _plan_weights(open_clip, *, model_name: str, pretrained: str, cache_dir: Path) -> _WeightsPlan:
+def weights_plan(open_clip, *, model_name: str, pretrained: str, cache_dir: Path) -> _WeightsPlan:
     """Decide where the weights come from, failing fast when they cannot be had."""
     if pretrained.startswith(LOCAL_DIR_PREFIX):
         folder = Path(pretrained[len(LOCAL_DIR_PREFIX) :]).expanduser().resolve()

@@ -144,8 +144,11 @@ VITRINE_MAX_IMAGE_PIXELS = env_int("VITRINE_MAX_IMAGE_PIXELS", 64_000_000, minim
 
 # --- The model (only embeddings.model reads these) --------------------------------------
 
-VITRINE_CLIP_MODEL = env_str("VITRINE_CLIP_MODEL", "vitrine-tiny")
-VITRINE_CLIP_PRETRAINED = env_str("VITRINE_CLIP_PRETRAINED", "")
+# The embedded default is the project's own demo model, trained by `manage.py train_clip`
+# on the demo renderer and shipped in the repository (see README, "Search quality").
+DEMO_CHECKPOINT_DIR = BASE_DIR / "embeddings" / "checkpoints" / "vitrine-demo"
+VITRINE_CLIP_MODEL = env_str("VITRINE_CLIP_MODEL", "vitrine-demo")
+VITRINE_CLIP_PRETRAINED = env_str("VITRINE_CLIP_PRETRAINED", f"local-dir:{DEMO_CHECKPOINT_DIR}")
 VITRINE_DEVICE = env_str("VITRINE_DEVICE", "auto").lower()
 VITRINE_MODEL_CACHE_DIR = env_path("VITRINE_MODEL_CACHE_DIR", DATA_DIR / "models")
 # How long to wait for the model hub before giving up on a download; open_clip's own

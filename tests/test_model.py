@@ -32,26 +32,30 @@ def test_images_and_texts_become_unit_float32_rows():
 
 def test_the_untrained_model_is_the_same_in_every_process(settings):
     """Random weights come from a fixed seed, so a worker and the web agree on vectors."""
-    here = get_encoder().texts_encode(["blue dotted bag"])[0]
+    settings.VITRINE_CLIP_MODEL = "vitrine-tiny"
+    settings.VITRINE_CLIP_PRETRAINED = ""
+    reset_encoder()
+    try:
+        here = get_encoder().texts_encode(["blue dotted bag"])[0]
+        assert get_encoder().space.weights == "random-init-seed0"
+    finally:
+        reset_encoder()
     script = (
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='searchsite.settings'; django.setup();"
         "from embeddings.model import get_encoder;"
         "print(','.join(repr(float(x)) for x in get_encoder().texts_encode(['blue dotted bag'])[0]))"
     )
-    output = (
-        subprocess.run(
-            [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
-        )
-        .stdout.strip()
-        .splitlines()[-1]
+    env = {**os.environ, "VITRINE_CLIP_MODEL": "vitrine-tiny", "VITRINE_CLIP_PRETRAINED": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=300
     )
-    there = np.array([float(x) for x in output.split(",")], dtype=np.float32)
+    there = np.array([float(x) for x in result.stdout.strip().splitlines()[-1].split(",")], dtype=np.float32)
     assert np.allclose(here, there, atol=1e-5)
-    assert get_encoder().space.weights == "random-init-seed0"
 
 
 def test_an_unknown_model_name_is_refused_with_the_setting_named(settings):
     settings.VITRINE_CLIP_MODEL = "ViT-Nonexistent-1"
+    settings.VITRINE_CLIP_PRETRAINED = ""
     reset_encoder()
     try:
         with pytest.raises(ModelUnavailable) as caught:

@@ -30,12 +30,20 @@ def shop():
     return products
 
 
-def test_the_empty_page_invites_a_search_and_labels_the_untrained_model():
+def test_the_empty_page_suggests_queries_in_english_and_chinese_and_names_the_model():
     response = Client().get("/")
     html = response.content.decode()
     assert response.status_code == 200
     assert "Type a description or choose a photo" in html
-    assert "untrained: random weights" in html
+    assert '<a href="?q=red%20striped%20mug" lang="en">red striped mug</a>' in html
+    assert '<a href="?q=%E7%BA%A2%E8%89%B2%E6%9D%A1%E7%BA%B9%E6%9D%AF%E5%AD%90" lang="zh">红色条纹杯子</a>' in html
+    assert "Model: vitrine-demo" in html
+
+
+def test_an_untrained_model_is_labelled_as_such(settings):
+    settings.VITRINE_CLIP_MODEL = "vitrine-tiny"
+    settings.VITRINE_CLIP_PRETRAINED = ""
+    assert "untrained: random weights" in Client().get("/").content.decode()
 
 
 def test_a_text_search_shows_cards_with_thumbnail_title_price_and_score(shop):

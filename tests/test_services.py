@@ -92,3 +92,24 @@ def test_deleting_one_image_keeps_the_others_vectors():
     sync.images_removed([services.image_delete(image=drop)])
 
     assert set(get_index().vectors(space, [keep.pk, drop.pk])) == {keep.pk}
+
+
+def test_a_shared_file_deleted_while_another_product_adopts_it_is_restored(settings):
+    """Product B reuses A's file; A's delete (seeing no committed user) removes it before B
+    commits. B's commit must put the file back."""
+    from django.core.files.storage import default_storage
+    from django.db import transaction
+
+    content = images.noise_jpeg(1)
+    first = services.product_upsert(external_id="a", title="A").product
+    shared = services.image_create(product=first, content=content).image
+    second = services.product_upsert(external_id="b", title="B").product
+
+    with transaction.atomic():
+        adopted = services.image_create(product=second, content=content).image  # reuses the file
+        assert adopted.file.name == shared.file.name
+        default_storage.delete(shared.file.name)  # what A's delete does, before B commits
+
+    assert default_storage.exists(adopted.file.name)
+    with adopted.file.open("rb") as handle:
+        assert handle.read() == content

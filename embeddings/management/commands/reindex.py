@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = (
         "Index every image that is not indexed with the current model: pending ones (for example "
         "after the broker was down) and all of them after a model change. The alias moves to the "
-        "new collection once it holds every image; until then the old one keeps serving."
+        "new collection once it holds every image."
     )
 
     def add_arguments(self, parser):

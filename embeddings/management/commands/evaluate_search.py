@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from catalog.intake import ImageRejected, image_decode_rgb
+from embeddings.commands import index_claim_for_command
+from embeddings.evaluation import (
+    JudgmentsError,
+    judgments_load,
+    metrics_summarise,
+    ranking_metrics,
+    summary_chart,
+    summary_table,
+)
+from embeddings.search import product_search
+
+RESULTS_PER_QUERY = 10
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure search quality: run judged queries (JSON Lines) through the search service and report "
+        "R@1, R@5, R@10, MRR and nDCG@10 overall, per language and per group."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--judgments", type=Path, required=True, help="The JSON Lines file of judged queries.")
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=None,
+            help="Folder for results.json and results.png (default: beside the judgments).",
+        )
+
+    def handle(self, *args, judgments: Path, output: Path | None, verbosity: int, **options):
+        try:
+            rows = judgments_load(judgments)
+        except (JudgmentsError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+        index_claim_for_command()
+        output = output or judgments.parent
+        output.mkdir(parents=True, exist_ok=True)
+        results = []
+        for judgment in tqdm(rows, desc="Queries", unit="query", disable=verbosity == 0):
+            if judgment.image is not None:
+                try:
+                    image = image_decode_rgb(content=judgment.image.read_bytes())
+                except ImageRejected as exc:
+                    raise CommandError(f"{judgment.image}: {exc.message}") from None
+                result = product_search(image=image, limit=RESULTS_PER_QUERY)
+            else:
+                result = product_search(text=judgment.query, limit=RESULTS_PER_QUERY)
+            ranked = [hit.product.external_id for hit in result.hits]
+            results.append((judgment, ranking_metrics(ranked, judgment.relevant)))
+        summary = metrics_summarise(results)
+        table = summary_table(summary)
+        self.stdout.write(table)
+        (output / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary_chart(summary, output / "results.png", title=f"Search quality ({judgments.name})")
+        self.stdout.write(f"Wrote {output / 'results.json'} and {output / 'results.png'}.")
