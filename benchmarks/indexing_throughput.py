@@ -58,7 +58,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     encoder = get_encoder()  # loaded once, outside both timings
     batch_size = settings.VITRINE_EMBED_BATCH_SIZE
-    print(f"model {encoder.space.model} ({encoder.space.weights}), {count} images of 192x192, batch {batch_size}")
+    print(f"model {encoder.space.model} ({encoder.space.weights}), {count} demo photos of 160x160, batch {batch_size}")
 
     from PIL import Image
 
