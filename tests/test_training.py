@@ -184,3 +184,24 @@ def test_fine_tuning_on_the_catalog_uses_its_photos_and_titles(tmp_path):
     assert card["data"] == "catalog images and titles"
     assert card["model"] == "vitrine-tiny"
     assert (folder / "open_clip_config.json").is_file()
+
+
+def test_training_pixels_match_what_the_model_sees_when_searching():
+    """Training caches images as uint8 arrays (a copy of the resize and crop); after
+    normalising they must equal open_clip's own eval transform, or training and search
+    would see different pictures."""
+    import open_clip
+    import torch
+
+    from catalog.demo import demo_attribute_render
+    from embeddings.model import MODEL_CONFIG_DIR
+
+    open_clip.add_model_config(MODEL_CONFIG_DIR)
+    _, _, preprocess = open_clip.create_model_and_transforms("vitrine-demo")
+    normalise = next(t for t in preprocess.transforms if type(t).__name__ == "Normalize")
+    picture = demo_attribute_render(Attributes("vase", "pink", "dotted"), stream="probe", index=0)
+
+    cached = torch.from_numpy(training.model_input_array(picture, 64)).float() / 255
+    ours = (cached - torch.tensor(normalise.mean).view(3, 1, 1)) / torch.tensor(normalise.std).view(3, 1, 1)
+
+    assert torch.allclose(ours, preprocess(picture), atol=1e-5)
