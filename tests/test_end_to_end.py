@@ -95,6 +95,8 @@ class Deployment:
             "CELERY_BROKER_VISIBILITY_TIMEOUT": "5",
             "CELERY_BROKER_RESTORE_INTERVAL": "1",
             "PYTHONUNBUFFERED": "1",
+            # The tests read the processes' INFO lines ("received", "Loaded CLIP model").
+            "LOG_LEVEL": "info",
         }
         self.processes: list[subprocess.Popen] = []
         self.web_url = ""
