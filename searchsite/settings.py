@@ -142,6 +142,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.open
 VITRINE_MAX_IMAGE_PIXELS = env_int("VITRINE_MAX_IMAGE_PIXELS", 64_000_000, minimum=1)
 
+# Server-side downloads of image URLs (search by URL; later the API and feeds): public
+# addresses only unless a network is allowed here (an internal image CDN, tests).
+VITRINE_FETCH_TIMEOUT = env_float("VITRINE_FETCH_TIMEOUT", 5.0, minimum=0.1)
+VITRINE_FETCH_TOTAL_TIMEOUT = env_float("VITRINE_FETCH_TOTAL_TIMEOUT", 20.0, minimum=0.1)
+VITRINE_FETCH_MAX_REDIRECTS = env_int("VITRINE_FETCH_MAX_REDIRECTS", 3, minimum=0, maximum=10)
+VITRINE_FETCH_ALLOWED_NETWORKS = env_list("VITRINE_FETCH_ALLOWED_NETWORKS", [])
+
 # --- The model (only embeddings.model reads these) --------------------------------------
 
 # The embedded default is the project's own demo model, trained by `manage.py train_clip`
