@@ -10,10 +10,10 @@ PORT ?= 8000
 # torch and torchvision builds this machine keeps on disk (pip takes them without a download).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Debian packages the tests drive for real.
-TEST_DEBIAN_PACKAGES := redis-server postgresql
+TEST_DEBIAN_PACKAGES := redis-server postgresql openssl chromium fonts-noto-cjk
 # The tests that write to the database run a second time on PostgreSQL, the production DB.
 POSTGRES_TESTS := tests/test_services.py tests/test_api.py tests/test_indexing.py tests/test_admin.py \
-	tests/test_commands.py tests/test_search.py
+	tests/test_commands.py tests/test_search.py tests/test_catalog_search.py
 
 .PHONY: run test install system-deps lint format clean
 

@@ -84,3 +84,93 @@ class SearchForm(forms.Form):
             "limit": data.get("limit") or default_limit,
             "offset": data.get("offset") or 0,
         }
+
+
+# --- The shoppers' page ---------------------------------------------------------------------
+
+# Query parameters of the search page; a product attribute offered as a facet uses its
+# own name unless it collides with one of these.
+PAGE_PARAMS = ("q", "photo", "similar", "plus", "minus", "category", "brand", "price_min", "price_max")
+PAGE_PARAMS += ("sort", "page", "loose", "partial")
+MAX_PAGE = 1000
+
+
+def facet_param(attribute: str) -> str:
+    return f"attr_{attribute}" if attribute in PAGE_PARAMS else attribute
+
+
+class ShopperSearchForm(forms.Form):
+    """The search page's state, all of it in the URL (GET)."""
+
+    q = forms.CharField(required=False, max_length=500, strip=True, label="Search")
+    photo = forms.RegexField(required=False, regex=r"^[0-9a-f]{32}$")
+    similar = forms.IntegerField(required=False, min_value=1)
+    plus = forms.TypedMultipleChoiceField(required=False, coerce=int)
+    minus = forms.TypedMultipleChoiceField(required=False, coerce=int)
+    category = forms.MultipleChoiceField(required=False)
+    brand = forms.MultipleChoiceField(required=False)
+    price_min = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=2)
+    price_max = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=2)
+    sort = forms.ChoiceField(required=False, choices=[])
+    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
+    loose = forms.BooleanField(required=False)
+
+    def __init__(self, data, *, sorts: dict[str, str], attributes: list[str]):
+        super().__init__(data)
+        self.attributes = attributes
+        self.fields["sort"].choices = list(sorts.items())
+        for name in ("plus", "minus", "category", "brand"):
+            # Any value: a filter value that matches nothing gives no results, not an error.
+            self.fields[name].valid_value = lambda value: True  # type: ignore[method-assign]
+        for name in ("plus", "minus"):
+            self.fields[name].validators.append(_ids_validator)
+        for attribute in attributes:
+            field = forms.MultipleChoiceField(required=False)
+            field.valid_value = lambda value: True  # type: ignore[method-assign]
+            self.fields[facet_param(attribute)] = field
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("price_min"), data.get("price_max")
+        if low is not None and high is not None and low > high:
+            raise ValidationError({"price_max": "The maximum price is below the minimum price."})
+        if data.get("similar") and (data.get("q") or data.get("photo")):
+            raise ValidationError("“More like this” cannot be combined with words or a photo.", code="several_queries")
+        return data
+
+    @property
+    def has_query(self) -> bool:
+        data = self.cleaned_data
+        return bool(data.get("q") or data.get("photo") or data.get("similar"))
+
+    def attribute_filters(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        data = self.cleaned_data
+        return tuple(
+            (attribute, tuple(data.get(facet_param(attribute)) or ()))
+            for attribute in self.attributes
+            if data.get(facet_param(attribute))
+        )
+
+
+def _ids_validator(values) -> None:
+    if any(value < 1 for value in values):
+        raise ValidationError("Product ids are positive numbers.")
+    if len(values) > 20:
+        raise ValidationError("At most 20 products can be liked or hidden at once.")
+
+
+class PhotoSearchForm(forms.Form):
+    """A photo to search with: a file, a camera shot, or the address of an image."""
+
+    image = forms.FileField(required=False, label="Choose a photo")
+    camera = forms.FileField(required=False, label="Take a photo")
+    image_url = forms.URLField(required=False, max_length=2000, assume_scheme="https", label="Image address")
+
+    def clean(self):
+        data = super().clean()
+        given = [name for name in ("image", "camera", "image_url") if data.get(name)]
+        if not given and not self.errors:
+            raise ValidationError("Choose a photo, take one, or paste the address of an image.", code="no_photo")
+        if len(given) > 1:
+            raise ValidationError("Search with one photo at a time.", code="several_photos")
+        return data

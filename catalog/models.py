@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.urls import reverse
 
 
 class Product(models.Model):
@@ -63,3 +64,24 @@ class ProductImage(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.pk} of {self.product_id} ({self.state})"
+
+    # Thumbnails for pages (catalog.thumbnails makes them on first request).
+    @property
+    def thumbnail_url(self) -> str:
+        return reverse("thumbnail", args=[f"{self.sha256}-320.webp"])
+
+    @property
+    def large_thumbnail_url(self) -> str:
+        return reverse("thumbnail", args=[f"{self.sha256}-640.webp"])
+
+    @property
+    def thumbnail_dimensions(self) -> tuple[int, int]:
+        from catalog.thumbnails import thumbnail_dimensions
+
+        return thumbnail_dimensions(self.width, self.height, 320)
+
+    @property
+    def large_thumbnail_dimensions(self) -> tuple[int, int]:
+        from catalog.thumbnails import thumbnail_dimensions
+
+        return thumbnail_dimensions(self.width, self.height, 640)

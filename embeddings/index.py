@@ -76,6 +76,14 @@ class IndexHit:
     score: float
 
 
+@dataclass(frozen=True)
+class IndexCandidate:
+    product_id: int
+    image_id: int
+    score: float
+    vector: np.ndarray | None = None
+
+
 def image_point_id(image_id: int) -> str:
     return str(uuid.uuid5(POINT_NAMESPACE, f"image:{image_id}"))
 
@@ -187,6 +195,42 @@ class VectorIndex:
             best = group.hits[0]
             hits.append(IndexHit(product_id=int(group.id), image_id=int(best.payload["image_id"]), score=best.score))
         return hits
+
+    def candidates(
+        self,
+        space: EmbeddingSpace,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        active_only: bool = True,
+        exclude_product_ids: tuple[int, ...] = (),
+        with_vectors: bool = False,
+    ) -> list[IndexCandidate]:
+        """The best image of each of the ``limit`` nearest products, best first, for the
+        search service to cut, filter, count and sort (filters on product fields are applied
+        there, against the database)."""
+        name = self.ensure(space)
+        filters = IndexFilters(active_only=active_only, exclude_product_ids=exclude_product_ids)
+        with self._guard():
+            result = self.client.query_points_groups(
+                name,
+                query=vector.astype(np.float32).tolist(),
+                group_by="product_id",
+                group_size=1,
+                limit=limit,
+                query_filter=_filter(filters),
+                with_payload=["product_id", "image_id"],
+                with_vectors=with_vectors,
+            )
+        return [
+            IndexCandidate(
+                product_id=int(group.id),
+                image_id=int(group.hits[0].payload["image_id"]),
+                score=float(group.hits[0].score),
+                vector=np.asarray(group.hits[0].vector, dtype=np.float32) if with_vectors else None,
+            )
+            for group in result.groups
+        ]
 
     def vectors(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, np.ndarray]:
         if not image_ids:

@@ -177,6 +177,20 @@ QDRANT_REPLICAS = env_int("QDRANT_REPLICAS", 1, minimum=1)
 QDRANT_LOCAL_PATH = env_path("VITRINE_QDRANT_PATH", DATA_DIR / "qdrant")
 VITRINE_INDEX_ALIAS = env_str("VITRINE_INDEX_ALIAS", "vitrine-images")
 
+# --- Search ------------------------------------------------------------------------------
+
+# The relevance cutoff is calibrated per embedding space (embeddings/relevance.py) and can
+# be overridden per space in the admin; these override it for every space.
+VITRINE_TEXT_CUTOFF = env_float("VITRINE_TEXT_CUTOFF", None, minimum=-1, maximum=1)
+VITRINE_IMAGE_CUTOFF = env_float("VITRINE_IMAGE_CUTOFF", None, minimum=-1, maximum=1)
+# Products considered per query: the cutoff, filters, facet counts and sorting work on the
+# nearest this many (a larger catalog's vaguest queries count "1000+").
+VITRINE_SEARCH_CANDIDATES = env_int("VITRINE_SEARCH_CANDIDATES", 1000, minimum=10, maximum=10_000)
+# Product attributes offered as facets when products have them (demo: colour, pattern).
+VITRINE_FACET_ATTRIBUTES = env_list("VITRINE_FACET_ATTRIBUTES", ["colour", "pattern", "tags"])
+# Photos people search with are kept (downscaled) so a photo search has a shareable URL.
+VITRINE_QUERY_PHOTO_DAYS = env_int("VITRINE_QUERY_PHOTO_DAYS", 7, minimum=1)
+
 # --- Celery -----------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html
 

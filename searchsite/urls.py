@@ -13,6 +13,9 @@ def media(request, path):
 
 urlpatterns = [
     path("", views.search_page, name="search"),
+    path("products/<int:pk>/", views.product_page, name="product"),
+    path("thumbnails/<str:name>", views.thumbnail, name="thumbnail"),
+    path("search/photos/<str:token>.jpg", views.query_photo, name="query-photo"),
     path("admin/", admin.site.urls),
     path("api/v1/search", api.SearchView.as_view(), name="api-search"),
     # <path:>: the shop's ids may contain slashes (import_images makes "folder/name" ids).

@@ -11,6 +11,9 @@ from catalog.demo_judgments import demo_judgments_write
 from catalog.models import ProductImage
 from embeddings import sync
 from embeddings.commands import images_embed_with_progress, index_claim_for_command
+from embeddings.model import get_encoder
+from embeddings.models import RelevanceCutoff
+from embeddings.relevance import cutoffs_calibrate
 
 
 class Command(BaseCommand):
@@ -61,6 +64,8 @@ class Command(BaseCommand):
         judgments_file = folder / "judgments.jsonl"
         if created_products or not judgments_file.exists():
             demo_judgments_write(products=specs, folder=folder)
+        if created_products or not RelevanceCutoff.objects.filter(embedding_space=get_encoder().space.id).exists():
+            cutoffs_calibrate()
         self.stdout.write(
             f"Demo catalog: {created_products} products created, {len(new_image_ids)} images added, "
             f"{run.queued} embedded, {len(run.failures)} failed. Judged queries: {judgments_file}"

@@ -7,7 +7,9 @@ from catalog import selectors, services
 from catalog.models import ProductImage
 from embeddings.commands import images_embed_with_progress, index_claim_for_command, is_in_process
 from embeddings.index import get_index
+from embeddings.management.commands.calibrate_relevance import describe_cutoffs
 from embeddings.model import get_encoder
+from embeddings.relevance import cutoffs_calibrate, cutoffs_get
 
 
 class Command(BaseCommand):
@@ -41,3 +43,6 @@ class Command(BaseCommand):
         if remaining == 0:
             get_index().alias_point(space)
             self.stdout.write(f"The alias {get_index().alias} now names the collection of {space.id}.")
+            row = cutoffs_calibrate(space)
+            if row is not None:
+                self.stdout.write(describe_cutoffs(row, cutoffs_get(space)))

@@ -1,0 +1,52 @@
+"""WebP thumbnails: made once per stored image and size, on first request, then served
+from disk. Content-addressed (by the original's sha256), so a URL never changes meaning
+and can be cached forever, and products sharing a photo share its thumbnails."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from PIL import Image
+
+from catalog.intake import image_decode_rgb
+from catalog.models import ProductImage
+
+# Grid cards (320 covers a 160 px card on a 2x screen) and the product page.
+SIZES = (320, 640)
+WEBP_QUALITY = 82
+
+
+def thumbnail_dimensions(width: int, height: int, size: int) -> tuple[int, int]:
+    """The thumbnail's size: the original fitted inside size×size, never enlarged."""
+    scale = min(1.0, size / max(width, height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def thumbnail_path(sha256: str, size: int) -> Path:
+    return Path(settings.MEDIA_ROOT) / "thumbnails" / sha256[:2] / f"{sha256}-{size}.webp"
+
+
+def thumbnail_get_or_create(image: ProductImage, size: int) -> Path:
+    """The thumbnail's file, made now if missing (written atomically: readers never see
+    half a file, and two requests racing both write the same bytes)."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}")
+    path = thumbnail_path(image.sha256, size)
+    if path.exists():
+        return path
+    with image.file.open("rb") as handle:
+        rgb = image_decode_rgb(content=handle.read())
+    rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            rgb.save(out, format="WEBP", quality=WEBP_QUALITY, method=4)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
