@@ -122,12 +122,16 @@ class ShopperSearchForm(forms.Form):
         for name in ("plus", "minus", "category", "brand"):
             # Any value: a filter value that matches nothing gives no results, not an error.
             self.fields[name].valid_value = lambda value: True  # type: ignore[method-assign]
-        for name in ("plus", "minus"):
-            self.fields[name].validators.append(_ids_validator)
         for attribute in attributes:
             field = forms.MultipleChoiceField(required=False)
             field.valid_value = lambda value: True  # type: ignore[method-assign]
             self.fields[facet_param(attribute)] = field
+
+    def clean_plus(self):
+        return _product_ids(self.cleaned_data.get("plus"))
+
+    def clean_minus(self):
+        return _product_ids(self.cleaned_data.get("minus"))
 
     def clean(self):
         data = super().clean()
@@ -152,11 +156,13 @@ class ShopperSearchForm(forms.Form):
         )
 
 
-def _ids_validator(values) -> None:
+def _product_ids(values) -> list[int]:
+    values = list(dict.fromkeys(values or ()))
     if any(value < 1 for value in values):
         raise ValidationError("Product ids are positive numbers.")
     if len(values) > 20:
         raise ValidationError("At most 20 products can be liked or hidden at once.")
+    return values
 
 
 class PhotoSearchForm(forms.Form):

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import re
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog.fetch import FetchRefused, url_fetch
@@ -341,7 +342,14 @@ def thumbnail(request: HttpRequest, name: str) -> HttpResponse:
 def product_page(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(Product, pk=pk, is_active=True)
     images = list(product.images.all())
-    context = {"product": product, "images": images, "similar": None, "similar_error": None}
+    context = {
+        "product": product,
+        "images": images,
+        "facts": _product_facts(product),
+        "back_url": _search_referer(request),
+        "similar": None,
+        "similar_error": None,
+    }
     try:
         context["similar"] = catalog_search(
             SearchQuery(like_product_id=product.pk, relevant_only=False, limit=SIMILAR_STRIP_SIZE)
@@ -356,3 +364,25 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         logger.warning("Similar products unavailable: %s", exc)
         context["similar_error"] = "Similar products cannot be shown right now: search is unavailable."
     return render(request, "catalog/product.html", context)
+
+
+def _product_facts(product: Product) -> list[tuple[str, str]]:
+    facts = [("Category", product.category)] if product.category else []
+    for key, value in (product.attributes or {}).items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        if isinstance(value, (str, int, float)) and str(value):
+            facts.append((str(key).replace("_", " ").capitalize(), str(value)))
+    facts.append(("Product id", product.external_id))
+    return facts
+
+
+def _search_referer(request: HttpRequest) -> str:
+    """Back to the search the shopper came from (same site only), else the search page."""
+    referer = request.META.get("HTTP_REFERER", "")
+    home = reverse("search")
+    if referer and url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()}):
+        parts = urlsplit(referer)
+        if parts.path == home:
+            return f"{home}?{parts.query}" if parts.query else home
+    return home

@@ -107,7 +107,7 @@ def cutoffs_calibrate(space: EmbeddingSpace | None = None, *, seed: int = 0) -> 
     index = get_index()
     product_ids = list(_indexed_products(space).order_by("pk").values_list("pk", flat=True))
     if len(product_ids) < MIN_PRODUCTS:
-        logger.info("No relevance cutoff yet: %d indexed products (need %d)", len(product_ids), MIN_PRODUCTS)
+        logger.debug("No relevance cutoff yet: %d indexed products (need %d)", len(product_ids), MIN_PRODUCTS)
         return None
     sample = sorted(random.Random(seed).sample(product_ids, min(SAMPLE_PRODUCTS, len(product_ids))))
     titles = dict(Product.objects.filter(pk__in=sample).values_list("pk", "title"))
