@@ -61,6 +61,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if form.is_bound and not form.is_valid():
         status = 400
     elif form.is_bound and form.has_query:
+        context["has_query"] = True
         status = _run_search(request, form, context)
     template = "catalog/_results.html" if request.META.get(PARTIAL_HEADER) else "catalog/search.html"
     return render(request, template, context, status=status)
@@ -71,6 +72,7 @@ def _base_context(request: HttpRequest, form: ShopperSearchForm) -> dict:
         "form": form,
         "photo_form": PhotoSearchForm(),
         "result": None,
+        "has_query": False,
         "error": None,
         "unavailable": None,
         "examples": EXAMPLE_QUERIES,

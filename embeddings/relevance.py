@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -139,16 +140,17 @@ def cutoffs_calibrate(space: EmbeddingSpace | None = None, *, seed: int = 0) -> 
         first, second = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
         image_cutoff, stats["image"] = _cutoff_from_pairs(first @ second.T, loosest=True)
 
-    row, _ = RelevanceCutoff.objects.update_or_create(
-        embedding_space=space.id,
-        defaults={
-            "text_auto": text_cutoff,
-            "image_auto": image_cutoff,
-            "sample_products": len(sample),
-            "stats": stats,
-            "calibrated_at": timezone.now(),
-        },
-    )
+    values = {
+        "text_auto": text_cutoff,
+        "image_auto": image_cutoff,
+        "sample_products": len(sample),
+        "stats": stats,
+        "calibrated_at": timezone.now(),
+    }
+    try:
+        row, _ = RelevanceCutoff.objects.update_or_create(embedding_space=space.id, defaults=values)
+    except IntegrityError:  # two first searches calibrated at once: the other one's row stands
+        row = RelevanceCutoff.objects.get(embedding_space=space.id)
     logger.info("Relevance cutoffs for %s: text %s, photo %s", space.id, text_cutoff, image_cutoff)
     return row
 

@@ -82,8 +82,8 @@ def test_facets_count_and_filters_show_as_removable_chips(shop):
     html = page(Client().get("/", {"q": "a thing", "category": "kitchen"}))
     assert sorted(card_titles(html)) == ["Thing 0", "Thing 2"]
     # Category counts ignore the category choice; brand counts respect it.
-    assert re.search(r'data-value="garden".*?<span class="count">1</span>', html, re.S)
-    assert re.search(r'data-value="Kito".*?<span class="count">1</span>', html, re.S)
+    assert re.search(r'data-value="garden".*?<span class="count">1<', html, re.S)
+    assert re.search(r'data-value="Kito".*?<span class="count">1<', html, re.S)
     assert 'aria-label="Remove filter Category: kitchen"' in html
     chip = re.search(r'<a class="chip" href="([^"]+)" aria-label="Remove filter Category: kitchen"', html)[1]
     assert parse_qs(chip.lstrip("?").replace("&amp;", "&")) == {"q": ["a thing"]}
@@ -118,7 +118,7 @@ def test_like_and_not_this_links_refine_and_offer_the_way_back(shop):
     assert sorted(card_titles(html)) == ["Thing 0", "Thing 2"]
     assert "fewer like <strong>Thing 1</strong>" in html and "more like <strong>Thing 0</strong>" in html
     assert 'href="?q=a+thing" class="back-link"' in html
-    assert 'aria-pressed="true"' in html
+    assert 'aria-label="Liked: Thing 0 (select to undo)"' in html
 
 
 def test_more_like_this_names_the_product(shop):

@@ -25,11 +25,18 @@
   }
 
 
-  function afterSwap() {
-    if (phone.matches) {
-      const panel = document.querySelector(".filters-panel");
-      if (panel) panel.open = false;
-    }
+  // Screen readers hear the new count (the live region stays while results are swapped).
+  function announce() {
+    const live = document.getElementById("live-status");
+    const status = document.getElementById("results-status");
+    const error = document.querySelector("#results [role=alert]");
+    if (live) live.textContent = error ? error.textContent.trim() : status ? status.textContent.trim() : "";
+  }
+
+  // Phones start with the filters folded; after that they stay as the shopper left them.
+  function afterSwap(wasOpen) {
+    const panel = document.querySelector(".filters-panel");
+    if (panel && phone.matches) panel.open = Boolean(wasOpen);
   }
 
   function load(url, mode) {
@@ -37,6 +44,8 @@
     controller = new AbortController();
     const old = region();
     const hadFocus = old && old.contains(document.activeElement);
+    const openPanel = document.querySelector(".filters-panel");
+    const wasOpen = openPanel ? openPanel.open : false;
     old.setAttribute("aria-busy", "true");
     document.body.classList.add("loading");
     return fetch(url, { headers: { "X-Vitrine-Partial": "1" }, signal: controller.signal })
@@ -48,7 +57,8 @@
         if (mode === "push") history.pushState({ vitrine: true }, "", url);
         else if (mode === "replace") history.replaceState({ vitrine: true }, "", url);
         if (fresh.dataset.title) document.title = fresh.dataset.title;
-        afterSwap();
+        afterSwap(wasOpen);
+        announce();
         if (hadFocus) {
           const status = document.getElementById("results-status");
           if (status) status.focus();
@@ -66,10 +76,14 @@
   }
 
   // Search as you type (debounced); Enter searches at once; Escape clears.
-  input.addEventListener("input", () => {
+  function searchSoon() {
     clearTimeout(timer);
     timer = setTimeout(() => load(formUrl(), "replace"), DEBOUNCE_MS);
+  }
+  input.addEventListener("input", (event) => {
+    if (!event.isComposing) searchSoon(); // an IME (pinyin…) still composing: wait for the characters
   });
+  input.addEventListener("compositionend", searchSoon);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     clearTimeout(timer);
@@ -80,7 +94,8 @@
       event.preventDefault();
       clearTimeout(timer);
       input.value = "";
-      load(formUrl(), "push");
+      syncCarried(form.getAttribute("action")); // a clear start: no photo, filters or sort
+      load(form.getAttribute("action"), "push");
     }
   });
 
@@ -178,5 +193,5 @@
     });
   }
 
-  afterSwap();
+  afterSwap(false);
 })();

@@ -1,0 +1,379 @@
+"""The shoppers' UI in a real browser: Debian's chromium driven by Playwright, against a
+live Vitrine (its own process, embedded mode, the demo model, a small demo shop).
+
+Screenshots of the search and product pages, desktop and phone, are written to
+``docs/screenshots/`` (the README shows them).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+SHOP_SIZE = 96
+PATIENCE_MS = 60_000  # generous: a slow machine must not fail these tests
+expect.set_options(timeout=PATIENCE_MS)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Site:
+    def __init__(self, url: str, data_dir: Path):
+        self.url = url
+        self.data_dir = data_dir
+
+    def products(self) -> list[dict]:
+        with sqlite3.connect(self.data_dir / "vitrine.sqlite3") as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT id, title, price, url, attributes FROM catalog_product ORDER BY id").fetchall()
+        return [{**dict(row), "attributes": json.loads(row["attributes"])} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("site")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "QDRANT_URL", "CELERY_BROKER_URL")
+    }
+    env.update({"VITRINE_DATA_DIR": str(data_dir), "LOG_LEVEL": "warning", "DEBUG": "1"})
+
+    def manage(*args: str) -> None:
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
+
+    manage("migrate", "--noinput")
+    manage("load_demo_catalog", "--products", str(SHOP_SIZE), "--seed", "5", "--verbosity", "0")
+    with sqlite3.connect(data_dir / "vitrine.sqlite3") as db:
+        db.execute("UPDATE catalog_product SET url = 'https://shop.example/p/' || id")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5):
+                break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise AssertionError("The Vitrine server did not start") from None
+            time.sleep(0.3)
+    try:
+        yield Site(url, data_dir)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=site.url)
+    context.set_default_timeout(PATIENCE_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def card_titles(page: Page) -> list[str]:
+    return page.locator(".results .card .title").all_inner_texts()
+
+
+def count_of(text: str) -> int:
+    """A facet count ("14", read aloud as "14 results")."""
+    return int(re.match(r"\d+", text.strip())[0])
+
+
+def wait_for_results(page: Page, status_pattern: str = r"result|No results") -> None:
+    expect(page.locator("#results-status")).to_have_text(re.compile(status_pattern))
+    page.wait_for_function("!document.body.classList.contains('loading')")
+
+
+def photo_of(attributes: dict) -> bytes:
+    """A new render (a stream the shop never used) of a product's look, as a JPEG."""
+    import io
+
+    from catalog.demo import Attributes, demo_attribute_render
+
+    image = demo_attribute_render(
+        Attributes(attributes["kind"], attributes["colour"], attributes["pattern"]), stream="browser-test", index=0
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def test_typing_searches_as_you_type_and_the_url_follows(page, site):
+    target = site.products()[3]
+    page.goto("/")
+    expect(page.locator(".examples a")).to_have_count(6)
+    page.locator("#id_q").press_sequentially(target["title"].lower(), delay=20)  # no Enter
+    expect(page.locator(".results .card .title").first).to_have_text(target["title"])
+    assert parse_qs(urlsplit(page.url).query)["q"] == [target["title"].lower()]
+    assert page.title().startswith(target["title"].lower())
+    # For the README: a broader query, with a filter chosen.
+    page.fill("#id_q", "")
+    page.locator("#id_q").press_sequentially(target["attributes"]["kind"], delay=20)
+    expect(page.locator("#results-status")).to_contain_text("relevant result")
+    page.locator("[data-facet=brand]").first.click()
+    expect(page.locator(".chip").first).to_contain_text("Brand:")
+    page.wait_for_function("!document.body.classList.contains('loading')")
+    page.screenshot(path=str(SCREENSHOTS / "search-desktop.png"))
+
+
+def test_a_chinese_query_finds_the_product(page, site):
+    target = site.products()[7]
+    page.goto("/")
+    page.fill("#id_q", target["attributes"]["title_zh"])
+    page.keyboard.press("Enter")
+    wait_for_results(page)
+    assert target["title"] in card_titles(page)[:3]
+
+
+def test_search_by_photo_with_the_file_picker(page, site):
+    target = site.products()[11]
+    page.goto("/")
+    page.get_by_text("Search with a photo").click()
+    page.set_input_files(
+        "#id_image", files=[{"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo_of(target["attributes"])}]
+    )
+    page.wait_for_url(re.compile(r"photo=[0-9a-f]{32}"))
+    wait_for_results(page)
+    expect(page.locator(".query-summary")).to_contain_text("Searching with your photo")
+    first = {p["title"]: p for p in site.products()}[card_titles(page)[0]]
+    assert first["attributes"]["kind"] == target["attributes"]["kind"]
+    assert first["attributes"]["colour"] == target["attributes"]["colour"]
+    # The photo search has a URL: reloading it shows the same results.
+    before = card_titles(page)
+    page.reload()
+    assert card_titles(page) == before
+
+
+def test_search_by_dropping_a_photo_on_the_page(page, site):
+    target = site.products()[15]
+    page.goto("/")
+    encoded = base64.b64encode(photo_of(target["attributes"])).decode()
+    transfer = page.evaluate_handle(
+        """(encoded) => {
+            const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "dropped.jpg", { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        encoded,
+    )
+    page.dispatch_event("body", "dragenter", {"dataTransfer": transfer})
+    expect(page.locator("body")).to_have_class(re.compile("dragging"))
+    page.dispatch_event("body", "drop", {"dataTransfer": transfer})
+    page.wait_for_url(re.compile(r"photo=[0-9a-f]{32}"))
+    wait_for_results(page)
+    titles = card_titles(page)
+    kinds = {p["title"]: p["attributes"]["kind"] for p in site.products()}
+    assert kinds[titles[0]] == target["attributes"]["kind"]
+
+
+def test_a_bad_upload_shows_the_intake_message(page):
+    page.goto("/")
+    page.get_by_text("Search with a photo").click()
+    page.set_input_files("#id_image", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"}])
+    expect(page.locator("#search-error")).to_contain_text("not an image Vitrine can read")
+
+
+def test_a_filter_narrows_the_results_to_its_count_and_counts_change(page, site):
+    kind = site.products()[0]["attributes"]["kind"]
+    page.goto(f"/?q={kind}&loose=1")
+    wait_for_results(page)
+    brand_counts_before = page.locator("[data-facet=brand] .count").all_inner_texts()
+    colour = page.locator("[data-facet=colour]").first
+    expected = count_of(colour.locator(".count").inner_text())
+    value = colour.get_attribute("data-value")
+    colour.click()
+    expect(page.locator(".chip").first).to_contain_text(f"Colour: {value}")
+    wait_for_results(page)
+    expect(page.locator("#results-status")).to_contain_text(f"{expected} result")
+    assert page.locator(".results .card").count() == min(expected, 24)
+    assert page.locator("[data-facet=brand] .count").all_inner_texts() != brand_counts_before
+    brand_total = sum(count_of(n) for n in page.locator("[data-facet=brand] .count").all_inner_texts())
+    assert brand_total == expected
+    assert f"colour={value}" in page.url
+    # The chip removes the filter again.
+    page.locator(".chip").first.click()
+    wait_for_results(page)
+    expect(page.locator(".chip")).to_have_count(0)
+
+
+def test_sort_by_price(page):
+    page.goto("/?q=a+thing&loose=1")
+    wait_for_results(page)
+    page.get_by_role("link", name="Price: low to high").click()
+    expect(page.get_by_role("link", name="Price: low to high")).to_have_attribute("aria-current", "true")
+    prices = [float(text.split()[0]) for text in page.locator(".results .card .price").all_inner_texts()]
+    assert len(prices) == 24 and prices == sorted(prices)
+
+
+def test_pagination_and_a_new_filter_goes_back_to_page_one(page):
+    page.goto("/?q=a+thing&loose=1")
+    wait_for_results(page)
+    first_page = card_titles(page)
+    expect(page.locator("#results-status")).to_contain_text(f"{SHOP_SIZE} results · page 1 of 4")
+    page.get_by_role("link", name="Next →").click()
+    expect(page.locator("#results-status")).to_contain_text("page 2 of 4")
+    second_page = card_titles(page)
+    assert len(second_page) == 24 and not set(second_page) & set(first_page)
+    assert "page=2" in page.url
+    page.go_back()
+    expect(page.locator("#results-status")).to_contain_text("page 1 of 4")
+    page.go_forward()
+    expect(page.locator("#results-status")).to_contain_text("page 2 of 4")
+    page.locator("[data-facet=category]").first.click()
+    expect(page.locator("#results-status")).not_to_contain_text("page 2")
+    assert "page=" not in page.url
+
+
+def test_more_like_this(page, site):
+    page.goto("/?q=a+thing&loose=1")
+    wait_for_results(page)
+    title = card_titles(page)[0]
+    page.locator(".results .card").first.get_by_role("link", name="More like this").click()
+    expect(page.locator(".query-summary")).to_contain_text(f"Products similar to {title}")
+    wait_for_results(page)
+    assert title not in card_titles(page)
+    assert page.locator("#id_q").input_value() == ""
+
+
+def test_like_and_not_this_refine_and_the_original_comes_back(page, site):
+    kind = site.products()[0]["attributes"]["kind"]
+    page.goto(f"/?q={kind}&loose=1")
+    wait_for_results(page)
+    original = card_titles(page)
+    rejected = original[0]
+    page.locator(".results .card").first.get_by_role("link", name=re.compile("Not this")).click()
+    expect(page.locator(".refinement")).to_contain_text(f"fewer like {rejected}")
+    assert rejected not in card_titles(page)
+    liked_card = page.locator(".results .card").nth(4)
+    liked = liked_card.locator(".title").inner_text()
+    liked_card.get_by_role("link", name=re.compile("^Like ")).click()
+    expect(page.locator(".refinement")).to_contain_text(f"more like {liked}")
+    expect(page.locator(".results .card.liked")).to_have_count(1)
+    assert card_titles(page).index(liked) < 4, "a liked product moves up"
+    page.get_by_role("link", name="Back to the original results").click()
+    expect(page.locator(".refinement")).to_have_count(0)
+    assert card_titles(page) == original
+
+
+def test_the_product_page(page, site):
+    page.goto("/?q=a+thing")
+    page.fill("#id_q", site.products()[20]["title"])
+    page.keyboard.press("Enter")
+    wait_for_results(page)
+    page.locator(".results .card .card-link").first.click()
+    expect(page.locator("#product-title")).to_have_text(site.products()[20]["title"])
+    expect(page.get_by_role("link", name="View in the shop ↗")).to_have_attribute(
+        "href", re.compile(r"^https://shop\.example/p/\d+$")
+    )
+    assert page.locator(".gallery img").count() >= 2
+    expect(page.locator(".similar .card")).to_have_count(8)
+    for image in page.locator(".gallery img, .similar img").all():
+        assert image.get_attribute("alt")
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0") or image.get_attribute("loading") == "lazy"
+    page.screenshot(path=str(SCREENSHOTS / "product-desktop.png"))
+    page.get_by_role("link", name="← Back to search").click()
+    assert "q=" in page.url
+
+
+def test_keyboard_only_search_filter_and_clear(page):
+    page.goto("/")
+    expect(page.locator("#id_q")).to_be_focused()  # autofocus on the empty page
+    page.keyboard.type("mug")
+    page.keyboard.press("Enter")
+    wait_for_results(page)
+    # Tab from the search box reaches the photo panel, then the filters, then the results.
+    reached = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.className || document.activeElement.tagName"))
+    assert any("facet-value" in name for name in reached), reached
+    while "facet-value" not in page.evaluate("document.activeElement.className"):
+        page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "the focused control is visibly marked"
+    page.keyboard.press("Enter")
+    expect(page.locator(".chip")).not_to_have_count(0)
+    page.locator("#id_q").focus()
+    page.keyboard.press("Escape")
+    expect(page.locator("#id_q")).to_have_value("")
+    expect(page.locator(".examples a").first).to_be_visible()
+
+
+def test_a_phone_sized_screen(browser, site):
+    context = browser.new_context(
+        viewport={"width": 375, "height": 812}, base_url=site.url, is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(PATIENCE_MS)
+    page = context.new_page()
+    try:
+        target = site.products()[3]
+        page.goto(f"/?q={target['attributes']['title_zh']}")
+        wait_for_results(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, "nothing overflows sideways"
+        expect(page.locator(".filters-panel")).not_to_have_attribute("open", "")
+        page.screenshot(path=str(SCREENSHOTS / "search-phone.png"))
+        page.goto("/?q=a+thing&loose=1")
+        wait_for_results(page)
+        boxes = [card.bounding_box() for card in page.locator(".results .card").all()[:2]]
+        assert boxes[0]["y"] == boxes[1]["y"] and boxes[1]["x"] > boxes[0]["x"], "two cards per row"
+        page.locator(".filters-panel summary").click()
+        expect(page.locator("[data-facet=category]").first).to_be_visible()
+        page.locator(".card-link").first.click()
+        expect(page.locator("#product-title")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=str(SCREENSHOTS / "product-phone.png"))
+    finally:
+        context.close()
