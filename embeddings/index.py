@@ -179,22 +179,13 @@ class VectorIndex:
         self, space: EmbeddingSpace, vector: np.ndarray, *, filters: IndexFilters, limit: int, offset: int
     ) -> list[IndexHit]:
         """The best image of each product, best products first."""
-        name = self.ensure(space)
-        with self._guard():
-            result = self.client.query_points_groups(
-                name,
-                query=vector.astype(np.float32).tolist(),
-                group_by="product_id",
-                group_size=1,
-                limit=offset + limit,
-                query_filter=_filter(filters),
-                with_payload=["product_id", "image_id"],
+        groups = self._nearest_groups(space, vector, filters=filters, limit=offset + limit)
+        return [
+            IndexHit(
+                product_id=int(group.id), image_id=int(group.hits[0].payload["image_id"]), score=group.hits[0].score
             )
-        hits = []
-        for group in result.groups[offset:]:
-            best = group.hits[0]
-            hits.append(IndexHit(product_id=int(group.id), image_id=int(best.payload["image_id"]), score=best.score))
-        return hits
+            for group in groups[offset:]
+        ]
 
     def candidates(
         self,
@@ -209,8 +200,22 @@ class VectorIndex:
         """The best image of each of the ``limit`` nearest products, best first, for the
         search service to cut, filter, count and sort (filters on product fields are applied
         there, against the database)."""
-        name = self.ensure(space)
         filters = IndexFilters(active_only=active_only, exclude_product_ids=exclude_product_ids)
+        groups = self._nearest_groups(space, vector, filters=filters, limit=limit, with_vectors=with_vectors)
+        return [
+            IndexCandidate(
+                product_id=int(group.id),
+                image_id=int(group.hits[0].payload["image_id"]),
+                score=float(group.hits[0].score),
+                vector=np.asarray(group.hits[0].vector, dtype=np.float32) if with_vectors else None,
+            )
+            for group in groups
+        ]
+
+    def _nearest_groups(
+        self, space: EmbeddingSpace, vector: np.ndarray, *, filters: IndexFilters, limit: int, with_vectors=False
+    ) -> list:
+        name = self.ensure(space)
         with self._guard():
             result = self.client.query_points_groups(
                 name,
@@ -222,15 +227,7 @@ class VectorIndex:
                 with_payload=["product_id", "image_id"],
                 with_vectors=with_vectors,
             )
-        return [
-            IndexCandidate(
-                product_id=int(group.id),
-                image_id=int(group.hits[0].payload["image_id"]),
-                score=float(group.hits[0].score),
-                vector=np.asarray(group.hits[0].vector, dtype=np.float32) if with_vectors else None,
-            )
-            for group in result.groups
-        ]
+        return result.groups
 
     def vectors(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, np.ndarray]:
         if not image_ids:
