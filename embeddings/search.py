@@ -215,6 +215,7 @@ class _Candidate:
     image_id: int
     score: float  # against the query as asked: decides relevance
     rank_score: float  # against the refined query (likes / not this): decides order
+    relevant: bool = True  # above the cutoff
     category: str = ""
     brand: str = ""
     price: Decimal | None = None
@@ -240,20 +241,23 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     index = get_index()
     kind = query.kind
     excluded = set(query.negative_ids)
-    text_image_dot = None
+    text_vector = image_vector = None
     if kind == "text":
         vector = _text_vector(encoder, query.text.strip())
     elif kind in ("image", "image+text"):
-        vector = _image_vector(encoder, query.image, query.image_key)
+        vector = image_vector = _image_vector(encoder, query.image, query.image_key)
         if kind == "image+text":
             text_vector = _text_vector(encoder, query.text.strip())
-            text_image_dot = float(vector @ text_vector)
-            vector = _unit(vector + text_vector)
+            vector = _unit(image_vector + text_vector)
     else:
         vector, product_id = _reference_vector(space, index, query.like_product_id, query.like_image_id)
         excluded.add(product_id)
     cutoffs = cutoffs_get(space)
-    cutoff = cutoffs.for_query(kind, text_image_dot)
+    cutoff = cutoffs.for_query(kind)
+    # A photo with words: relevant when the words match and the item still resembles the photo.
+    two_tests = kind == "image+text" and cutoffs.text is not None and cutoffs.resemblance is not None
+    if two_tests:
+        cutoff = cutoffs.text
 
     rank_vector = None
     if query.positive_ids or query.negative_ids:
@@ -266,7 +270,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         limit=limit,
         active_only=not query.include_inactive,
         exclude_product_ids=tuple(sorted(excluded)),
-        with_vectors=rank_vector is not None,
+        with_vectors=rank_vector is not None or two_tests,
     )
     capped = len(raw) >= limit
     rows = {
@@ -282,12 +286,19 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         if row is None or (not query.include_inactive and not row["is_active"]):
             continue
         rank_score = float(c.vector @ rank_vector) if rank_vector is not None else c.score
+        if two_tests:
+            relevant = (
+                float(c.vector @ text_vector) >= cutoffs.text and float(c.vector @ image_vector) >= cutoffs.resemblance
+            )
+        else:
+            relevant = cutoff is None or c.score >= cutoff
         candidates.append(
             _Candidate(
                 product_id=c.product_id,
                 image_id=c.image_id,
                 score=c.score,
                 rank_score=rank_score,
+                relevant=relevant,
                 category=row["category"],
                 brand=row["brand"],
                 price=row["price"],
@@ -295,8 +306,8 @@ def catalog_search(query: SearchQuery) -> SearchPage:
                 attributes=row["attributes"] if isinstance(row["attributes"], dict) else {},
             )
         )
-    relevant = [c for c in candidates if cutoff is None or c.score >= cutoff]
-    loose = [c for c in candidates if cutoff is not None and c.score < cutoff]
+    relevant = [c for c in candidates if c.relevant]
+    loose = [c for c in candidates if not c.relevant]
     universe = relevant if query.relevant_only else relevant + loose
     filters = query.filters
     matching = [c for c in universe if _matches(c, filters)]
