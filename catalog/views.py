@@ -176,12 +176,13 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
         }
         for bucket in result.price_buckets
     ]
+    chips = _chips(params, form)
     return {
         "result": result,
         "cards": cards,
         "facets": facets,
         "price_buckets": price_buckets,
-        "chips": _chips(params, form),
+        "chips": chips,
         "similar_product": Product.objects.filter(pk=data.get("similar")).first() if data.get("similar") else None,
         "liked_products": list(Product.objects.filter(pk__in=query.positive_ids)),
         "hidden_products": list(Product.objects.filter(pk__in=query.negative_ids)),
@@ -207,7 +208,8 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
             }
             for key, label in SORTS.items()
         ],
-        "active_filter_count": len(_chips(params, form)),
+        "active_filter_count": len(chips),
+        "first_page_url": _url(params),
     }
 
 

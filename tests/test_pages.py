@@ -291,3 +291,9 @@ def test_an_image_address_is_downloaded_and_searched_with(shop, settings):
         server.server_close()
     assert response.status_code == 303
     assert card_titles(page(Client().get(response["Location"])))[0] == "Thing 2"
+
+
+def test_a_page_past_the_last_links_back_to_the_first_with_the_same_search(shop):
+    html = page(Client().get("/", {"q": "a thing", "brand": "Nordlys", "page": "5"}))
+    assert "There are no more results" in html
+    assert '<a href="?q=a+thing&amp;brand=Nordlys">Back to the first page</a>' in html
