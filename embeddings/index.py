@@ -239,6 +239,27 @@ class VectorIndex:
             )
         return {int(r.payload["image_id"]): np.asarray(r.vector, dtype=np.float32) for r in records}
 
+    def image_ids(self, space: EmbeddingSpace, *, batch: int = 1000) -> set[int]:
+        """Every image id with a point in the space's collection (scrolled in batches)."""
+        name = self.ensure(space)
+        found: set[int] = set()
+        offset = None
+        while True:
+            with self._guard():
+                records, offset = self.client.scroll(
+                    name, limit=batch, offset=offset, with_payload=["image_id"], with_vectors=False
+                )
+            found.update(int(r.payload["image_id"]) for r in records if r.payload and "image_id" in r.payload)
+            if offset is None:
+                return found
+
+    def other_collections(self, space: EmbeddingSpace) -> dict[str, int]:
+        """Vitrine's collections of other embedding spaces, with their point counts."""
+        current = collection_name(space)
+        with self._guard():
+            names = [name for name in self._vitrine_collections() if name != current]
+            return {name: self.client.count(name, exact=True).count for name in names}
+
     def count(self, space: EmbeddingSpace) -> int:
         name = self.ensure(space)
         with self._guard():

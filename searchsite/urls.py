@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from django.views.static import serve
 
 from catalog import api, views
+from embeddings import health
 
 
 def media(request, path):
@@ -16,6 +17,7 @@ urlpatterns = [
     path("products/<int:pk>/", views.product_page, name="product"),
     path("thumbnails/<str:name>", views.thumbnail, name="thumbnail"),
     path("search/photos/<str:token>.jpg", views.query_photo, name="query-photo"),
+    path("admin/index-health/", admin.site.admin_view(health.index_health), name="index-health"),
     path("admin/", admin.site.urls),
     path("api/v1/search", api.SearchView.as_view(), name="api-search"),
     # <path:>: the shop's ids may contain slashes (import_images makes "folder/name" ids).

@@ -230,6 +230,25 @@ def test_search_by_dropping_a_photo_on_the_page(page, site):
     assert kinds[titles[0]] == target["attributes"]["kind"]
 
 
+def test_search_by_pasting_a_photo(page, site):
+    target = site.products()[19]
+    page.goto("/")
+    encoded = base64.b64encode(photo_of(target["attributes"])).decode()
+    page.evaluate(
+        """(encoded) => {
+            const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "pasted.jpg", { type: "image/jpeg" }));
+            document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+        }""",
+        encoded,
+    )
+    page.wait_for_url(re.compile(r"photo=[0-9a-f]{32}"))
+    wait_for_results(page)
+    kinds = {p["title"]: p["attributes"]["kind"] for p in site.products()}
+    assert kinds[card_titles(page)[0]] == target["attributes"]["kind"]
+
+
 def test_a_bad_upload_shows_the_intake_message(page):
     page.goto("/")
     page.get_by_text("Search with a photo").click()

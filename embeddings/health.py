@@ -1,0 +1,99 @@
+"""The index health page in the admin: counts by state, drift, the model and collection in
+use, the queue, the latest failures; actions to reconcile, retry failures and rebuild."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+
+from catalog import selectors, services
+from catalog.models import ProductImage
+from embeddings import sync
+from embeddings.index import IndexUnavailable, collection_name, get_index
+from embeddings.model import ModelUnavailable, get_encoder
+from embeddings.reconcile import index_drift, reconcile
+
+logger = logging.getLogger(__name__)
+QUEUE = "embeddings"
+LATEST_FAILURES = 20
+
+
+def queue_depth() -> tuple[int | None, str]:
+    """Tasks waiting in the embeddings queue, or None and why it cannot be said."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return None, "no broker: tasks run in the web process"
+    from searchsite.celery import app
+
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+            declared = connection.default_channel.queue_declare(QUEUE, passive=True)
+            return int(declared.message_count), ""
+    except Exception as exc:  # noqa: BLE001 - any broker error: say so on the page
+        return None, f"the broker did not answer ({exc.__class__.__name__}: {exc})"
+
+
+def index_health(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _act(request)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Index health",
+        "counts": selectors.image_state_counts(),
+        "failures": ProductImage.objects.filter(state=ProductImage.State.FAILED)
+        .select_related("product")
+        .order_by("-updated_at")[:LATEST_FAILURES],
+        "drift": None,
+        "unavailable": None,
+        "can_act": request.user.has_perm("catalog.change_product"),
+    }
+    context["queue_depth"], context["queue_note"] = queue_depth()
+    try:
+        space = get_encoder().space
+        index = get_index()
+        context.update(
+            space=space,
+            collection=collection_name(space),
+            alias=index.alias,
+            alias_target=index.alias_target(),
+            location=index.location,
+            drift=index_drift(space),
+        )
+    except (IndexUnavailable, ModelUnavailable) as exc:
+        context["unavailable"] = str(exc)
+    return render(request, "admin/index_health.html", context)
+
+
+def _act(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("catalog.change_product"):
+        raise PermissionDenied
+    action = request.POST.get("action")
+    try:
+        if action == "reconcile":
+            report = reconcile()
+            messages.success(
+                request,
+                f"Reconciled: {report.requeued} images re-queued, {report.orphans_deleted} orphan points deleted.",
+            )
+        elif action in ("retry_failed", "rebuild"):
+            images = ProductImage.objects.all()
+            if action == "retry_failed":
+                images = images.filter(state=ProductImage.State.FAILED)
+            image_ids = list(images.values_list("pk", flat=True))
+            with transaction.atomic():
+                services.image_mark_pending(image_ids=image_ids)
+                sync.images_enqueue(image_ids)
+            what = "failed images" if action == "retry_failed" else "images (the whole index)"
+            messages.success(request, f"Queued {len(image_ids)} {what} for embedding.")
+        else:
+            messages.error(request, "Unknown action.")
+    except (IndexUnavailable, ModelUnavailable) as exc:
+        messages.error(request, f"The index is unavailable: {exc}")
+    return HttpResponseRedirect(reverse("index-health"))

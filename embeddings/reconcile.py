@@ -1,0 +1,88 @@
+"""Drift between the database (the truth) and the vector index, and its repair.
+
+Drift happens when a worker gave up (the store stayed down past the retries), when
+someone deleted points or rows behind Vitrine's back, or after a model change:
+
+- **missing**: images the database says are indexed in the current space, with no point;
+- **orphans**: points whose image row is gone (an unindex task that never ran);
+- **other space**: images indexed with another model than the configured one;
+- **pending**: images waiting for a worker (not drift by itself; a stuck queue shows here).
+
+:func:`reconcile` re-queues missing and other-space images and deletes orphan points.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from catalog import services
+from catalog.models import ProductImage
+from embeddings import sync
+from embeddings.index import get_index
+from embeddings.model import EmbeddingSpace, get_encoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Drift:
+    space: EmbeddingSpace
+    points: int
+    missing: list[int]
+    orphans: list[int]
+    other_space: list[int]
+    pending: int
+    other_collections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_clean(self) -> bool:
+        return not (self.missing or self.orphans or self.other_space)
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    requeued: int
+    orphans_deleted: int
+
+
+def index_drift(space: EmbeddingSpace | None = None) -> Drift:
+    space = space or get_encoder().space
+    index = get_index()
+    in_index = index.image_ids(space)
+    indexed_here = set(
+        ProductImage.objects.filter(state=ProductImage.State.INDEXED, embedding_space=space.id).values_list(
+            "pk", flat=True
+        )
+    )
+    existing = set(ProductImage.objects.filter(pk__in=in_index).values_list("pk", flat=True))
+    other_space = list(
+        ProductImage.objects.filter(state=ProductImage.State.INDEXED)
+        .exclude(embedding_space=space.id)
+        .values_list("pk", flat=True)
+    )
+    return Drift(
+        space=space,
+        points=len(in_index),
+        missing=sorted(indexed_here - in_index),
+        orphans=sorted(in_index - existing),
+        other_space=sorted(other_space),
+        pending=ProductImage.objects.filter(state=ProductImage.State.PENDING).count(),
+        other_collections=index.other_collections(space),
+    )
+
+
+def reconcile(drift: Drift | None = None) -> ReconcileReport:
+    """Repair the drift: re-queue what the index lacks, delete what it should not hold."""
+    drift = drift or index_drift()
+    requeue = sorted(set(drift.missing) | set(drift.other_space))
+    if drift.orphans:
+        get_index().delete_images(drift.orphans)
+    if requeue:
+        with transaction.atomic():
+            services.image_mark_pending(image_ids=requeue)
+            sync.images_enqueue(requeue)
+    logger.info("Reconciled the index: %d images re-queued, %d orphan points deleted", len(requeue), len(drift.orphans))
+    return ReconcileReport(requeued=len(requeue), orphans_deleted=len(drift.orphans))

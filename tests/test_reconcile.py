@@ -1,0 +1,114 @@
+"""Drift between the database and the index, found and repaired (command and admin page)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.test import Client
+
+from catalog import services
+from catalog.models import ProductImage
+from embeddings import sync
+from embeddings.index import ImagePoint, get_index
+from embeddings.model import get_encoder
+from embeddings.reconcile import index_drift, reconcile
+from tests import images
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def indexed():
+    ids = []
+    for number in range(4):
+        product = services.product_upsert(external_id=f"sku-{number}", title=f"Thing {number}").product
+        ids.append(services.image_create(product=product, content=images.noise_jpeg(number)).image.pk)
+    sync.images_enqueue(ids)
+    assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}
+    return ids
+
+
+def make_drift(ids: list[int]) -> int:
+    """One of each kind: a point deleted, an orphan point, an image indexed by another model."""
+    space = get_encoder().space
+    index = get_index()
+    index.delete_images([ids[0]])
+    orphan_id = max(ids) + 1000
+    index.upsert(space, [ImagePoint(image_id=orphan_id, product_id=999, vector=np.ones(space.dimension), payload={})])
+    ProductImage.objects.filter(pk=ids[1]).update(embedding_space="some-other-model|x|512")
+    return orphan_id
+
+
+def test_a_clean_index_has_no_drift(indexed):
+    drift = index_drift()
+    assert drift.is_clean and drift.points == 4 and drift.pending == 0
+
+
+def test_each_kind_of_drift_is_found_and_repaired(indexed):
+    orphan_id = make_drift(indexed)
+    drift = index_drift()
+    assert drift.missing == [indexed[0]]
+    assert drift.orphans == [orphan_id]
+    assert drift.other_space == [indexed[1]]
+    report = reconcile(drift)
+    assert (report.requeued, report.orphans_deleted) == (2, 1)
+    after = index_drift()
+    assert after.is_clean, after
+    assert get_index().image_ids(get_encoder().space) == set(indexed)
+    assert set(ProductImage.objects.values_list("embedding_space", flat=True)) == {get_encoder().space.id}
+
+
+def test_the_command_reports_and_repairs_and_a_dry_run_changes_nothing(indexed):
+    make_drift(indexed)
+    out = io.StringIO()
+    call_command("reconcile", "--dry-run", stdout=out)
+    assert "missing 1, orphan points 1, indexed with another model 1" in out.getvalue()
+    assert not index_drift().is_clean
+    out = io.StringIO()
+    call_command("reconcile", stdout=out)
+    assert "Re-queued 2 images; deleted 1 orphan points." in out.getvalue()
+    assert index_drift().is_clean
+
+
+@pytest.fixture
+def staff_client():
+    user = User.objects.create_user("merch", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="change_product"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_index_health_page_shows_states_drift_and_failures(indexed, staff_client):
+    make_drift(indexed)
+    ProductImage.objects.filter(pk=indexed[3]).update(state="failed", error="The stored file is missing.")
+    html = staff_client.get("/admin/index-health/").content.decode()
+    assert '<td id="count-indexed">3</td>' in html and '<td id="count-failed">1</td>' in html
+    assert '<td id="drift-missing">1</td>' in html and '<td id="drift-orphans">1</td>' in html
+    assert '<td id="drift-other">1</td>' in html
+    assert "The stored file is missing." in html
+    assert "no broker: tasks run in the web process" in html
+    assert 'href="/admin/index-health/"' in staff_client.get("/admin/").content.decode()
+
+
+def test_reconcile_and_retry_from_the_page(indexed, staff_client):
+    make_drift(indexed)
+    ProductImage.objects.filter(pk=indexed[3]).update(state="failed", error="boom")
+    response = staff_client.post("/admin/index-health/", {"action": "reconcile"}, follow=True)
+    assert "Reconciled: 2 images re-queued, 1 orphan points deleted." in response.content.decode()
+    assert index_drift().is_clean
+    staff_client.post("/admin/index-health/", {"action": "retry_failed"})
+    assert ProductImage.objects.get(pk=indexed[3]).state == "indexed"
+
+
+def test_the_page_needs_staff_and_actions_need_the_permission(indexed):
+    assert Client().get("/admin/index-health/").status_code == 302  # to the login page
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(viewer)
+    assert client.get("/admin/index-health/").status_code == 200
+    assert client.post("/admin/index-health/", {"action": "rebuild"}).status_code == 403
