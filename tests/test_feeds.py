@@ -1,0 +1,214 @@
+"""Product feeds: every format, bad rows, image URLs through the safe fetcher (a local HTTP
+server), re-import idempotence, changed feeds, and the import_feed command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from catalog.feeds import FeedError, feed_format, feed_import, feed_read
+from catalog.models import Product, ProductImage
+from tests import images
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHOTOS = {f"/p{n}.jpg": images.noise_jpeg(300 + n) for n in range(6)}
+
+
+@pytest.fixture
+def photo_server(settings):
+    """Serves PHOTOS, a text file and a 404; counts requests per path."""
+    hits: dict[str, int] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits[self.path] = hits.get(self.path, 0) + 1
+            body = PHOTOS.get(self.path) or (b"just text" if self.path == "/notes.txt" else None)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.VITRINE_FETCH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # the test server is on loopback
+    server.hits = hits
+    server.base = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def rows_of(text: str, fmt: str):
+    return list(feed_read(text.encode(), format=fmt))
+
+
+def test_csv_rows_map_columns_prices_and_image_lists():
+    feed = (
+        "id,title,brand,price,product_type,image_link,additional_image_link,color,tags\n"
+        'sku-1,Red mug,Kito,12.5 EUR,Home > Kitchen > Mugs,https://cdn.example/1.jpg,"https://cdn.example/2.jpg, '
+        'https://cdn.example/3.jpg",Red,"gift, ceramic"\n'
+    )
+    (row,) = rows_of(feed, "csv")
+    assert row.problems == []
+    assert row.external_id == "sku-1"
+    assert row.fields["price"] == Decimal("12.50") and row.fields["currency"] == "EUR"
+    assert row.fields["category"] == "Mugs" and row.fields["brand"] == "Kito"
+    assert row.fields["attributes"] == {"colour": "Red", "tags": ["gift", "ceramic"]}
+    assert row.image_urls == [f"https://cdn.example/{n}.jpg" for n in (1, 2, 3)]
+
+
+def test_merchant_center_tsv_and_json_lines_and_rss():
+    tsv = "id\ttitle\tprice\tlink\timage_link\nA1\tBlue bag\t30.00 USD\thttps://shop.example/a1\thttps://cdn.example/a.jpg\n"
+    (row,) = rows_of(tsv, "tsv")
+    assert (row.external_id, row.fields["url"], row.fields["currency"]) == ("A1", "https://shop.example/a1", "USD")
+    jsonl = json.dumps(
+        {"sku": "J1", "name": "Hat", "price": 9, "currency": "eur", "images": ["https://x.example/h.jpg"]}
+    )
+    (row,) = rows_of(jsonl + "\n\n", "jsonl")
+    assert (row.external_id, row.fields["title"], row.fields["price"], row.fields["currency"]) == (
+        "J1",
+        "Hat",
+        Decimal("9.00"),
+        "EUR",
+    )
+    rss = """<?xml version="1.0"?>
+<rss xmlns:g="http://base.google.com/ns/1.0" version="2.0"><channel><title>Shop</title>
+<item><g:id>R1</g:id><title>Green lamp</title><g:price>45.00 GBP</g:price><g:brand>Lumo</g:brand>
+<g:image_link>https://cdn.example/r1.jpg</g:image_link>
+<g:additional_image_link>https://cdn.example/r1b.jpg</g:additional_image_link>
+<g:additional_image_link>https://cdn.example/r1c.jpg</g:additional_image_link>
+<g:google_product_category>Home &amp; Garden &gt; Lighting</g:google_product_category></item>
+</channel></rss>"""
+    (row,) = rows_of(rss, "xml")
+    assert row.problems == []
+    assert (row.external_id, row.fields["brand"], row.fields["category"]) == ("R1", "Lumo", "Lighting")
+    assert row.image_urls == [
+        "https://cdn.example/r1.jpg",
+        "https://cdn.example/r1b.jpg",
+        "https://cdn.example/r1c.jpg",
+    ]
+
+
+def test_the_format_is_found_from_the_name_or_the_content():
+    assert feed_format("feed.tsv", b"") == "tsv"
+    assert feed_format("feed", b"<rss>") == "xml"
+    assert feed_format("feed", b'{"id": 1}') == "jsonl"
+    assert feed_format("feed", b"id\ttitle\n") == "tsv"
+    assert feed_format("feed", b"id,title\n") == "csv"
+
+
+def test_bad_rows_get_their_reasons_and_write_nothing():
+    feed = (
+        "id,title,price\n"
+        "ok-1,Fine,10\n"
+        ",No id,10\n"
+        "no-title,,10\n"
+        "bad-price,Bad price,ten euros\n"
+        "negative,Negative,-3\n"
+        "ok-1,Duplicate,11\n"
+    )
+    report = feed_import(rows_of(feed, "csv"))
+    assert (report.created, report.failed) == (1, 5)
+    reasons = {line.row: line.detail for line in report.lines if line.status == "failed"}
+    assert "no id" in reasons[2]
+    assert "no title" in reasons[3]
+    assert "the price 'ten euros' is not a number" in reasons[4]
+    assert "negative" in reasons[5]
+    assert "appears again" in reasons[6]
+    assert list(Product.objects.values_list("external_id", "price")) == [("ok-1", Decimal("10.00"))]
+    lines = list(csv.reader(io.StringIO(report.csv())))
+    assert lines[0] == ["row", "external_id", "status", "detail"] and len(lines) == 6
+
+
+def test_unsafe_or_broken_feeds_are_refused_whole():
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        "<rss><channel><item><title>&lol2;</title></item></channel></rss>"
+    )
+    with pytest.raises(FeedError) as caught:
+        rows_of(bomb, "xml")
+    assert caught.value.code == "unsafe_xml"
+    with pytest.raises(FeedError):
+        list(feed_read(b"\xff\xfeid,title", format="csv"))
+    assert rows_of('{"id": 1, "title": "x"}\n[1, 2]\nnot json\n', "jsonl")[1].problems == [
+        "each line must be a JSON object"
+    ]
+
+
+def feed_with(server, *products) -> str:
+    lines = ["id,title,price,image_link,additional_image_link"]
+    for external_id, price, paths in products:
+        urls = [f"{server.base}{p}" for p in paths]
+        lines.append(f'{external_id},Product {external_id},{price},{urls[0] if urls else ""},"{",".join(urls[1:])}"')
+    return "\n".join(lines) + "\n"
+
+
+def test_images_are_fetched_and_a_second_import_changes_nothing(photo_server):
+    feed = feed_with(photo_server, ("a", "10", ["/p0.jpg", "/p1.jpg"]), ("b", "20", ["/p2.jpg"]))
+    first = feed_import(rows_of(feed, "csv"))
+    assert (first.created, first.images_added, first.has_failures) == (2, 3, False)
+    assert sorted(ProductImage.objects.values_list("source_url", flat=True)) == [
+        f"{photo_server.base}/p{n}.jpg" for n in range(3)
+    ]
+    stamps = dict(Product.objects.values_list("external_id", "updated_at"))
+    requests_before = dict(photo_server.hits)
+    again = feed_import(rows_of(feed, "csv"))
+    assert (again.unchanged, again.created, again.updated, again.images_added) == (2, 0, 0, 0)
+    assert photo_server.hits == requests_before, "nothing downloaded again"
+    assert dict(Product.objects.values_list("external_id", "updated_at")) == stamps, "nothing written"
+
+
+def test_a_changed_feed_updates_what_changed(photo_server):
+    feed_import(rows_of(feed_with(photo_server, ("a", "10", ["/p0.jpg", "/p1.jpg"]), ("b", "20", ["/p2.jpg"])), "csv"))
+    changed = feed_with(photo_server, ("a", "12", ["/p0.jpg", "/p3.jpg"]), ("b", "20", ["/p2.jpg"]))
+    report = feed_import(rows_of(changed, "csv"))
+    assert (report.updated, report.unchanged, report.images_added, report.images_removed) == (1, 1, 1, 1)
+    a = Product.objects.get(external_id="a")
+    assert a.price == Decimal("12.00")
+    assert sorted(a.images.values_list("source_url", flat=True)) == [
+        f"{photo_server.base}/p0.jpg",
+        f"{photo_server.base}/p3.jpg",
+    ]
+
+
+def test_unreachable_refused_and_non_image_urls_are_reported_on_their_row(photo_server, settings):
+    feed = feed_with(photo_server, ("a", "10", ["/p0.jpg", "/missing.jpg", "/notes.txt"]))
+    feed += "b,Product b,5,http://10.1.2.3/x.jpg,\n"
+    report = feed_import(rows_of(feed, "csv"))
+    assert (report.created, report.images_added, report.image_failures) == (2, 1, 3)
+    details = [line.detail for line in report.lines if line.status == "image_failed"]
+    assert any("HTTP 404" in d and "(http_error)" in d for d in details)
+    assert any("/notes.txt" in d and "(not_an_image)" in d for d in details)
+    assert any("10.1.2.3" in d and "(private_address)" in d for d in details)
+    assert Product.objects.get(external_id="a").images.count() == 1
+
+
+def test_the_command_summarises_writes_the_report_and_fails_on_failures(photo_server, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text(feed_with(photo_server, ("a", "10", ["/p0.jpg"])))
+    out = io.StringIO()
+    call_command("import_feed", str(good), stdout=out, verbosity=0)
+    assert "1 rows: 1 created" in out.getvalue()
+    assert ProductImage.objects.get().state == "indexed"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\n{"id": "y", "title": "Y", "price": "abc"}\n')
+    report = tmp_path / "report.csv"
+    with pytest.raises(CommandError) as caught:
+        call_command("import_feed", str(bad), "--report", str(report), stdout=io.StringIO(), stderr=io.StringIO())
+    assert "2 rows and 0 images failed" in str(caught.value)
+    assert "the price 'abc' is not a number" in report.read_text()
