@@ -7,13 +7,20 @@ the vectors with them.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from catalog import services
+from catalog import tasks as catalog_tasks
+from catalog.feeds import FORMATS
 from catalog.intake import ImageRejected, image_accept
-from catalog.models import Product, ProductImage
+from catalog.models import FeedImport, Product, ProductImage
 from embeddings import sync
 
 
@@ -143,3 +150,98 @@ class ProductImageAdmin(admin.ModelAdmin):
             services.image_mark_pending(image_ids=image_ids)
             sync.images_enqueue(image_ids)
         self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
+
+
+class FeedImportForm(forms.ModelForm):
+    class Meta:
+        model = FeedImport
+        fields = ["file", "format"]
+        widgets = {"format": forms.Select(choices=[("", "Detect"), *((f, f.upper()) for f in FORMATS)])}
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.VITRINE_MAX_FEED_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The feed is {upload.size / 1048576:.1f} MB; the limit is {limit / 1048576:.0f} MB "
+                "(VITRINE_MAX_FEED_BYTES). Import larger feeds with `manage.py import_feed`."
+            )
+        return upload
+
+
+@admin.register(FeedImport)
+class FeedImportAdmin(admin.ModelAdmin):
+    """Upload a feed; a worker imports it (in the embedded mode, before the page returns)."""
+
+    form = FeedImportForm
+    list_display = [
+        "__str__",
+        "state",
+        "progress",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "image_failures",
+        "report_link",
+        "created_at",
+    ]
+    list_filter = ["state"]
+    readonly_fields = [
+        "name",
+        "state",
+        "rows_total",
+        "rows_done",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "images_added",
+        "images_removed",
+        "image_failures",
+        "error",
+        "report_link",
+        "created_at",
+        "finished_at",
+    ]
+
+    def get_fields(self, request, obj=None):
+        return ["file", "format"] if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        obj.name = form.cleaned_data["file"].name[:255]
+        super().save_model(request, obj, form, change)
+        job_id = obj.pk
+        transaction.on_commit(lambda: catalog_tasks.import_feed.delay(job_id), robust=True)
+
+    @admin.display(description="Progress")
+    def progress(self, obj) -> str:
+        return f"{obj.rows_done} / {obj.rows_total} rows" if obj.rows_total else "–"
+
+    @admin.display(description="Report")
+    def report_link(self, obj) -> str:
+        if not obj.report.strip() or obj.report.count("\n") < 2:
+            return "–"
+        url = reverse("admin:catalog_feedimport_report", args=[obj.pk])
+        return format_html('<a href="{}">failed rows (CSV)</a>', url)
+
+    def get_urls(self):
+        custom = [
+            path(
+                "<int:pk>/report.csv",
+                self.admin_site.admin_view(self.report_view),
+                name="catalog_feedimport_report",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def report_view(self, request, pk: int):
+        job = get_object_or_404(FeedImport, pk=pk)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        response = HttpResponse(job.report, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="feed-{job.pk}-report.csv"'
+        return response

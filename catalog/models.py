@@ -85,3 +85,41 @@ class ProductImage(models.Model):
         from catalog.thumbnails import thumbnail_dimensions
 
         return thumbnail_dimensions(self.width, self.height, 640)
+
+
+def feed_upload_path(instance: FeedImport, filename: str) -> str:
+    return f"feeds/{filename}"
+
+
+class FeedImport(models.Model):
+    """A feed file uploaded in the admin and its import (run by a worker), with the report."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    file = models.FileField(upload_to=feed_upload_path, max_length=500)
+    name = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=10, blank=True, help_text="Empty: from the file name or its content")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    images_added = models.PositiveIntegerField(default=0)
+    images_removed = models.PositiveIntegerField(default=0)
+    image_failures = models.PositiveIntegerField(default=0)
+    report = models.TextField(blank=True, help_text="The rows that failed, as CSV")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"feed {self.name or self.pk} ({self.state})"

@@ -141,6 +141,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Pillow's decompression-bomb guard: an image with more pixels than this is rejected.
 # https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.open
 VITRINE_MAX_IMAGE_PIXELS = env_int("VITRINE_MAX_IMAGE_PIXELS", 64_000_000, minimum=1)
+# Feeds uploaded in the admin (the import_feed command reads files of any size).
+VITRINE_MAX_FEED_BYTES = env_int("VITRINE_MAX_FEED_BYTES", 50 * 1024 * 1024, minimum=1024)
 
 # Server-side downloads of image URLs (search by URL; later the API and feeds): public
 # addresses only unless a network is allowed here (an internal image CDN, tests).
@@ -205,7 +207,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": "embeddings"}}
+CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": "embeddings"}, "catalog.tasks.*": {"queue": "catalog"}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # One batch at a time per worker process: batches are heavy, and a prefetched batch would
 # wait behind the running one instead of going to an idle worker.

@@ -39,9 +39,9 @@ def test_the_web_runs_migrations_and_gunicorn_on_the_project_wsgi_module():
 def test_the_worker_consumes_the_queue_the_tasks_are_routed_to():
     command = SERVICES["worker"]["command"]
     app_module = command[command.index("-A") + 1]
-    queue = command[command.index("-Q") + 1]
+    queues = set(command[command.index("-Q") + 1].split(","))
     assert importlib.import_module(app_module).celery_app.main == "vitrine"
-    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} == {queue}
+    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} == queues
 
 
 def test_every_environment_variable_given_to_vitrine_is_read_by_the_settings():

@@ -212,3 +212,60 @@ def test_the_command_summarises_writes_the_report_and_fails_on_failures(photo_se
         call_command("import_feed", str(bad), "--report", str(report), stdout=io.StringIO(), stderr=io.StringIO())
     assert "2 rows and 0 images failed" in str(caught.value)
     assert "the price 'abc' is not a number" in report.read_text()
+
+
+@pytest.fixture
+def merchandiser():
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user("merch", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["add_feedimport", "view_feedimport"]))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_feed_uploaded_in_the_admin_is_imported_with_a_downloadable_report(photo_server, merchandiser):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.models import FeedImport
+
+    feed = feed_with(photo_server, ("a", "10", ["/p0.jpg", "/missing.jpg"])) + "b,Product b,lots,,\n"
+    upload = SimpleUploadedFile("shop.csv", feed.encode(), "text/csv")
+    response = merchandiser.post("/admin/catalog/feedimport/add/", {"file": upload, "format": ""})
+    assert response.status_code == 302
+    job = FeedImport.objects.get()
+    assert (job.state, job.rows_total, job.rows_done) == ("done", 2, 2)
+    assert (job.created, job.failed, job.images_added, job.image_failures) == (1, 1, 1, 1)
+    listing = merchandiser.get("/admin/catalog/feedimport/").content.decode()
+    assert "2 / 2 rows" in listing and "failed rows (CSV)" in listing
+    report = merchandiser.get(f"/admin/catalog/feedimport/{job.pk}/report.csv")
+    assert report["Content-Type"].startswith("text/csv")
+    text = report.content.decode()
+    assert "the price 'lots' is not a number" in text and "HTTP 404" in text
+    assert ProductImage.objects.get().state == "indexed"
+
+
+def test_an_unreadable_feed_fails_the_import_with_the_reason(merchandiser):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.models import FeedImport
+
+    upload = SimpleUploadedFile("shop.xml", b"<rss><channel><item>", "application/xml")
+    merchandiser.post("/admin/catalog/feedimport/add/", {"file": upload, "format": ""})
+    job = FeedImport.objects.get()
+    assert job.state == "failed" and "cannot be parsed" in job.error
+    assert not Product.objects.exists()
+
+
+def test_a_feed_over_the_size_limit_is_refused_in_the_form(merchandiser, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.models import FeedImport
+
+    settings.VITRINE_MAX_FEED_BYTES = 1024
+    upload = SimpleUploadedFile("big.csv", b"id,title\n" + b"x,y\n" * 1000, "text/csv")
+    response = merchandiser.post("/admin/catalog/feedimport/add/", {"file": upload, "format": ""})
+    assert response.status_code == 200 and "VITRINE_MAX_FEED_BYTES" in response.content.decode()
+    assert not FeedImport.objects.exists()
