@@ -53,7 +53,7 @@ class ProductImageInline(admin.TabularInline):
     def thumbnail(self, image: ProductImage) -> str:
         if not image.pk:
             return ""
-        return format_html('<img src="{}" alt="" style="max-height:64px;max-width:96px">', image.file.url)
+        return format_html('<img src="{}" alt="" style="max-height:64px;max-width:96px">', image.thumbnail_url)
 
     @admin.display(description="Size")
     def dimensions(self, image: ProductImage) -> str:

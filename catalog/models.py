@@ -123,3 +123,55 @@ class FeedImport(models.Model):
 
     def __str__(self) -> str:
         return f"feed {self.name or self.pk} ({self.state})"
+
+
+class BulkUpload(models.Model):
+    """One drop of files (or zips) on the admin's bulk upload page."""
+
+    class Mode(models.TextChoices):
+        PER_FILE = "per_file", "One product per file (the file name is the product id)"
+        BY_NAME = "by_name", "Group by file name: SKU_1.jpg, SKU_2.jpg → product SKU"
+        BY_FOLDER = "by_folder", "Group by folder (in a zip or a dropped folder)"
+        EXISTING = "existing", "Add every photo to one existing product"
+
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.PER_FILE)
+    product_external_id = models.CharField(max_length=255, blank=True)
+    category = models.CharField(max_length=200, blank=True)
+    brand = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"bulk upload {self.pk} ({self.get_mode_display()})"
+
+
+class BulkUploadItem(models.Model):
+    """A file of a bulk upload: its image (then the image's state says the rest), or why
+    it was refused."""
+
+    upload = models.ForeignKey(BulkUpload, on_delete=models.CASCADE, related_name="items")
+    name = models.CharField(max_length=500)
+    product_external_id = models.CharField(max_length=255, blank=True)
+    image = models.ForeignKey(ProductImage, null=True, blank=True, on_delete=models.SET_NULL)
+    error = models.TextField(blank=True)
+    note = models.CharField(max_length=500, blank=True, help_text="e.g. an exact duplicate of another image")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        if self.error:
+            return "failed"
+        return self.image.state if self.image else "removed"
+
+    @property
+    def reason(self) -> str:
+        return self.error or (self.image.error if self.image else "")

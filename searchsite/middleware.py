@@ -19,13 +19,21 @@ class RequestSizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = settings.VITRINE_MAX_IMAGE_BYTES
+        limit, setting, what = _limit_for(request.path)
         if length > limit + UPLOAD_ENVELOPE_BYTES:
             message = (
-                f"The request is {length / 1048576:.1f} MB; images may be at most {limit / 1048576:.1f} MB "
-                "(VITRINE_MAX_IMAGE_BYTES)."
+                f"The request is {length / 1048576:.1f} MB; {what} may be at most {limit / 1048576:.1f} MB ({setting})."
             )
             if request.path.startswith("/api/"):
                 return JsonResponse({"error": {"code": "file_too_large", "message": message}}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+def _limit_for(path: str) -> tuple[int, str, str]:
+    """The admin's bulk upload takes zips and its feed import takes feeds; the rest, an image."""
+    if path.startswith("/admin/bulk-upload/"):
+        return settings.VITRINE_MAX_ZIP_BYTES, "VITRINE_MAX_ZIP_BYTES", "uploads"
+    if path.startswith("/admin/catalog/feedimport/"):
+        return settings.VITRINE_MAX_FEED_BYTES, "VITRINE_MAX_FEED_BYTES", "feeds"
+    return settings.VITRINE_MAX_IMAGE_BYTES, "VITRINE_MAX_IMAGE_BYTES", "images"

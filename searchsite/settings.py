@@ -143,6 +143,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 VITRINE_MAX_IMAGE_PIXELS = env_int("VITRINE_MAX_IMAGE_PIXELS", 64_000_000, minimum=1)
 # Feeds uploaded in the admin (the import_feed command reads files of any size).
 VITRINE_MAX_FEED_BYTES = env_int("VITRINE_MAX_FEED_BYTES", 50 * 1024 * 1024, minimum=1024)
+# The admin's bulk upload: files per request (without JavaScript the form sends them all
+# at once), and what a zip may hold and unpack to.
+VITRINE_MAX_UPLOAD_FILES = env_int("VITRINE_MAX_UPLOAD_FILES", 200, minimum=1)
+VITRINE_MAX_ZIP_MEMBERS = env_int("VITRINE_MAX_ZIP_MEMBERS", 2000, minimum=1)
+VITRINE_MAX_ZIP_BYTES = env_int("VITRINE_MAX_ZIP_BYTES", 1024 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = VITRINE_MAX_UPLOAD_FILES
 
 # Server-side downloads of image URLs (search by URL; later the API and feeds): public
 # addresses only unless a network is allowed here (an internal image CDN, tests).

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import path, re_path
 from django.views.static import serve
 
-from catalog import api, views
+from catalog import api, bulk_views, views
 from embeddings import health
 
 
@@ -18,6 +18,23 @@ urlpatterns = [
     path("thumbnails/<str:name>", views.thumbnail, name="thumbnail"),
     path("search/photos/<str:token>.jpg", views.query_photo, name="query-photo"),
     path("admin/index-health/", admin.site.admin_view(health.index_health), name="index-health"),
+    path("admin/bulk-upload/", admin.site.admin_view(bulk_views.bulk_upload_page), name="bulk-upload"),
+    path("admin/bulk-upload/start", admin.site.admin_view(bulk_views.bulk_upload_start), name="bulk-upload-start"),
+    path(
+        "admin/bulk-upload/<int:upload_id>/files",
+        admin.site.admin_view(bulk_views.bulk_upload_file),
+        name="bulk-upload-file",
+    ),
+    path(
+        "admin/bulk-upload/<int:upload_id>/items",
+        admin.site.admin_view(bulk_views.bulk_upload_items),
+        name="bulk-upload-items",
+    ),
+    path(
+        "admin/bulk-upload/items/<int:item_id>/<str:action>",
+        admin.site.admin_view(bulk_views.bulk_item_action),
+        name="bulk-upload-item-action",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/search", api.SearchView.as_view(), name="api-search"),
     # <path:>: the shop's ids may contain slashes (import_images makes "folder/name" ids).

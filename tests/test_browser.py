@@ -26,7 +26,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 SHOP_SIZE = 96
-PATIENCE_MS = 60_000  # generous: a slow machine must not fail these tests
+PATIENCE_MS = 60_000
+ADMIN_PASSWORD = "a-long-test-password-1"  # generous: a slow machine must not fail these tests
 expect.set_options(timeout=PATIENCE_MS)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -67,12 +68,14 @@ def site(tmp_path_factory):
         if key not in ("DATABASE_URL", "QDRANT_URL", "CELERY_BROKER_URL")
     }
     env.update({"VITRINE_DATA_DIR": str(data_dir), "LOG_LEVEL": "warning", "DEBUG": "1"})
+    env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
 
     def manage(*args: str) -> None:
         subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
 
     manage("migrate", "--noinput")
     manage("load_demo_catalog", "--products", str(SHOP_SIZE), "--seed", "5", "--verbosity", "0")
+    manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@shop.example")
     with sqlite3.connect(data_dir / "vitrine.sqlite3") as db:
         db.execute("UPDATE catalog_product SET url = 'https://shop.example/p/' || id")
     port = free_port()
@@ -407,3 +410,34 @@ def test_a_phone_sized_screen(browser, site):
         screenshot(page, "product-phone.png")
     finally:
         context.close()
+
+
+def test_the_bulk_upload_page_shows_each_file_reach_indexed_or_its_reason(page, site):
+    page.goto("/admin/login/?next=/admin/bulk-upload/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile("/admin/bulk-upload/$"))
+    page.get_by_label(re.compile("Group by file name")).check()
+    looks = [p["attributes"] for p in site.products()[:3]]
+    files = [
+        {"name": f"NEWSKU_{n}.jpg", "mimeType": "image/jpeg", "buffer": photo_of(attributes)}
+        for n, attributes in enumerate(looks, start=1)
+    ]
+    files.append({"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo at all"})
+    page.set_input_files("#id_files", files=files)
+    rows = page.locator("#bulk-items tbody tr")
+    expect(rows).to_have_count(4)
+    expect(page.locator("#bulk-items tr[data-state=indexed]")).to_have_count(3)
+    failed = page.locator("#bulk-items tr[data-state=failed]")
+    expect(failed).to_have_count(1)
+    expect(failed.locator("td.reason")).to_contain_text("not an image Vitrine can read")
+    expect(failed.get_by_role("button", name="Remove")).to_be_visible()
+    expect(page.locator("#bulk-summary")).to_contain_text("3 indexed")
+    assert set(page.locator("#bulk-items tr[data-state=indexed] td.product").all_inner_texts()) == {"NEWSKU"}
+    screenshot(page, "bulk-upload.png")
+    # The state comes from the server: a reload shows the same rows; Remove drops the failed one.
+    page.reload()
+    expect(page.locator("#bulk-items tr[data-state=indexed]")).to_have_count(3)
+    page.locator("#bulk-items tr[data-state=failed]").get_by_role("button", name="Remove").click()
+    expect(page.locator("#bulk-items tbody tr")).to_have_count(3)
