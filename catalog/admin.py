@@ -125,13 +125,68 @@ class ProductAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
 
 
+class HasErrorFilter(admin.SimpleListFilter):
+    title = "error"
+    parameter_name = "has_error"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "With an error"), ("no", "Without")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(error="")
+        if self.value() == "no":
+            return queryset.filter(error="")
+        return queryset
+
+
+class DuplicateFilter(admin.SimpleListFilter):
+    title = "duplicate"
+    parameter_name = "duplicate"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Flagged as a duplicate"), ("kept", "Kept by a person")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(duplicate_of__isnull=False)
+        if self.value() == "kept":
+            return queryset.filter(duplicate_kept=True)
+        return queryset
+
+
 @admin.register(ProductImage)
 class ProductImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "product", "state", "error", "width", "height", "embedding_space", "updated_at"]
-    list_filter = ["state", "embedding_space"]
-    search_fields = ["product__title", "product__external_id", "sha256"]
+    list_display = ["id", "thumbnail", "product", "state", "error", "duplicate", "embedding_space", "updated_at"]
+    list_filter = ["state", HasErrorFilter, DuplicateFilter, "embedding_space"]
+    search_fields = ["product__title", "product__external_id", "sha256", "error"]
     readonly_fields = [f.name for f in ProductImage._meta.fields]
-    actions = ["reembed"]
+    actions = ["reembed", "keep_duplicates"]
+    list_select_related = ["product", "duplicate_of__product"]
+
+    @admin.display(description="Photo")
+    def thumbnail(self, image: ProductImage) -> str:
+        return format_html('<img src="{}" alt="" style="max-height:48px;max-width:72px">', image.thumbnail_url)
+
+    @admin.display(description="Duplicate of")
+    def duplicate(self, image: ProductImage) -> str:
+        other = image.duplicate_of
+        if other is None:
+            return ""
+        url = reverse("admin:catalog_productimage_change", args=[other.pk])
+        return format_html(
+            '{} duplicate of <a href="{}">image {}</a> ({}), cosine {}',
+            image.duplicate_kind,
+            url,
+            other.pk,
+            other.product.external_id,
+            image.duplicate_score,
+        )
+
+    @admin.action(description="Keep: not a duplicate (clear the flag)")
+    def keep_duplicates(self, request, queryset):
+        count = queryset.update(duplicate_of=None, duplicate_score=None, duplicate_kept=True)
+        self.message_user(request, f"{count} images kept; they will not be flagged again.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False  # images are added on their product's page, through intake

@@ -51,11 +51,17 @@ def item_data(item: BulkUploadItem) -> dict:
         "product": item.product_external_id,
         "state": item.state,
         "reason": item.reason,
-        "note": item.note,
+        "note": item.note or _duplicate_note(image),
         "image_id": item.image_id,
         "thumbnail": image.thumbnail_url if image else "",
         "product_url": reverse("admin:catalog_product_change", args=[image.product_id]) if image else "",
     }
+
+
+def _duplicate_note(image) -> str:
+    if image is None or image.duplicate_of_id is None:
+        return ""
+    return f"Looks like a duplicate of image {image.duplicate_of_id} (cosine {image.duplicate_score})."
 
 
 def _items(upload: BulkUpload) -> list[dict]:

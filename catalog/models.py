@@ -53,6 +53,11 @@ class ProductImage(models.Model):
     error = models.TextField(blank=True, help_text="Why indexing failed, in words a person can act on")
     embedding_space = models.CharField(max_length=300, blank=True, help_text="The space it was indexed in")
     indexed_at = models.DateTimeField(null=True, blank=True)
+    # Set at indexing when an older image is the same photo (same bytes, or a re-saved,
+    # resized copy: cosine at or above VITRINE_NEAR_DUPLICATE_THRESHOLD).
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    duplicate_score = models.FloatField(null=True, blank=True)
+    duplicate_kept = models.BooleanField(default=False, help_text="A person decided to keep it anyway")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +69,12 @@ class ProductImage(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.pk} of {self.product_id} ({self.state})"
+
+    @property
+    def duplicate_kind(self) -> str:
+        if self.duplicate_of_id is None:
+            return ""
+        return "exact" if self.duplicate_of and self.duplicate_of.sha256 == self.sha256 else "near"
 
     # Thumbnails for pages (catalog.thumbnails makes them on first request).
     @property

@@ -260,6 +260,32 @@ class VectorIndex:
             names = [name for name in self._vitrine_collections() if name != current]
             return {name: self.client.count(name, exact=True).count for name in names}
 
+    def nearest_older(self, space: EmbeddingSpace, vectors: dict[int, np.ndarray], *, threshold: float) -> dict:
+        """For each image, the oldest (smallest id) of its nearest images with a smaller id
+        scoring at least ``threshold``: {image_id: (other_image_id, score)}."""
+        if not vectors:
+            return {}
+        name = self.ensure(space)
+        ids = list(vectors)
+        requests = [
+            qm.QueryRequest(
+                query=vectors[i].astype(np.float32).tolist(),
+                limit=4,
+                score_threshold=threshold,
+                with_payload=["image_id"],
+            )
+            for i in ids
+        ]
+        with self._guard():
+            responses = self.client.query_batch_points(name, requests=requests)
+        found = {}
+        for image_id, response in zip(ids, responses, strict=True):
+            older = [(int(p.payload["image_id"]), float(p.score)) for p in response.points]
+            older = [(other, score) for other, score in older if other < image_id]
+            if older:
+                found[image_id] = min(older)  # the original: the oldest of the copies
+        return found
+
     def count(self, space: EmbeddingSpace) -> int:
         name = self.ensure(space)
         with self._guard():

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,10 +75,24 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     ]
     index.upsert(space, points)
     embedded_ids = [image.pk for image in to_embed]
+    duplicates = index.nearest_older(
+        space,
+        {image.pk: vector for image, vector in zip(to_embed, vectors, strict=True) if not image.duplicate_kept},
+        threshold=settings.VITRINE_NEAR_DUPLICATE_THRESHOLD,
+    )
     with transaction.atomic():
         ProductImage.objects.filter(pk__in=embedded_ids).update(
             state=ProductImage.State.INDEXED, error="", embedding_space=space.id, indexed_at=timezone.now()
         )
+        # A point can outlive its row for a moment (a delete in flight): only real images count.
+        alive = set(
+            ProductImage.objects.filter(pk__in=[o for o, _ in duplicates.values()]).values_list("pk", flat=True)
+        )
+        for image_id, (other_id, score) in duplicates.items():
+            if other_id in alive:
+                ProductImage.objects.filter(pk=image_id).update(
+                    duplicate_of_id=other_id, duplicate_score=round(score, 5)
+                )
         for image_id, reason in report.failed.items():
             ProductImage.objects.filter(pk=image_id).update(state=ProductImage.State.FAILED, error=reason)
         still_there = set(ProductImage.objects.filter(pk__in=embedded_ids).values_list("pk", flat=True))

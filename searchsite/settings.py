@@ -174,6 +174,11 @@ VITRINE_PRELOAD_MODEL = env_bool("VITRINE_PRELOAD_MODEL", True)
 # Images per forward pass. 32 keeps a ViT-B-32 batch under ~1 GB on CPU and is where the
 # throughput measured on 2 cores stops improving (see ARCHITECTURE.md).
 VITRINE_EMBED_BATCH_SIZE = env_int("VITRINE_EMBED_BATCH_SIZE", 32, minimum=1, maximum=1024)
+# An image whose nearest older image scores at least this is flagged as its duplicate.
+# 0.997 is measured on the demo model (benchmarks/near_duplicates.py): re-saved and resized
+# copies score 0.9987 or more, another photo of the same product at most 0.9948. Measure
+# again for another model.
+VITRINE_NEAR_DUPLICATE_THRESHOLD = env_float("VITRINE_NEAR_DUPLICATE_THRESHOLD", 0.997, minimum=0, maximum=1.01)
 
 # --- The vector index (only embeddings.index reads these) -------------------------------
 
