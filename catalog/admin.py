@@ -20,7 +20,7 @@ from catalog import services
 from catalog import tasks as catalog_tasks
 from catalog.feeds import FORMATS
 from catalog.intake import ImageRejected, image_accept
-from catalog.models import FeedImport, Product, ProductImage
+from catalog.models import FeedImport, Product, ProductImage, TagFacet, TagSuggestion, TagValue
 from embeddings import sync
 
 
@@ -67,7 +67,7 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["title", "external_id", "brand"]
     inlines = [ProductImageInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["reembed_images"]
+    actions = ["reembed_images", "suggest_tags"]
 
     @admin.display(description="Images")
     def image_count(self, product: Product) -> int:
@@ -115,6 +115,16 @@ class ProductAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for product in queryset:
             self.delete_model(request, product)
+
+    @admin.action(description="Suggest tags for the selected products (zero-shot, from the taxonomy)")
+    def suggest_tags(self, request, queryset):
+        from embeddings.tagging import tags_suggest
+
+        report = tags_suggest(list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            f"{report.suggested} tags suggested for {report.products} products; review them under Tag suggestions.",
+        )
 
     @admin.action(description="Re-embed the images of the selected products")
     def reembed_images(self, request, queryset):
@@ -300,3 +310,68 @@ class FeedImportAdmin(admin.ModelAdmin):
         response = HttpResponse(job.report, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="feed-{job.pk}-report.csv"'
         return response
+
+
+class TagValueInline(admin.TabularInline):
+    model = TagValue
+    extra = 3
+
+
+@admin.register(TagFacet)
+class TagFacetAdmin(admin.ModelAdmin):
+    """The taxonomy the model tags products with."""
+
+    list_display = ["name", "name_zh", "prompt", "value_count"]
+    inlines = [TagValueInline]
+
+    @admin.display(description="Values")
+    def value_count(self, facet: TagFacet) -> int:
+        return facet.values.count()
+
+
+@admin.register(TagSuggestion)
+class TagSuggestionAdmin(admin.ModelAdmin):
+    """Review the model's tag suggestions: accept (into the product's attributes) or reject."""
+
+    list_display = ["photo", "product", "facet", "suggested_value", "confidence", "state", "current_value"]
+    list_filter = ["state", "value__facet"]
+    search_fields = ["product__title", "product__external_id", "value__value"]
+    list_select_related = ["product", "value__facet"]
+    actions = ["accept", "reject"]
+    readonly_fields = ["product", "value", "confidence", "state", "created_at", "decided_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # suggestions come from the model (`suggest_tags`, or the products' action)
+
+    @admin.display(description="Photo")
+    def photo(self, suggestion: TagSuggestion) -> str:
+        image = suggestion.product.images.first()
+        if image is None:
+            return ""
+        return format_html('<img src="{}" alt="" style="max-height:48px;max-width:72px">', image.thumbnail_url)
+
+    @admin.display(description="Facet", ordering="value__facet__name")
+    def facet(self, suggestion: TagSuggestion) -> str:
+        return suggestion.value.facet.name
+
+    @admin.display(description="Suggested", ordering="value__value")
+    def suggested_value(self, suggestion: TagSuggestion) -> str:
+        return suggestion.value.value
+
+    @admin.display(description="Product has")
+    def current_value(self, suggestion: TagSuggestion) -> str:
+        return str((suggestion.product.attributes or {}).get(suggestion.value.facet.name, ""))
+
+    @admin.action(description="Accept the selected suggestions (write them into the products)")
+    def accept(self, request, queryset):
+        from embeddings.tagging import tags_decide
+
+        count = tags_decide(queryset, accept=True)
+        self.message_user(request, f"{count} tags accepted.", messages.SUCCESS)
+
+    @admin.action(description="Reject the selected suggestions")
+    def reject(self, request, queryset):
+        from embeddings.tagging import tags_decide
+
+        count = tags_decide(queryset, accept=False)
+        self.message_user(request, f"{count} suggestions rejected.", messages.SUCCESS)

@@ -179,6 +179,9 @@ VITRINE_EMBED_BATCH_SIZE = env_int("VITRINE_EMBED_BATCH_SIZE", 32, minimum=1, ma
 # copies score 0.9987 or more, another photo of the same product at most 0.9948. Measure
 # again for another model.
 VITRINE_NEAR_DUPLICATE_THRESHOLD = env_float("VITRINE_NEAR_DUPLICATE_THRESHOLD", 0.997, minimum=0, maximum=1.01)
+# Zero-shot tags: a facet value is suggested when its probability among the facet's values
+# reaches this (embeddings/tagging.py).
+VITRINE_TAG_CONFIDENCE = env_float("VITRINE_TAG_CONFIDENCE", 0.6, minimum=0, maximum=1)
 
 # --- The vector index (only embeddings.index reads these) -------------------------------
 

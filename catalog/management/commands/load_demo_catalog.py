@@ -6,9 +6,9 @@ from django.db import transaction
 from tqdm import tqdm
 
 from catalog import services
-from catalog.demo import demo_products
+from catalog.demo import demo_products, demo_taxonomy_create
 from catalog.demo_judgments import demo_judgments_write
-from catalog.models import ProductImage
+from catalog.models import ProductImage, TagFacet
 from embeddings import sync
 from embeddings.commands import images_embed_with_progress, index_claim_for_command
 from embeddings.model import get_encoder
@@ -66,6 +66,8 @@ class Command(BaseCommand):
             demo_judgments_write(products=specs, folder=folder)
         if created_products or not RelevanceCutoff.objects.filter(embedding_space=get_encoder().space.id).exists():
             cutoffs_calibrate()
+        if not TagFacet.objects.exists():
+            demo_taxonomy_create()
         self.stdout.write(
             f"Demo catalog: {created_products} products created, {len(new_image_ids)} images added, "
             f"{run.queued} embedded, {len(run.failures)} failed. Judged queries: {judgments_file}"
