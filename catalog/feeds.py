@@ -337,6 +337,7 @@ def feed_import(
     report = FeedReport()
     seen: set[str] = set()
     chunk: list[FeedRow] = []
+    pending = None  # the previous chunk, its downloads in flight while the next one is read
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
         for row in rows:
             if row.external_id and row.external_id in seen:
@@ -344,17 +345,27 @@ def feed_import(
             seen.add(row.external_id)
             chunk.append(row)
             if len(chunk) >= CHUNK:
-                _import_chunk(chunk, report, fetch, pool, on_row)
-                chunk = []
-        _import_chunk(chunk, report, fetch, pool, on_row)
+                prepared = _prepare_chunk(chunk, fetch, pool)
+                if pending:
+                    _import_chunk(*pending, report, on_row)
+                pending, chunk = prepared, []
+        prepared = _prepare_chunk(chunk, fetch, pool)
+        if pending:
+            _import_chunk(*pending, report, on_row)
+        _import_chunk(*prepared, report, on_row)
     return report
 
 
-def _import_chunk(chunk, report: FeedReport, fetch: Fetcher, pool, on_row) -> None:
+def _prepare_chunk(chunk: list[FeedRow], fetch: Fetcher, pool) -> tuple:
+    """Start downloading the chunk's new image URLs (known ones are never fetched again)."""
     good = [row for row in chunk if not row.problems]
     known = _known_urls([row.external_id for row in good])
     wanted = {url for row in good for url in row.image_urls if url not in known.get(row.external_id, {})}
     downloads = {url: pool.submit(_download, fetch, url) for url in wanted}
+    return chunk, known, downloads
+
+
+def _import_chunk(chunk, known, downloads, report: FeedReport, on_row) -> None:
     for row in chunk:
         if row.problems:
             report.failed += 1
