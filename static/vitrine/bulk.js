@@ -77,6 +77,25 @@
     return fetch(url, { method: "POST", body: data, headers: { "X-CSRFToken": csrf }, credentials: "same-origin" });
   }
 
+  // XMLHttpRequest, not fetch: it reports upload progress.
+  function send(url, data, onProgress) {
+    return new Promise((resolve, reject) => {
+      const request = new XMLHttpRequest();
+      request.open("POST", url);
+      request.setRequestHeader("X-CSRFToken", csrf);
+      request.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable) onProgress(Math.round((100 * event.loaded) / event.total));
+      });
+      request.addEventListener("load", () => {
+        let answer = {};
+        try { answer = JSON.parse(request.responseText); } catch (error) { answer = { error: request.statusText }; }
+        resolve({ response: { ok: request.status >= 200 && request.status < 300, status: request.status }, answer });
+      });
+      request.addEventListener("error", () => reject(new Error("the connection failed")));
+      request.send(data);
+    });
+  }
+
   async function start() {
     if (uploadId) return uploadId;
     const fields = new FormData(form);
@@ -112,8 +131,9 @@
       const data = new FormData();
       data.append("file", job.file);
       if (job.path) data.append("path", job.path);
-      post(form.dataset.startUrl.replace(/start$/, uploadId + "/files"), data)
-        .then((response) => response.json().then((answer) => ({ response, answer })))
+      send(form.dataset.startUrl.replace(/start$/, uploadId + "/files"), data, (percent) => {
+        cell(job.row, "state").textContent = percent < 100 ? "uploading " + percent + " %" : "processing";
+      })
         .then(({ response, answer }) => {
           if (!response.ok) throw new Error(answer.error || "HTTP " + response.status);
           const [first, ...rest] = answer.items;
