@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 PRODUCT_FIELDS = ("title", "description", "brand", "category", "price", "currency", "url", "attributes", "is_active")
 # The product fields copied into every image's point, so the index can filter on them.
-SEARCHABLE_FIELDS = ("category", "brand", "price", "is_active")
+SEARCHABLE_FIELDS = ("category", "brand", "price", "is_active", "attributes")
 
 
 @dataclass(frozen=True)

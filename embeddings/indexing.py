@@ -30,11 +30,15 @@ class EmbedReport:
 
 
 def product_payload(product: Product) -> dict:
+    attributes = product.attributes if isinstance(product.attributes, dict) else {}
     return {
         "category": product.category,
         "brand": product.brand,
         "price": float(product.price) if product.price is not None else None,
         "is_active": product.is_active,
+        # The faceted attributes (accepted tags among them), for anyone filtering in Qdrant.
+        # (None when absent, so that a refresh also clears a value that was removed.)
+        **{f"attr_{key}": attributes.get(key) for key in settings.VITRINE_FACET_ATTRIBUTES},
     }
 
 

@@ -9,6 +9,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from catalog.models import Product, TagFacet, TagSuggestion
+from embeddings.index import collection_name, get_index, image_point_id
+from embeddings.model import get_encoder
 from embeddings.search import FacetFilters, SearchQuery, catalog_search
 from embeddings.tagging import tags_suggest
 
@@ -53,6 +55,12 @@ def test_accepting_writes_the_tag_into_the_product_and_its_facets(shop):
     suggestion.refresh_from_db()
     assert suggestion.state == "accepted"
     assert product.attributes["colour"] == suggestion.value.value
+    index = get_index()
+    image = product.images.first()
+    (point,) = index.client.retrieve(
+        collection_name(get_encoder().space), ids=[image_point_id(image.pk)], with_payload=True
+    )
+    assert point.payload["attr_colour"] == suggestion.value.value, "the index payload has the accepted tag"
     page = catalog_search(
         SearchQuery(
             text=product.title,
