@@ -34,8 +34,13 @@ def queue_depth() -> tuple[int | None, str]:
     try:
         with app.connection_for_read() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
-            declared = connection.default_channel.queue_declare(QUEUE, passive=True)
-            return int(declared.message_count), ""
+            channel = connection.default_channel
+            if connection.transport.driver_type == "redis":
+                return int(channel.client.llen(QUEUE)), ""  # the queue is a list; none yet means 0
+            try:
+                return int(channel.queue_declare(QUEUE, passive=True).message_count), ""
+            except connection.channel_errors:
+                return 0, ""  # the queue does not exist yet: nothing was ever queued
     except Exception as exc:  # noqa: BLE001 - any broker error: say so on the page
         return None, f"the broker did not answer ({exc.__class__.__name__}: {exc})"
 

@@ -112,3 +112,47 @@ def test_the_page_needs_staff_and_actions_need_the_permission(indexed):
     client.force_login(viewer)
     assert client.get("/admin/index-health/").status_code == 200
     assert client.post("/admin/index-health/", {"action": "rebuild"}).status_code == 403
+
+
+def test_the_queue_depth_is_read_from_a_real_redis_broker(settings, tmp_path):
+    """Debian's redis-server on a free port: two tasks waiting show as 2."""
+    import socket
+    import subprocess
+    import time
+
+    from embeddings.health import queue_depth
+    from searchsite.celery import app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    saved = app.conf.broker_url
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        app.conf.broker_url = url
+        assert queue_depth() == (0, "")
+        with app.connection_for_write() as connection:
+            for _ in range(2):
+                app.send_task("embeddings.tasks.embed_images", args=[[1]], queue="embeddings", connection=connection)
+        assert queue_depth() == (2, "")
+        server.terminate()
+        server.wait(timeout=10)
+        depth, note = queue_depth()
+        assert depth is None and "the broker did not answer" in note
+    finally:
+        app.conf.broker_url = saved
+        if server.poll() is None:
+            server.terminate()
