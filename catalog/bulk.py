@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -50,9 +51,22 @@ def product_key(upload: BulkUpload, name: str) -> str:
     return stem
 
 
-def bulk_add(upload: BulkUpload, *, name: str, content: bytes) -> list[BulkUploadItem]:
-    """Add one uploaded file (an image, or a zip of images); returns its items."""
-    files = _zip_members(name, content) if _is_zip(name, content) else [_File(name, content)]
+def bulk_add(upload: BulkUpload, *, name: str, content: bytes | None = None, file=None) -> list[BulkUploadItem]:
+    """Add one uploaded file (an image, or a zip of images), given as bytes or as a
+    seekable file (an upload spooled to disk is then never read whole); returns its items."""
+    source = file if file is not None else io.BytesIO(content or b"")
+    source.seek(0)
+    head = source.read(4)
+    source.seek(0)
+    if name.lower().endswith(".zip") or head == ZIP_MAGIC:
+        files = _zip_members(name, source)  # one member in memory at a time
+    else:
+        size = file.size if file is not None else len(content or b"")
+        limit = settings.VITRINE_MAX_IMAGE_BYTES
+        if size > limit:
+            files = [_File(name, None, f"The file is {size / 1048576:.1f} MB; the limit is {limit / 1048576:.1f} MB.")]
+        else:
+            files = [_File(name, source.read())]
     items = []
     added: list[int] = []
     for file in files:
@@ -71,58 +85,47 @@ def bulk_add(upload: BulkUpload, *, name: str, content: bytes) -> list[BulkUploa
     return items
 
 
-def _is_zip(name: str, content: bytes) -> bool:
-    return name.lower().endswith(".zip") or content[:4] == ZIP_MAGIC
-
-
-def _zip_members(name: str, content: bytes) -> list[_File]:
+def _zip_members(name: str, source) -> Iterator[_File]:
     max_members = settings.VITRINE_MAX_ZIP_MEMBERS
     max_total = settings.VITRINE_MAX_ZIP_BYTES
     max_member = settings.VITRINE_MAX_IMAGE_BYTES
     try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
+        archive = zipfile.ZipFile(source)
         members = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        return [_File(name, None, f"The zip file cannot be read: {exc}.")]
+        yield _File(name, None, f"The zip file cannot be read: {exc}.")
+        return
     members = [m for m in members if not _is_junk(m.filename)]
     if len(members) > max_members:
-        return [
-            _File(
-                name, None, f"The zip holds {len(members)} files; the limit is {max_members} (VITRINE_MAX_ZIP_MEMBERS)."
-            )
-        ]
-    files, total = [], 0
+        message = f"The zip holds {len(members)} files; the limit is {max_members} (VITRINE_MAX_ZIP_MEMBERS)."
+        yield _File(name, None, message)
+        return
+    total = 0
     for info in members:
         member_name = f"{name}/{info.filename}"
         path = PurePosixPath(info.filename.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", info.filename):
-            files.append(_File(member_name, None, "Refused: the name points outside the zip (path traversal)."))
+            yield _File(member_name, None, "Refused: the name points outside the zip (path traversal).")
             continue
         if info.flag_bits & 0x1:
-            files.append(_File(member_name, None, "Refused: the file is encrypted."))
+            yield _File(member_name, None, "Refused: the file is encrypted.")
             continue
         try:
             with archive.open(info) as handle:
                 data = handle.read(max_member + 1)  # never more than this, whatever the header says
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
-            files.append(_File(member_name, None, f"The file cannot be unpacked: {exc}."))
+            yield _File(member_name, None, f"The file cannot be unpacked: {exc}.")
             continue
         if len(data) > max_member:
-            files.append(
-                _File(
-                    member_name,
-                    None,
-                    f"Unpacked, the file is over the {max_member / 1048576:.0f} MB limit (VITRINE_MAX_IMAGE_BYTES).",
-                )
-            )
+            message = f"Unpacked, the file is over the {max_member / 1048576:.0f} MB limit (VITRINE_MAX_IMAGE_BYTES)."
+            yield _File(member_name, None, message)
             continue
         total += len(data)
         if total > max_total:
             message = f"The zip unpacks to more than {max_total / 1048576:.0f} MB (VITRINE_MAX_ZIP_BYTES)."
-            files.append(_File(member_name, None, message + " The rest is skipped."))
+            yield _File(member_name, None, message + " The rest is skipped.")
             break
-        files.append(_File(info.filename, data))
-    return files
+        yield _File(info.filename, data)
 
 
 def _is_junk(name: str) -> bool:
@@ -165,6 +168,7 @@ def _add_one(upload: BulkUpload, file: _File) -> BulkUploadItem:
             elif twin is not None:
                 item.note = f"Exact duplicate of image {twin.pk} of {twin.product.external_id}."
             item.image = result.image
+            item.created_image = result.is_created
             item.save()
     except ImageRejected as exc:
         item.error = exc.message
@@ -185,10 +189,11 @@ def bulk_item_retry(item: BulkUploadItem) -> bool:
 
 
 def bulk_item_remove(item: BulkUploadItem) -> None:
-    """Forget the item; a failed image goes too (an indexed one stays in the catalog)."""
+    """Forget the item; a failed image this upload added goes too (an indexed one, or one
+    the product had before, stays in the catalog)."""
     from embeddings import sync
 
     with transaction.atomic():
-        if item.image is not None and item.image.state == ProductImage.State.FAILED:
+        if item.created_image and item.image is not None and item.image.state == ProductImage.State.FAILED:
             sync.images_removed([services.image_delete(image=item.image)])
         item.delete()

@@ -83,7 +83,7 @@ def bulk_upload_page(request: HttpRequest) -> HttpResponse:
                 upload.user = request.user
                 upload.save()
                 for upload_file in files:
-                    bulk_add(upload, name=upload_file.name, content=upload_file.read())
+                    bulk_add(upload, name=upload_file.name, file=upload_file)
                 return HttpResponseRedirect(f"{reverse('bulk-upload')}?upload={upload.pk}")
     else:
         form = BulkUploadForm()
@@ -126,7 +126,7 @@ def bulk_upload_file(request: HttpRequest, upload_id: int) -> JsonResponse:
         return JsonResponse({"error": "Send the file as the multipart field 'file'."}, status=400)
     # A file dropped with its folder keeps its relative path (for grouping by folder).
     name = (request.POST.get("path") or upload_file.name)[:500]
-    items = bulk_add(upload, name=name, content=upload_file.read())
+    items = bulk_add(upload, name=name, file=upload_file)
     return JsonResponse({"items": [item_data(item) for item in items]}, status=201)
 
 

@@ -28,7 +28,7 @@ from django.db import transaction
 from catalog import services
 from catalog.fetch import url_fetch
 from catalog.intake import ImageRejected
-from catalog.models import ProductImage
+from catalog.models import Product, ProductImage
 from searchsite.errors import InputRejected
 
 logger = logging.getLogger(__name__)
@@ -259,6 +259,11 @@ def _row_from_mapping(number: int, record: dict) -> FeedRow:
         else:
             fields["is_active"] = active
     given_attributes = values.get("attributes")
+    if isinstance(given_attributes, str) and given_attributes.strip().startswith("{"):
+        try:  # a CSV/TSV cell holding JSON
+            given_attributes = json.loads(given_attributes)
+        except json.JSONDecodeError:
+            pass
     if isinstance(given_attributes, dict):
         attributes = {**given_attributes, **attributes}
     elif given_attributes not in (None, ""):
@@ -311,6 +316,8 @@ def _price(value, currency) -> tuple[Decimal | None, str, str]:
         return None, "", f"the price {text!r} is not a number"
     if price < 0:
         return None, "", f"the price {text!r} is negative"
+    if price >= Decimal("1e10"):  # the database keeps 12 digits, 2 after the point
+        return None, "", f"the price {text!r} is too large"
     if unit and (len(unit) != 3 or not unit.isalpha()):
         return None, "", f"the currency {unit!r} is not a three-letter ISO code"
     return price.quantize(Decimal("0.01")), unit.upper(), ""
@@ -328,13 +335,15 @@ def feed_import(
     *,
     fetch: Fetcher = _fetch_content,
     on_row: Callable[[FeedRow], None] | None = None,
+    report: FeedReport | None = None,
 ) -> FeedReport:
     """Upsert every good row's product and its images; report every problem per row.
 
     A row with a problem writes nothing. An image URL that cannot be fetched or is not an
     image is reported on its row; the product and its other images are still saved.
+    ``report`` (optional) is filled as rows go, so a caller still has it if this raises.
     """
-    report = FeedReport()
+    report = report if report is not None else FeedReport()
     seen: set[str] = set()
     chunk: list[FeedRow] = []
     pending = None  # the previous chunk, its downloads in flight while the next one is read
@@ -398,9 +407,15 @@ def _download(fetch: Fetcher, url: str) -> bytes | InputRejected:
 def _import_row(row: FeedRow, known: dict[str, int], downloads: dict, report: FeedReport) -> None:
     from embeddings import sync
 
+    fields = row.fields
+    if "attributes" in fields:
+        # The feed's attributes are added to the product's own (tags a person accepted stay).
+        existing = Product.objects.filter(external_id=row.external_id).values_list("attributes", flat=True).first()
+        if isinstance(existing, dict):
+            fields = {**fields, "attributes": {**existing, **fields["attributes"]}}
     try:
         with transaction.atomic():
-            result = services.product_upsert(external_id=row.external_id, **row.fields)
+            result = services.product_upsert(external_id=row.external_id, **fields)
             sync.product_changed(result)
     except ValidationError as exc:
         report.failed += 1
@@ -421,11 +436,15 @@ def _import_row(row: FeedRow, known: dict[str, int], downloads: dict, report: Fe
                 created = services.image_create(product=product, content=content, source_url=url, position=position)
                 if created.needs_indexing:
                     report.new_image_ids.append(created.image.pk)
+                if not created.is_created and not created.image.source_url:
+                    # The product already had these bytes (uploaded by hand): now known by this URL.
+                    ProductImage.objects.filter(pk=created.image.pk).update(source_url=url)
         except ImageRejected as exc:
             _image_failed(report, row, url, exc)
             continue
-        report.images_added += created.is_created
-        status = "updated" if status == "unchanged" else status
+        if created.is_created:
+            report.images_added += 1
+            status = "updated" if status == "unchanged" else status
     gone = [image_id for url, image_id in known.items() if url not in row.image_urls]
     if gone:
         with transaction.atomic():

@@ -93,6 +93,7 @@ class SearchForm(forms.Form):
 PAGE_PARAMS = ("q", "photo", "similar", "plus", "minus", "category", "brand", "price_min", "price_max")
 PAGE_PARAMS += ("sort", "page", "loose", "partial")
 MAX_PAGE = 1000
+MAX_ID = 2**63 - 1  # the database's largest id; beyond it SQLite overflows
 
 
 def facet_param(attribute: str) -> str:
@@ -104,7 +105,7 @@ class ShopperSearchForm(forms.Form):
 
     q = forms.CharField(required=False, max_length=500, strip=True, label="Search")
     photo = forms.RegexField(required=False, regex=r"^[0-9a-f]{32}$")
-    similar = forms.IntegerField(required=False, min_value=1)
+    similar = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     plus = forms.TypedMultipleChoiceField(required=False, coerce=int)
     minus = forms.TypedMultipleChoiceField(required=False, coerce=int)
     category = forms.MultipleChoiceField(required=False)
@@ -158,7 +159,7 @@ class ShopperSearchForm(forms.Form):
 
 def _product_ids(values) -> list[int]:
     values = list(dict.fromkeys(values or ()))
-    if any(value < 1 for value in values):
+    if any(value < 1 or value > MAX_ID for value in values):
         raise ValidationError("Product ids are positive numbers.")
     if len(values) > 20:
         raise ValidationError("At most 20 products can be liked or hidden at once.")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 from django.db import models
 from django.urls import reverse
 
@@ -99,7 +102,9 @@ class ProductImage(models.Model):
 
 
 def feed_upload_path(instance: FeedImport, filename: str) -> str:
-    return f"feeds/{filename}"
+    # An unguessable name: media may be served publicly, and feeds can hold private columns.
+    suffix = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
+    return f"feeds/{uuid.uuid4().hex}{suffix}"
 
 
 class FeedImport(models.Model):
@@ -167,6 +172,7 @@ class BulkUploadItem(models.Model):
     name = models.CharField(max_length=500)
     product_external_id = models.CharField(max_length=255, blank=True)
     image = models.ForeignKey(ProductImage, null=True, blank=True, on_delete=models.SET_NULL)
+    created_image = models.BooleanField(default=False, help_text="This file added the image (not already there)")
     error = models.TextField(blank=True)
     note = models.CharField(max_length=500, blank=True, help_text="e.g. an exact duplicate of another image")
     created_at = models.DateTimeField(auto_now_add=True)

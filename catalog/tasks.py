@@ -8,7 +8,7 @@ from celery import shared_task
 from django.db.models import F
 from django.utils import timezone
 
-from catalog.feeds import FeedError, feed_format, feed_import, feed_read
+from catalog.feeds import FeedError, FeedReport, feed_format, feed_import, feed_read
 from catalog.models import FeedImport
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ def import_feed(feed_import_id: int) -> None:
         with job.file.open("rb") as handle:
             content = handle.read()
         rows = list(feed_read(content, format=job.format or feed_format(job.name or job.file.name, content)))
-    except (FeedError, OSError) as exc:
-        message = exc.message if isinstance(exc, FeedError) else f"The feed file cannot be read: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any reading problem ends the import with its reason
+        message = exc.message if isinstance(exc, FeedError) else f"The feed file cannot be read: {exc!r}"
         FeedImport.objects.filter(pk=job.pk).update(
             state=FeedImport.State.FAILED, error=message, finished_at=timezone.now()
         )
@@ -42,15 +42,18 @@ def import_feed(feed_import_id: int) -> None:
         if done % PROGRESS_EVERY == 0:
             FeedImport.objects.filter(pk=job.pk).update(rows_done=F("rows_done") + PROGRESS_EVERY)
 
+    report = FeedReport()
     try:
-        report = feed_import(rows, on_row=on_row)
-    except Exception as exc:
+        feed_import(rows, on_row=on_row, report=report)
+    except BaseException as exc:  # the soft time limit too
         logger.exception("Feed import %s failed", job.pk)
         FeedImport.objects.filter(pk=job.pk).update(
-            state=FeedImport.State.FAILED, error=f"The import stopped: {exc}", finished_at=timezone.now()
+            state=FeedImport.State.FAILED, error=f"The import stopped: {exc!r}", finished_at=timezone.now()
         )
         raise
-    sync.images_enqueue(report.new_image_ids)
+    finally:
+        # What was added before a failure is indexed all the same.
+        sync.images_enqueue(report.new_image_ids)
     FeedImport.objects.filter(pk=job.pk).update(
         state=FeedImport.State.DONE,
         rows_done=len(rows),

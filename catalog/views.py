@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -64,7 +65,10 @@ def search_page(request: HttpRequest) -> HttpResponse:
         context["has_query"] = True
         status = _run_search(request, form, context)
     template = "catalog/_results.html" if request.META.get(PARTIAL_HEADER) else "catalog/search.html"
-    return render(request, template, context, status=status)
+    response = render(request, template, context, status=status)
+    # The same URL is a whole page or a fragment: caches (and Back) must keep them apart.
+    patch_vary_headers(response, ["X-Vitrine-Partial"])
+    return response
 
 
 def _base_context(request: HttpRequest, form: ShopperSearchForm) -> dict:

@@ -8,15 +8,19 @@ someone deleted points or rows behind Vitrine's back, or after a model change:
 - **other space**: images indexed with another model than the configured one;
 - **pending**: images waiting for a worker (not drift by itself; a stuck queue shows here).
 
-:func:`reconcile` re-queues missing and other-space images and deletes orphan points.
+:func:`reconcile` re-queues missing and other-space images, and images pending for more
+than 15 minutes (a task lost with its broker, an import that stopped), and deletes orphan
+points.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from catalog import services
 from catalog.models import ProductImage
@@ -25,6 +29,7 @@ from embeddings.index import get_index
 from embeddings.model import EmbeddingSpace, get_encoder
 
 logger = logging.getLogger(__name__)
+STALE_PENDING = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -75,9 +80,13 @@ def index_drift(space: EmbeddingSpace | None = None) -> Drift:
 
 
 def reconcile(drift: Drift | None = None) -> ReconcileReport:
-    """Repair the drift: re-queue what the index lacks, delete what it should not hold."""
+    """Repair the drift: re-queue what the index lacks (and images left pending for longer
+    than STALE_PENDING, whose task was lost), delete what it should not hold."""
     drift = drift or index_drift()
-    requeue = sorted(set(drift.missing) | set(drift.other_space))
+    stale = ProductImage.objects.filter(
+        state=ProductImage.State.PENDING, updated_at__lt=timezone.now() - STALE_PENDING
+    ).values_list("pk", flat=True)
+    requeue = sorted(set(drift.missing) | set(drift.other_space) | set(stale))
     if drift.orphans:
         get_index().delete_images(drift.orphans)
     if requeue:

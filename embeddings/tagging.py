@@ -108,6 +108,16 @@ def tags_decide(suggestions, *, accept: bool) -> int:
                 TagSuggestion.objects.filter(
                     product_id=product.pk, value__facet=suggestion.value.facet, state=TagSuggestion.State.ACCEPTED
                 ).exclude(pk=suggestion.pk).update(state=TagSuggestion.State.REJECTED, decided_at=timezone.now())
+            elif suggestion.state == TagSuggestion.State.ACCEPTED:
+                # Taking back an accepted tag takes its value out of the product too.
+                product = Product.objects.select_for_update().get(pk=suggestion.product_id)
+                name = suggestion.value.facet.name
+                if (product.attributes or {}).get(name) == suggestion.value.value:
+                    attributes = {k: v for k, v in product.attributes.items() if k != name}
+                    result = services.product_upsert(
+                        external_id=product.external_id, title=product.title, attributes=attributes
+                    )
+                    sync.product_changed(result)
             state = TagSuggestion.State.ACCEPTED if accept else TagSuggestion.State.REJECTED
             TagSuggestion.objects.filter(pk=suggestion.pk).update(state=state, decided_at=timezone.now())
             count += 1

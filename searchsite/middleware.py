@@ -8,6 +8,9 @@ UPLOAD_ENVELOPE_BYTES = 1024 * 1024
 class RequestSizeLimitMiddleware:
     """Refuse a body larger than one accepted image before Django spools it to disk.
 
+    Placed after the authentication middleware: staff get the larger limits of the bulk
+    upload and feed import pages.
+
     Django's own DATA_UPLOAD_MAX_MEMORY_SIZE does not count uploaded files.
     """
 
@@ -19,7 +22,7 @@ class RequestSizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit, setting, what = _limit_for(request.path)
+        limit, setting, what = _limit_for(request)
         if length > limit + UPLOAD_ENVELOPE_BYTES:
             message = (
                 f"The request is {length / 1048576:.1f} MB; {what} may be at most {limit / 1048576:.1f} MB ({setting})."
@@ -30,10 +33,14 @@ class RequestSizeLimitMiddleware:
         return self.get_response(request)
 
 
-def _limit_for(path: str) -> tuple[int, str, str]:
-    """The admin's bulk upload takes zips and its feed import takes feeds; the rest, an image."""
-    if path.startswith("/admin/bulk-upload/"):
+def _limit_for(request: HttpRequest) -> tuple[int, str, str]:
+    """The admin's bulk upload takes zips and its feed import takes feeds, from signed-in
+    staff only (so nobody else can make the server spool a large body); the rest, an image."""
+    path = request.path
+    user = getattr(request, "user", None)
+    is_staff = bool(user is not None and user.is_active and user.is_staff)
+    if is_staff and path.startswith("/admin/bulk-upload/"):
         return settings.VITRINE_MAX_ZIP_BYTES, "VITRINE_MAX_ZIP_BYTES", "uploads"
-    if path.startswith("/admin/catalog/feedimport/"):
+    if is_staff and path.startswith("/admin/catalog/feedimport/"):
         return settings.VITRINE_MAX_FEED_BYTES, "VITRINE_MAX_FEED_BYTES", "feeds"
     return settings.VITRINE_MAX_IMAGE_BYTES, "VITRINE_MAX_IMAGE_BYTES", "images"

@@ -165,3 +165,45 @@ def test_the_endpoints_need_the_permission_and_uploads_are_private(merchandiser)
     other.user_permissions.add(Permission.objects.get(codename="change_product"))
     client.force_login(other)
     assert client.get(f"/admin/bulk-upload/{upload_id}/items").status_code == 404
+
+
+def test_large_bodies_are_refused_before_reading_unless_staff_sends_them(merchandiser, settings):
+    big = str(settings.VITRINE_MAX_IMAGE_BYTES + 5 * 1024 * 1024)
+    anonymous = Client().post("/admin/bulk-upload/", data=b"x", content_type="application/zip", CONTENT_LENGTH=big)
+    assert anonymous.status_code == 413
+    assert (
+        merchandiser.post(
+            "/admin/bulk-upload/", data=b"x", content_type="application/zip", CONTENT_LENGTH=big
+        ).status_code
+        != 413
+    )
+    settings.VITRINE_MAX_ZIP_BYTES = 1024
+    assert (
+        merchandiser.post(
+            "/admin/bulk-upload/", data=b"x", content_type="application/zip", CONTENT_LENGTH=big
+        ).status_code
+        == 413
+    )
+
+
+def test_removing_a_failed_item_keeps_an_image_the_product_already_had(merchandiser):
+    product = Product.objects.create(external_id="keep", title="Keep")
+    from catalog import services
+
+    existing = services.image_create(product=product, content=images.noise_jpeg(9)).image
+    ProductImage.objects.filter(pk=existing.pk).update(state="failed", error="boom")
+    upload = BulkUpload.objects.create(mode="existing", product_external_id="keep", user=None)
+    (item,) = bulk_add(upload, name="again.jpg", content=images.noise_jpeg(9))
+    assert item.image_id == existing.pk and not item.created_image
+    from catalog.bulk import bulk_item_remove
+
+    item.image.refresh_from_db()
+    bulk_item_remove(item)
+    assert ProductImage.objects.filter(pk=existing.pk).exists()
+
+
+def test_an_oversized_plain_file_is_refused_without_reading_it(settings):
+    settings.VITRINE_MAX_IMAGE_BYTES = 1000
+    upload = BulkUpload.objects.create(mode="per_file")
+    (item,) = bulk_add(upload, name="huge.jpg", file=SimpleUploadedFile("huge.jpg", b"\xff" * 5000, "image/jpeg"))
+    assert "the limit is" in item.error

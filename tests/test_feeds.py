@@ -269,3 +269,35 @@ def test_a_feed_over_the_size_limit_is_refused_in_the_form(merchandiser, setting
     response = merchandiser.post("/admin/catalog/feedimport/add/", {"file": upload, "format": ""})
     assert response.status_code == 200 and "VITRINE_MAX_FEED_BYTES" in response.content.decode()
     assert not FeedImport.objects.exists()
+
+
+def test_huge_prices_and_json_attribute_cells(photo_server):
+    feed = 'id,title,price,attributes\nbig,Big,1e30,\njs,Json,5,"{""material"": ""cotton""}"\n'
+    report = feed_import(rows_of(feed, "csv"))
+    assert (report.created, report.failed) == (1, 1)
+    assert "too large" in report.lines[0].detail
+    assert Product.objects.get(external_id="js").attributes == {"material": "cotton"}
+
+
+def test_re_importing_keeps_attributes_a_person_added(photo_server):
+    feed = "id,title,color\na,A,red\n"
+    feed_import(rows_of(feed, "csv"))
+    product = Product.objects.get()
+    product.attributes = {**product.attributes, "pattern": "striped"}  # an accepted tag
+    product.save()
+    again = feed_import(rows_of(feed, "csv"))
+    assert again.unchanged == 1
+    assert Product.objects.get().attributes == {"colour": "red", "pattern": "striped"}
+
+
+def test_a_url_for_bytes_the_product_already_has_is_remembered(photo_server):
+    from catalog import services
+
+    product = services.product_upsert(external_id="a", title="Product a", price=10).product
+    services.image_create(product=product, content=PHOTOS["/p0.jpg"])  # uploaded by hand, no URL
+    feed = feed_with(photo_server, ("a", "10", ["/p0.jpg"]))
+    first = feed_import(rows_of(feed, "csv"))
+    assert (first.images_added, first.unchanged) == (0, 1)
+    hits = dict(photo_server.hits)
+    feed_import(rows_of(feed, "csv"))
+    assert photo_server.hits == hits, "known by its URL now: not downloaded again"

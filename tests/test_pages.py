@@ -297,3 +297,9 @@ def test_a_page_past_the_last_links_back_to_the_first_with_the_same_search(shop)
     html = page(Client().get("/", {"q": "a thing", "brand": "Nordlys", "page": "5"}))
     assert "There are no more results" in html
     assert '<a href="?q=a+thing&amp;brand=Nordlys">Back to the first page</a>' in html
+
+
+def test_huge_ids_are_a_400_and_responses_vary_on_the_partial_header(shop):
+    assert Client().get("/", {"q": "a thing", "plus": str(2**70)}).status_code == 400
+    assert Client().get("/", {"similar": str(2**70)}).status_code == 400
+    assert "X-Vitrine-Partial" in Client().get("/", {"q": "a thing"})["Vary"]

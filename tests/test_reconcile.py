@@ -156,3 +156,16 @@ def test_the_queue_depth_is_read_from_a_real_redis_broker(settings, tmp_path):
         app.conf.broker_url = saved
         if server.poll() is None:
             server.terminate()
+
+
+def test_reconcile_requeues_images_left_pending_too_long(indexed):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ProductImage.objects.filter(pk=indexed[0]).update(state="pending", updated_at=timezone.now() - timedelta(hours=1))
+    ProductImage.objects.filter(pk=indexed[1]).update(state="pending")  # just queued: left alone
+    report = reconcile()
+    assert report.requeued == 1
+    assert ProductImage.objects.get(pk=indexed[0]).state == "indexed"
+    assert ProductImage.objects.get(pk=indexed[1]).state == "pending"

@@ -83,3 +83,17 @@ def test_rejecting_leaves_the_product_alone(shop):
     product.refresh_from_db()
     assert product.attributes == before
     assert set(TagSuggestion.objects.filter(product=product).values_list("state", flat=True)) == {"rejected"}
+
+
+def test_rejecting_an_accepted_tag_takes_it_out_of_the_product(shop):
+    from embeddings.tagging import tags_decide
+
+    product = shop[2]
+    product.attributes = {"kind": product.attributes["kind"]}
+    product.save()
+    tags_suggest([product.pk])
+    suggestion = TagSuggestion.objects.filter(product=product, value__facet__name="colour")
+    tags_decide(suggestion, accept=True)
+    assert "colour" in Product.objects.get(pk=product.pk).attributes
+    tags_decide(TagSuggestion.objects.filter(pk=suggestion.get().pk), accept=False)
+    assert "colour" not in Product.objects.get(pk=product.pk).attributes
