@@ -129,9 +129,7 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.action(description="Re-embed the images of the selected products")
     def reembed_images(self, request, queryset):
         image_ids = list(ProductImage.objects.filter(product__in=queryset).values_list("pk", flat=True))
-        with transaction.atomic():
-            services.image_mark_pending(image_ids=image_ids)
-            sync.images_enqueue(image_ids)
+        sync.images_requeue(image_ids)
         self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
 
 
@@ -211,9 +209,7 @@ class ProductImageAdmin(admin.ModelAdmin):
     @admin.action(description="Re-embed the selected images")
     def reembed(self, request, queryset):
         image_ids = list(queryset.values_list("pk", flat=True))
-        with transaction.atomic():
-            services.image_mark_pending(image_ids=image_ids)
-            sync.images_enqueue(image_ids)
+        sync.images_requeue(image_ids)
         self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
 
 

@@ -182,9 +182,7 @@ def bulk_item_retry(item: BulkUploadItem) -> bool:
         return False
     from embeddings import sync
 
-    with transaction.atomic():
-        services.image_mark_pending(image_ids=[item.image_id])
-        sync.images_enqueue([item.image_id])
+    sync.images_requeue([item.image_id])
     return True
 
 

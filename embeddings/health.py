@@ -8,12 +8,11 @@ import logging
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from catalog import selectors, services
+from catalog import selectors
 from catalog.models import ProductImage
 from embeddings import sync
 from embeddings.index import IndexUnavailable, collection_name, get_index
@@ -92,9 +91,7 @@ def _act(request: HttpRequest) -> HttpResponse:
             if action == "retry_failed":
                 images = images.filter(state=ProductImage.State.FAILED)
             image_ids = list(images.values_list("pk", flat=True))
-            with transaction.atomic():
-                services.image_mark_pending(image_ids=image_ids)
-                sync.images_enqueue(image_ids)
+            sync.images_requeue(image_ids)
             what = "failed images" if action == "retry_failed" else "images (the whole index)"
             messages.success(request, f"Queued {len(image_ids)} {what} for embedding.")
         else:

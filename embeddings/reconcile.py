@@ -19,10 +19,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
-from catalog import services
 from catalog.models import ProductImage
 from embeddings import sync
 from embeddings.index import get_index
@@ -89,9 +87,6 @@ def reconcile(drift: Drift | None = None) -> ReconcileReport:
     requeue = sorted(set(drift.missing) | set(drift.other_space) | set(stale))
     if drift.orphans:
         get_index().delete_images(drift.orphans)
-    if requeue:
-        with transaction.atomic():
-            services.image_mark_pending(image_ids=requeue)
-            sync.images_enqueue(requeue)
+    sync.images_requeue(requeue)
     logger.info("Reconciled the index: %d images re-queued, %d orphan points deleted", len(requeue), len(drift.orphans))
     return ReconcileReport(requeued=len(requeue), orphans_deleted=len(drift.orphans))

@@ -14,11 +14,14 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import numpy as np
+from django.conf import settings
+from django.core.cache import cache
 from PIL import Image
 
 from catalog.models import Product, ProductImage
 from embeddings.index import IndexFilters, get_index
 from embeddings.model import get_encoder
+from embeddings.relevance import cutoffs_get
 from searchsite.errors import InputRejected
 
 logger = logging.getLogger(__name__)
@@ -230,10 +233,6 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     Filters and facets work on the database's product fields for the nearest
     ``VITRINE_SEARCH_CANDIDATES`` products, so counts agree with what the page lists.
     """
-    from django.conf import settings
-
-    from embeddings.relevance import cutoffs_get
-
     started = time.monotonic()
     _validate(query)
     encoder = get_encoder()
@@ -370,28 +369,23 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 
 
 def _text_vector(encoder, text: str) -> np.ndarray:
-    from django.core.cache import cache
-
-    key = "vitrine:qv:t:" + hashlib.sha256(f"{encoder.space.id}\0{text}".encode()).hexdigest()
-    cached = cache.get(key)
-    if cached is not None:
-        return np.frombuffer(cached, dtype=np.float32)
-    vector = encoder.texts_encode([text])[0].astype(np.float32)
-    cache.set(key, vector.tobytes(), 3600)
-    return vector
+    return _cached_vector(encoder, f"t:{text}", lambda: encoder.texts_encode([text])[0])
 
 
 def _image_vector(encoder, image: Image.Image, image_key: str) -> np.ndarray:
-    from django.core.cache import cache
+    if not image_key:  # a photo without a stable name is encoded every time
+        return encoder.images_encode([image])[0].astype(np.float32)
+    return _cached_vector(encoder, f"i:{image_key}", lambda: encoder.images_encode([image])[0])
 
-    key = "vitrine:qv:i:" + hashlib.sha256(f"{encoder.space.id}\0{image_key}".encode()).hexdigest()
-    if image_key:
-        cached = cache.get(key)
-        if cached is not None:
-            return np.frombuffer(cached, dtype=np.float32)
-    vector = encoder.images_encode([image])[0].astype(np.float32)
-    if image_key:
-        cache.set(key, vector.tobytes(), 3600)
+
+def _cached_vector(encoder, name: str, encode) -> np.ndarray:
+    """A query's vector, cached for an hour (paging and filtering a search re-use it)."""
+    key = "vitrine:qv:" + hashlib.sha256(f"{encoder.space.id}\0{name}".encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return np.frombuffer(cached, dtype=np.float32)
+    vector = encode().astype(np.float32)
+    cache.set(key, vector.tobytes(), 3600)
     return vector
 
 

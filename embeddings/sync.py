@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
+from catalog import services
 from catalog.services import ProductUpsertResult
 from embeddings import tasks
 
@@ -20,6 +21,15 @@ def images_enqueue(image_ids: list[int]) -> None:
         # robust: if the broker is down the rows stay pending (the health endpoint counts
         # them) and `manage.py reindex` queues them again; the request itself succeeds.
         transaction.on_commit(lambda batch=batch: tasks.embed_images.delay(batch), robust=True)
+
+
+def images_requeue(image_ids: list[int]) -> None:
+    """Embed these images again: mark them pending and queue them (after the commit)."""
+    if not image_ids:
+        return
+    with transaction.atomic():
+        services.image_mark_pending(image_ids=image_ids)
+        images_enqueue(image_ids)
 
 
 def product_changed(result: ProductUpsertResult) -> None:
