@@ -159,6 +159,10 @@ class SearchQuery:
     negative_ids: tuple[int, ...] = ()
     filters: FacetFilters = FacetFilters()
     include_inactive: bool = False
+    # With include_inactive: None lists both, True only active, False only inactive products.
+    active: bool | None = None
+    # Attribute keys to count as facets (None: VITRINE_FACET_ATTRIBUTES).
+    facet_attributes: tuple[str, ...] | None = None
     relevant_only: bool = True
     sort: str = "relevance"
     limit: int = 24
@@ -170,6 +174,8 @@ class SearchQuery:
             return "image+text" if self.text.strip() else "image"
         if self.like_product_id or self.like_image_id:
             return "product"
+        if self.positive_ids and not self.text.strip():
+            return "products"  # recommendations: more like the liked products
         return "text"
 
 
@@ -248,11 +254,14 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         if kind == "image+text":
             text_vector = _text_vector(encoder, query.text.strip())
             vector = _unit(image_vector + text_vector)
+    elif kind == "products":
+        vector = _liked_vector(space, index, query.positive_ids)
+        excluded.update(query.positive_ids)
     else:
         vector, product_id = _reference_vector(space, index, query.like_product_id, query.like_image_id)
         excluded.add(product_id)
     cutoffs = cutoffs_get(space)
-    cutoff = cutoffs.for_query(kind)
+    cutoff = cutoffs.for_query("product" if kind == "products" else kind)
     # A photo with words: relevant when the words match and the item still resembles the photo.
     two_tests = kind == "image+text" and cutoffs.text is not None and cutoffs.resemblance is not None
     if two_tests:
@@ -284,6 +293,8 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         # The DB is the truth: a point whose product is gone or was deactivated moments ago is not shown.
         if row is None or (not query.include_inactive and not row["is_active"]):
             continue
+        if query.include_inactive and query.active is not None and row["is_active"] != query.active:
+            continue
         rank_score = float(c.vector @ rank_vector) if rank_vector is not None else c.score
         if two_tests:
             relevant = (
@@ -310,7 +321,10 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     universe = relevant if query.relevant_only else relevant + loose
     filters = query.filters
     matching = [c for c in universe if _matches(c, filters)]
-    facets = _facets(universe, filters, settings.VITRINE_FACET_ATTRIBUTES)
+    attribute_keys = (
+        settings.VITRINE_FACET_ATTRIBUTES if query.facet_attributes is None else list(query.facet_attributes)
+    )
+    facets = _facets(universe, filters, attribute_keys)
     prices_universe = [c for c in universe if _matches(c, filters, skip="price")]
     price_buckets = _price_buckets(prices_universe)
     prices = [c.price for c in prices_universe if c.price is not None]
@@ -348,7 +362,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
 def _validate(query: SearchQuery) -> None:
     has_text, has_image = bool(query.text.strip()), query.image is not None
     has_reference = bool(query.like_product_id or query.like_image_id)
-    if not (has_text or has_image or has_reference):
+    if not (has_text or has_image or has_reference or query.positive_ids):
         raise SearchError("bad_query", "Give a text, a photo, or a product to find similar ones.")
     if has_reference and (has_text or has_image or (query.like_product_id and query.like_image_id)):
         raise SearchError("bad_query", "“More like this” cannot be combined with words or a photo.")
@@ -387,6 +401,17 @@ def _cached_vector(encoder, name: str, encode) -> np.ndarray:
     vector = encode().astype(np.float32)
     cache.set(key, vector.tobytes(), 3600)
     return vector
+
+
+def _liked_vector(space, index, product_ids: tuple[int, ...]) -> np.ndarray:
+    """The mean of the liked products' mean photo vectors (each product counts once)."""
+    image_ids = dict(ProductImage.objects.filter(product_id__in=product_ids).values_list("pk", "product_id"))
+    by_product: dict[int, list[np.ndarray]] = {}
+    for image_id, image_vector in index.vectors(space, list(image_ids)).items():
+        by_product.setdefault(image_ids[image_id], []).append(image_vector)
+    if not by_product:
+        raise SearchError("not_indexed", "None of these products has an indexed photo yet.")
+    return _unit(np.mean([_unit(np.mean(vectors, axis=0)) for vectors in by_product.values()], axis=0))
 
 
 def _refined_vector(

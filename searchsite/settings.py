@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from searchsite.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str
+from searchsite.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -49,6 +49,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    # Swagger UI's files, served from here: /api/docs/ works with no internet.
+    "drf_spectacular_sidecar",
+    "corsheaders",
     "catalog",
     "embeddings",
 ]
@@ -57,6 +61,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware, so preflight and error responses carry the CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -245,24 +251,61 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- API --------------------------------------------------------------------------------
 
-# Bearer token for the write endpoints of the API (until per-client keys exist). Without
-# it, writes are open only while DEBUG is on (the embedded mode on 127.0.0.1).
-VITRINE_API_TOKEN = env_str("VITRINE_API_TOKEN")
+# API keys are made in the admin (or `manage.py create_api_key`). Each key's requests are
+# limited to this many per second/minute/hour/day ("600/minute"); a key can have its own.
+VITRINE_API_RATE = env_rate("VITRINE_API_RATE", "600/minute")
+# Products per bulk upsert request.
+VITRINE_API_BULK_MAX = env_int("VITRINE_API_BULK_MAX", 500, minimum=1, maximum=10_000)
+# Storefront origins whose browsers may call the API ("https://shop.example,https://m.shop.example").
+CORS_ALLOWED_ORIGINS = env_list("VITRINE_CORS_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/v1/.*$"
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "x-api-key"]
+CORS_EXPOSE_HEADERS = ["retry-after"]
+CORS_ALLOW_CREDENTIALS = False
+
+# Throttling counts requests in the cache: shared between processes only with a shared
+# cache (CACHE_URL=redis://…; docker compose sets it), per process otherwise.
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// or rediss:// URL.")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "catalog.api_auth.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "EXCEPTION_HANDLER": "catalog.api.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["catalog.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["catalog.api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["catalog.api.auth.ApiKeyThrottle"],
+    "EXCEPTION_HANDLER": "catalog.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vitrine API",
+    "DESCRIPTION": (
+        "Keep Vitrine in sync with your catalog and search it by words, photos and products.\n\n"
+        "Send an API key as `Authorization: Bearer <key>` (or `X-Api-Key: <key>`). Keys are made "
+        "in the admin (*API keys*); scope `search` reads, scope `catalog:write` writes.\n\n"
+        'Every error has the same shape: `{"error": {"code", "message", "fields"?}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True},
+    "ENUM_NAME_OVERRIDES": {},
 }
 
 # --- Logging ----------------------------------------------------------------------------

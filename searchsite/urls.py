@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
+from django.views.defaults import page_not_found, server_error
 from django.views.static import serve
 
-from catalog import api, bulk_views, views
+from catalog import bulk_views, views
+from catalog.api import errors as api_errors
 from embeddings import health
 
 
@@ -36,13 +38,20 @@ urlpatterns = [
         name="bulk-upload-item-action",
     ),
     path("admin/", admin.site.urls),
-    path("api/v1/search", api.SearchView.as_view(), name="api-search"),
-    # <path:>: the shop's ids may contain slashes (import_images makes "folder/name" ids).
-    path("api/v1/products/<path:external_id>/images", api.ProductImagesView.as_view(), name="api-product-images"),
-    path("api/v1/products/<path:external_id>", api.ProductView.as_view(), name="api-product"),
-    path("api/v1/images/<int:image_id>", api.ImageView.as_view(), name="api-image"),
-    path("api/v1/health", api.HealthView.as_view(), name="api-health"),
+    path("", include("catalog.api.urls")),
 ]
 
 if settings.VITRINE_SERVE_MEDIA:
     urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$", media))
+
+
+def handler404(request, exception):
+    if request.path.startswith("/api/"):
+        return api_errors.not_found_json(request, exception)
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return api_errors.server_error_json(request)
+    return server_error(request)

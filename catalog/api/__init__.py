@@ -1,0 +1,1 @@
+"""The integration API, v1: API keys with scopes, catalog writes, image intake, search."""

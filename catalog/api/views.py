@@ -1,0 +1,609 @@
+"""The integration API's endpoints (v1). Views validate and shape; services write.
+
+Products are addressed by the shop's ``external_id``; images by Vitrine's id.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.http import QueryDict
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog import selectors, services
+from catalog.api import serializers as s
+from catalog.api.auth import SEARCH
+from catalog.api.errors import ApiError
+from catalog.api.schema import errors, examples
+from catalog.fetch import url_fetch
+from catalog.intake import image_decode_rgb
+from catalog.models import Product, ProductImage
+from embeddings import sync
+from embeddings.search import FacetFilters, SearchError, SearchPage, SearchQuery, catalog_search
+
+MAX_STATUS_IDS = 1000
+EXTERNAL_ID_PARAMETER = OpenApiParameter(
+    "external_id", str, OpenApiParameter.PATH, description="The shop's id for the product"
+)
+
+
+def _external_id_check(external_id: str) -> None:
+    if len(external_id) > 255 or any(ord(ch) < 32 for ch in external_id):
+        raise ApiError(400, "bad_external_id", "external_id is 1 to 255 characters, without control characters.")
+
+
+def _product_get(external_id: str) -> Product:
+    _external_id_check(external_id)
+    product = selectors.product_get_by_external_id(external_id)
+    if product is None:
+        raise ApiError(404, "not_found", f"There is no product with external_id {external_id!r}.")
+    return product
+
+
+def _image_counts(images) -> dict:
+    counts = {state: 0 for state in ProductImage.State.values}
+    for image in images:
+        counts[image.state] += 1
+    return counts
+
+
+def _product_detail(request: Request, product: Product) -> dict:
+    images = list(product.images.select_related("product"))
+    return {
+        **s.ProductSerializer(product).data,
+        "images": s.ImageSerializer(images, many=True, context={"request": request}).data,
+        "image_counts": _image_counts(images),
+    }
+
+
+def _upsert(external_id: str, values: dict) -> services.ProductUpsertResult:
+    """One product written in its own savepoint: a refusal leaves nothing behind."""
+    try:
+        with transaction.atomic():
+            result = services.product_upsert(external_id=external_id, **values)
+            sync.product_changed(result)
+    except DjangoValidationError as exc:
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        raise ApiError(400, "invalid", "The product is not valid.", fields) from None
+    return result
+
+
+# --- Products ----------------------------------------------------------------------------
+
+
+class ProductListView(APIView):
+    @extend_schema(
+        operation_id="products_list",
+        summary="List products",
+        description="Newest first. Filter by category, brand, active state, or change time.",
+        parameters=[s.ProductListQuerySerializer],
+        responses={200: s.ProductListSerializer, **errors(400, 401, 403, 429)},
+        tags=["products"],
+    )
+    def get(self, request: Request) -> Response:
+        query = s.ProductListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        products = Product.objects.order_by("-updated_at", "-id")
+        if "category" in params:
+            products = products.filter(category=params["category"])
+        if "brand" in params:
+            products = products.filter(brand=params["brand"])
+        if params.get("is_active") is not None:
+            products = products.filter(is_active=params["is_active"])
+        if "updated_since" in params:
+            products = products.filter(updated_at__gte=params["updated_since"])
+        limit, offset = params["limit"], params["offset"]
+        return Response(
+            {
+                "count": products.count(),
+                "limit": limit,
+                "offset": offset,
+                "results": s.ProductSerializer(products[offset : offset + limit], many=True).data,
+            }
+        )
+
+
+class ProductView(APIView):
+    @extend_schema(
+        operation_id="products_retrieve",
+        summary="Get a product",
+        description="The product with its images and their indexing state.",
+        parameters=[EXTERNAL_ID_PARAMETER],
+        responses={200: s.ProductDetailSerializer, **errors(400, 401, 403, 404, 429)},
+        tags=["products"],
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        return Response(_product_detail(request, _product_get(external_id)))
+
+    @extend_schema(
+        operation_id="products_put",
+        summary="Create or replace a product",
+        description="Creates the product, or replaces all its fields (fields left out take their defaults). "
+        "Sending the same product again changes nothing. 201 when created, 200 when it existed.",
+        parameters=[EXTERNAL_ID_PARAMETER],
+        request=s.ProductWriteSerializer,
+        responses={200: s.ProductSerializer, 201: s.ProductSerializer, **errors(400, 401, 403, 415, 429)},
+        examples=[examples.PRODUCT_PUT],
+        tags=["products"],
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        _external_id_check(external_id)
+        serializer = s.ProductWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = _upsert(external_id, serializer.validated_data)
+        return Response(
+            s.ProductSerializer(result.product).data,
+            status=status.HTTP_201_CREATED if result.is_created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        operation_id="products_patch",
+        summary="Change some fields of a product",
+        description="Only the fields sent change. `attributes` is merged key by key; a key set to null is removed.",
+        parameters=[EXTERNAL_ID_PARAMETER],
+        request=s.ProductPatchSerializer,
+        responses={200: s.ProductSerializer, **errors(400, 401, 403, 404, 415, 429)},
+        examples=[examples.PRODUCT_PATCH],
+        tags=["products"],
+    )
+    def patch(self, request: Request, external_id: str) -> Response:
+        product = _product_get(external_id)
+        serializer = s.ProductPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = dict(serializer.validated_data)
+        if "attributes" in values:
+            merged = {**(product.attributes or {}), **values["attributes"]}
+            values["attributes"] = {key: value for key, value in merged.items() if value is not None}
+        values.setdefault("title", product.title)
+        result = _upsert(external_id, values)
+        return Response(s.ProductSerializer(result.product).data)
+
+    @extend_schema(
+        operation_id="products_delete",
+        summary="Delete a product",
+        description="Deletes the product and its images; they leave the index too.",
+        parameters=[EXTERNAL_ID_PARAMETER],
+        responses={204: None, **errors(400, 401, 403, 404, 429)},
+        tags=["products"],
+    )
+    def delete(self, request: Request, external_id: str) -> Response:
+        product = _product_get(external_id)
+        with transaction.atomic():
+            image_ids = services.product_delete(product=product)
+            sync.images_removed(image_ids)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProductBulkView(APIView):
+    @extend_schema(
+        operation_id="products_bulk_upsert",
+        summary="Create or replace many products",
+        description="Each product is created, replaced (like PUT), or left unchanged when nothing differs; "
+        "a product with an error is not written at all, and the others are. Results come in request order. "
+        "Idempotent: sending the same body again gives `unchanged` for every product. "
+        "At most VITRINE_API_BULK_MAX (default 500) products per request (413 beyond).",
+        request=s.BulkUpsertSerializer,
+        responses={200: s.BulkUpsertResultSerializer, **errors(400, 401, 403, 413, 415, 429)},
+        examples=[examples.BULK_REQUEST, examples.BULK_RESPONSE],
+        tags=["products"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.BulkUpsertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = serializer.validated_data["products"]
+        limit = settings.VITRINE_API_BULK_MAX
+        if len(items) > limit:
+            raise ApiError(
+                413,
+                "too_many_products",
+                f"{len(items)} products in one request; the limit is {limit} (VITRINE_API_BULK_MAX).",
+            )
+        results = []
+        seen: set[str] = set()
+        # One transaction, one savepoint per product: a failing product rolls back alone.
+        with transaction.atomic():
+            for index, raw in enumerate(items):
+                results.append(self._item(index, raw, seen))
+        summary = {name: 0 for name in ("created", "updated", "unchanged", "error")}
+        for result in results:
+            summary[result["status"]] += 1
+        return Response({"results": results, "summary": summary})
+
+    def _item(self, index: int, raw, seen: set[str]) -> dict:
+        external_id = raw.get("external_id") if isinstance(raw, dict) else None
+        external_id = external_id if isinstance(external_id, str) else None
+        item = s.BulkProductSerializer(data=raw)
+        if not item.is_valid():
+            fields = {
+                name: [str(e) for e in errs] if isinstance(errs, list) else str(errs)
+                for name, errs in item.errors.items()
+            }
+            return _bulk_error(index, external_id, "invalid", "The product is not valid.", fields)
+        values = dict(item.validated_data)
+        external_id = values.pop("external_id")
+        if any(ord(ch) < 32 for ch in external_id):
+            return _bulk_error(index, external_id, "bad_external_id", "external_id has control characters.")
+        if external_id in seen:
+            return _bulk_error(
+                index, external_id, "duplicate_external_id", "This external_id came earlier in the same request."
+            )
+        seen.add(external_id)
+        try:
+            result = _upsert(external_id, values)
+        except ApiError as exc:
+            return _bulk_error(index, external_id, exc.error_code, str(exc.detail), exc.fields)
+        if result.is_created:
+            outcome = "created"
+        else:
+            outcome = "updated" if result.changed_fields else "unchanged"
+        return {"index": index, "external_id": external_id, "status": outcome, "id": result.product.pk}
+
+
+def _bulk_error(index: int, external_id, code: str, message: str, fields: dict | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"index": index, "external_id": external_id, "status": "error", "error": error}
+
+
+# --- Images ------------------------------------------------------------------------------
+
+
+class ProductImagesView(APIView):
+    @extend_schema(
+        operation_id="product_images_list",
+        summary="List a product's images",
+        description="With each image's indexing state, and the reason when it failed.",
+        parameters=[EXTERNAL_ID_PARAMETER],
+        responses={200: s.ImageSerializer(many=True), **errors(400, 401, 403, 404, 429)},
+        tags=["images"],
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        product = _product_get(external_id)
+        images = product.images.select_related("product")
+        return Response(s.ImageSerializer(images, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="product_images_add",
+        summary="Add an image to a product",
+        description='Send the file (multipart field `file`) or a URL (JSON `{"url": …}`; Vitrine downloads it '
+        "from a public address only: no private, loopback or link-local addresses, also after redirects; size "
+        "and time limits apply). The image is checked fully before anything is stored, then queued for "
+        "indexing: it comes back `pending` (or already `indexed` in the embedded mode, which indexes in-process). "
+        "The same bytes sent again give back the existing image (200).",
+        parameters=[EXTERNAL_ID_PARAMETER],
+        request={"multipart/form-data": s.ImageUploadSerializer, "application/json": s.ImageUrlSerializer},
+        responses={200: s.ImageSerializer, 201: s.ImageSerializer, **errors(400, 401, 403, 404, 413, 415, 422, 429)},
+        examples=[examples.IMAGE_URL],
+        tags=["images"],
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        product = _product_get(external_id)
+        source_url = ""
+        if isinstance(request.data, QueryDict):
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise ApiError(400, "missing_file", "Send the image as a multipart field named 'file'.")
+            if upload.size > settings.VITRINE_MAX_IMAGE_BYTES:
+                raise ApiError(
+                    413,
+                    "file_too_large",
+                    f"The file is {upload.size / 1048576:.1f} MB; the limit is "
+                    f"{settings.VITRINE_MAX_IMAGE_BYTES / 1048576:.1f} MB (VITRINE_MAX_IMAGE_BYTES).",
+                )
+            content = upload.read()
+        else:
+            body = s.ImageUrlSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            fetched = url_fetch(body.validated_data["url"])
+            content, source_url = fetched.content, body.validated_data["url"]
+        with transaction.atomic():
+            result = services.image_create(product=product, content=content, source_url=source_url)
+            if result.needs_indexing:
+                sync.images_enqueue([result.image.pk])
+        image = ProductImage.objects.select_related("product").get(pk=result.image.pk)
+        return Response(
+            s.ImageSerializer(image, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if result.is_created else status.HTTP_200_OK,
+        )
+
+
+class ImageView(APIView):
+    @extend_schema(
+        operation_id="images_retrieve",
+        summary="Get an image",
+        responses={200: s.ImageSerializer, **errors(401, 403, 404, 429)},
+        tags=["images"],
+    )
+    def get(self, request: Request, image_id: int) -> Response:
+        image = ProductImage.objects.select_related("product").filter(pk=image_id).first()
+        if image is None:
+            raise ApiError(404, "not_found", f"There is no image {image_id}.")
+        return Response(s.ImageSerializer(image, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="images_delete",
+        summary="Delete an image",
+        description="It leaves the index too.",
+        responses={204: None, **errors(401, 403, 404, 429)},
+        tags=["images"],
+    )
+    def delete(self, request: Request, image_id: int) -> Response:
+        image = ProductImage.objects.filter(pk=image_id).first()
+        if image is None:
+            raise ApiError(404, "not_found", f"There is no image {image_id}.")
+        with transaction.atomic():
+            removed = services.image_delete(image=image)
+            sync.images_removed([removed])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImageStatusView(APIView):
+    @extend_schema(
+        operation_id="images_status",
+        summary="Indexing state of many images",
+        description="Per image, its state and error, with a summary (pending / indexed / failed). Ask by "
+        "image ids (`ids=1,2,3`, e.g. the ids a sync just added) or by product (`product=<external_id>`).",
+        parameters=[s.ImageStatusQuerySerializer],
+        responses={200: s.ImageStatusSerializer, **errors(400, 401, 403, 404, 429)},
+        tags=["images"],
+    )
+    def get(self, request: Request) -> Response:
+        query = s.ImageStatusQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        if ("ids" in params) == ("product" in params):
+            raise ApiError(400, "missing_ids", "Give either ids=1,2,3 or product=<external_id>.")
+        missing: list[int] = []
+        if "ids" in params:
+            try:
+                ids = [int(part) for part in params["ids"].split(",") if part.strip()]
+            except ValueError:
+                raise ApiError(400, "bad_ids", "ids is a comma-separated list of image ids.") from None
+            if not ids or len(ids) > MAX_STATUS_IDS or any(i < 1 or i > 2**63 - 1 for i in ids):
+                raise ApiError(400, "bad_ids", f"Give 1 to {MAX_STATUS_IDS} image ids.")
+            images = list(ProductImage.objects.filter(pk__in=ids).select_related("product").order_by("pk"))
+            found = {image.pk for image in images}
+            missing = [i for i in dict.fromkeys(ids) if i not in found]
+        else:
+            images = list(_product_get(params["product"]).images.select_related("product"))
+        return Response(
+            {
+                "images": [
+                    {"id": i.pk, "product": i.product.external_id, "state": i.state, "error": i.error} for i in images
+                ],
+                "summary": _image_counts(images),
+                "missing": missing,
+            }
+        )
+
+
+# --- Search ------------------------------------------------------------------------------
+
+
+class SearchView(APIView):
+    scopes = {"POST": SEARCH}
+
+    @extend_schema(
+        operation_id="search",
+        summary="Search products",
+        description="By words (any language), a photo (multipart `image`, `image_base64` or `image_url`), "
+        "words and a photo together, or products the shopper likes (`like`, and `unlike` to move away). "
+        "Filters narrow the results; `facets` asks for counts per value. With `cutoff` on (the default) "
+        "only relevant products are returned and counted; `total` says how many.",
+        request={"application/json": s.SearchRequestSerializer, "multipart/form-data": s.SearchMultipartSerializer},
+        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 413, 415, 422, 429, 503)},
+        examples=[
+            examples.SEARCH_TEXT,
+            examples.SEARCH_FILTERED,
+            examples.SEARCH_LIKE,
+            examples.SEARCH_IMAGE_URL,
+            examples.SEARCH_RESPONSE,
+        ],
+        tags=["search"],
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        image = None
+        if isinstance(data, QueryDict):
+            data, upload = _multipart_search_body(data, request.FILES)
+            if upload is not None:
+                image = _upload_content(upload)
+        elif not isinstance(data, dict):
+            raise ApiError(400, "invalid", "The body must be a JSON object.")
+        serializer = s.SearchRequestSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        sources = [name for name in ("image_base64", "image_url") if name in params] + (["image"] if image else [])
+        if len(sources) > 1:
+            raise ApiError(422, "too_many_images", f"Send one photo, not {' and '.join(sources)}.")
+        if "image_base64" in params:
+            image = params["image_base64"]
+        elif "image_url" in params:
+            image = url_fetch(params["image_url"]).content
+        text = params.get("text", "").strip()
+        like = _product_ids(params.get("like", []), "like")
+        unlike = _product_ids(params.get("unlike", []), "unlike")
+        if not (text or image is not None or like):
+            raise ApiError(422, "missing_query", "Give text, a photo (image, image_base64 or image_url) or like.")
+        if set(like) & set(unlike):
+            raise ApiError(422, "bad_refinement", "A product cannot be in both like and unlike.")
+        filters = params.get("filters", {})
+        price_min, price_max = filters.get("price_min"), filters.get("price_max")
+        if price_min is not None and price_max is not None and price_min > price_max:
+            raise ApiError(422, "bad_price_range", "filters.price_min is above filters.price_max.")
+        facets = params.get("facets", [])
+        active = filters.get("active", True)
+        query = SearchQuery(
+            text=text,
+            image=image_decode_rgb(content=image) if image is not None else None,
+            positive_ids=tuple(like),
+            negative_ids=tuple(unlike),
+            filters=FacetFilters(
+                categories=tuple(filters.get("category", ())),
+                brands=tuple(filters.get("brand", ())),
+                price_min=price_min,
+                price_max=price_max,
+                attributes=tuple((key, tuple(values)) for key, values in filters.get("tags", {}).items()),
+            ),
+            include_inactive=active is not True,
+            active=active,
+            facet_attributes=tuple(name.removeprefix("tags.") for name in facets if name.startswith("tags.")),
+            relevant_only=params["cutoff"],
+            sort=params["sort"],
+            limit=params["limit"],
+            offset=params["offset"],
+        )
+        return Response(_search_response(request, _search(query), facets))
+
+
+class ProductSimilarView(APIView):
+    scopes = {"GET": SEARCH}
+
+    @extend_schema(
+        operation_id="products_similar",
+        summary="Products similar to one",
+        description="For “customers also viewed” widgets: the products whose photos look most like this "
+        "product's, the product itself left out. 422 while it has no indexed photo.",
+        parameters=[EXTERNAL_ID_PARAMETER, s.SimilarQuerySerializer],
+        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 404, 422, 429, 503)},
+        tags=["search"],
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        product = _product_get(external_id)
+        query = s.SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        page = _search(
+            SearchQuery(
+                like_product_id=product.pk,
+                relevant_only=params["cutoff"],
+                limit=params["limit"],
+                offset=params["offset"],
+            )
+        )
+        return Response(_search_response(request, page, []))
+
+
+class HealthView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        operation_id="health",
+        summary="Is Vitrine up",
+        description="No key needed. Counts images per indexing state.",
+        responses={200: s.ImageCountsSerializer},
+        tags=["health"],
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        counts = selectors.image_state_counts()
+        return Response({state: counts.get(state, 0) for state in ProductImage.State.values})
+
+
+def _search(query: SearchQuery) -> SearchPage:
+    try:
+        return catalog_search(query)
+    except SearchError as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+
+
+def _product_ids(external_ids: list[str], field: str) -> list[int]:
+    external_ids = list(dict.fromkeys(external_ids))
+    found = dict(Product.objects.filter(external_id__in=external_ids).values_list("external_id", "pk"))
+    unknown = [e for e in external_ids if e not in found]
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_product",
+            f"{field}: no product with external_id {', '.join(repr(e) for e in unknown[:5])}.",
+            {field: [f"Unknown external_id {e!r}." for e in unknown]},
+        )
+    return [found[e] for e in external_ids]
+
+
+def _upload_content(upload) -> bytes:
+    if upload.size > settings.VITRINE_MAX_IMAGE_BYTES:
+        raise ApiError(
+            413,
+            "file_too_large",
+            f"The photo is {upload.size / 1048576:.1f} MB; the limit is "
+            f"{settings.VITRINE_MAX_IMAGE_BYTES / 1048576:.1f} MB (VITRINE_MAX_IMAGE_BYTES).",
+        )
+    return upload.read()
+
+
+def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
+    body: dict = {}
+    for name in ("text", "image_url", "limit", "offset", "cutoff", "sort"):
+        if name in data:
+            body[name] = data[name]
+    for name in ("like", "unlike", "facets"):
+        if name in data:
+            body[name] = data.getlist(name)
+    if "filters" in data:
+        try:
+            body["filters"] = json.loads(data["filters"])
+        except ValueError:
+            raise ApiError(400, "invalid", "filters must be a JSON object.", {"filters": ["Not JSON."]}) from None
+    return body, files.get("image")
+
+
+def _search_response(request: Request, page: SearchPage, facets: list[str]) -> dict:
+    wanted = {"category" if n == "category" else "brand" if n == "brand" else f"attr.{n[5:]}": n for n in facets}
+    body = {
+        "results": [
+            {
+                "id": hit.product.pk,
+                "external_id": hit.product.external_id,
+                "title": hit.product.title,
+                "price": _money(hit.product.price),
+                "currency": hit.product.currency,
+                "url": hit.product.url,
+                "category": hit.product.category,
+                "brand": hit.product.brand,
+                "thumbnail_url": s.thumbnail_url(request, hit.image.sha256),
+                "image_id": hit.image.pk,
+                "score": round(hit.score, 6),
+            }
+            for hit in page.hits
+        ],
+        "total": page.total,
+        "total_is_lower_bound": page.total_is_capped,
+        "loosely_related": page.loosely_related,
+        "facets": {
+            wanted[facet.name]: [{"value": v.value, "count": v.count, "selected": v.selected} for v in facet.values]
+            for facet in page.facets
+            if facet.name in wanted
+        },
+        "query_kind": page.kind,
+        "embedding_space": page.embedding_space,
+        "cutoff": page.cutoff,
+        "limit": page.limit,
+        "offset": page.offset,
+        "took_ms": round(page.took_ms, 1),
+    }
+    for name in facets:  # asked-for facets with no values still appear, empty
+        if name not in ("price",):
+            body["facets"].setdefault(name, [])
+    if "price" in facets:
+        body["price_buckets"] = [
+            {"min": _money(b.low), "max": _money(b.high), "count": b.count} for b in page.price_buckets
+        ]
+    return body
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
