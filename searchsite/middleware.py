@@ -3,6 +3,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 # Room for the multipart envelope and the other form fields around one image.
 UPLOAD_ENVELOPE_BYTES = 1024 * 1024
+# A bulk upsert's body may hold this much per product (a long description and attributes fit).
+BULK_BYTES_PER_PRODUCT = 32 * 1024
 
 
 class RequestSizeLimitMiddleware:
@@ -28,7 +30,7 @@ class RequestSizeLimitMiddleware:
                 f"The request is {length / 1048576:.1f} MB; {what} may be at most {limit / 1048576:.1f} MB ({setting})."
             )
             if request.path.startswith("/api/"):
-                return JsonResponse({"error": {"code": "file_too_large", "message": message}}, status=413)
+                return JsonResponse({"error": {"code": "request_too_large", "message": message}}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 
@@ -43,4 +45,9 @@ def _limit_for(request: HttpRequest) -> tuple[int, str, str]:
         return settings.VITRINE_MAX_ZIP_BYTES, "VITRINE_MAX_ZIP_BYTES", "uploads"
     if is_staff and path.startswith("/admin/catalog/feedimport/"):
         return settings.VITRINE_MAX_FEED_BYTES, "VITRINE_MAX_FEED_BYTES", "feeds"
+    if path == "/api/v1/search":  # a photo may come base64-encoded in JSON: 4 characters per 3 bytes
+        return settings.VITRINE_MAX_IMAGE_BYTES * 4 // 3, "VITRINE_MAX_IMAGE_BYTES", "photos (base64)"
+    if path == "/api/v1/bulk/products":
+        limit = settings.VITRINE_API_BULK_MAX * BULK_BYTES_PER_PRODUCT
+        return limit, f"{BULK_BYTES_PER_PRODUCT // 1024} KB × VITRINE_API_BULK_MAX", "bulk requests"
     return settings.VITRINE_MAX_IMAGE_BYTES, "VITRINE_MAX_IMAGE_BYTES", "images"

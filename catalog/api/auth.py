@@ -74,6 +74,8 @@ class HasScope(BasePermission):
         api_key = request.auth
         if not isinstance(api_key, ApiKey):
             return False  # DRF answers 401 with WWW-Authenticate
+        if not hasattr(view, request.method.lower()):
+            return True  # DRF answers 405 Method Not Allowed
         allowed = getattr(view, "scopes", {}).get(request.method) or (READ if request.method in SAFE_METHODS else WRITE)
         if not any(api_key.has_scope(scope) for scope in allowed):
             raise PermissionDenied(

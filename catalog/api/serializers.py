@@ -26,6 +26,20 @@ TAG_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 THUMBNAIL_SIZE = 320
 
 
+class RejectUnknownFields:
+    """A misspelt field is an error, not silently nothing (``colour`` sent beside, not in,
+    ``attributes``). ``ignored_fields``: read-only fields a client may send back unchanged."""
+
+    ignored_fields: tuple[str, ...] = ()
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict):
+            unknown = set(self.initial_data) - set(self.fields) - set(self.ignored_fields)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+        return super().validate(attrs)
+
+
 # --- Products ----------------------------------------------------------------------------
 
 
@@ -49,8 +63,10 @@ def attributes_validate(value):
     return value
 
 
-class ProductWriteSerializer(serializers.Serializer):
+class ProductWriteSerializer(RejectUnknownFields, serializers.Serializer):
     """A product as the shop sends it. PUT replaces: fields left out take their defaults."""
+
+    ignored_fields = ("id", "external_id", "created_at", "updated_at", "images", "image_counts")
 
     title = serializers.CharField(max_length=500)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
@@ -95,10 +111,11 @@ class ProductPatchSerializer(ProductWriteSerializer):
 
 
 class BulkProductSerializer(ProductWriteSerializer):
+    ignored_fields = ("id", "created_at", "updated_at", "images", "image_counts")
     external_id = serializers.CharField(max_length=255)
 
 
-class BulkUpsertSerializer(serializers.Serializer):
+class BulkUpsertSerializer(RejectUnknownFields, serializers.Serializer):
     products = serializers.ListField(
         child=serializers.JSONField(),
         min_length=1,
@@ -222,7 +239,7 @@ class BulkUpsertResultSerializer(serializers.Serializer):
 # --- Images ------------------------------------------------------------------------------
 
 
-class ImageUrlSerializer(serializers.Serializer):
+class ImageUrlSerializer(RejectUnknownFields, serializers.Serializer):
     url = serializers.CharField(max_length=2000, help_text="http(s) URL on a public address")
 
 
@@ -251,7 +268,7 @@ class ImageStatusSerializer(serializers.Serializer):
 # --- Search ------------------------------------------------------------------------------
 
 
-class SearchFiltersSerializer(serializers.Serializer):
+class SearchFiltersSerializer(RejectUnknownFields, serializers.Serializer):
     category = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, max_length=50, help_text="Any of these"
     )
@@ -282,7 +299,7 @@ class SearchFiltersSerializer(serializers.Serializer):
         return value
 
 
-class SearchRequestSerializer(serializers.Serializer):
+class SearchRequestSerializer(RejectUnknownFields, serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Words, any language")
     image_base64 = serializers.CharField(
         required=False, help_text="A photo, base64 (a data: URL works too)", max_length=30_000_000
