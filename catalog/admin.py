@@ -372,4 +372,5 @@ class TagSuggestionAdmin(admin.ModelAdmin):
         count = tags_decide(queryset, accept=False)
         self.message_user(request, f"{count} suggestions rejected.", messages.SUCCESS)
 
+
 from catalog import admin_api_keys  # noqa: E402,F401  (registers ApiKeyAdmin)

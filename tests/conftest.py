@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from django.core.cache import cache
 
@@ -79,3 +82,38 @@ def api(db):
 def search_api(db):
     """A client with a search-only key (what a storefront gets)."""
     return ApiClient(api_key_for("search"))
+
+
+@pytest.fixture
+def photo_server(settings):
+    """An HTTP server on loopback serving ``server.photos`` ({path: bytes}); /to?url=X redirects to X.
+    The fetcher is allowed to reach it (and nothing else private)."""
+    photos: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/to?url="):
+                self.send_response(302)
+                self.send_header("Location", self.path.removeprefix("/to?url="))
+                self.end_headers()
+                return
+            body = photos.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.VITRINE_FETCH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # only this test server, on loopback
+    server.photos = photos
+    server.base = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -3,9 +3,7 @@ their state. Every refusal is checked to leave the catalog as it was."""
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -43,35 +41,9 @@ def snapshot() -> list:
 
 
 @pytest.fixture
-def photo_server(settings):
-    """Serves PHOTOS; /to?url=X redirects to X."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.startswith("/to?url="):
-                self.send_response(302)
-                self.send_header("Location", self.path.removeprefix("/to?url="))
-                self.end_headers()
-                return
-            body = PHOTOS.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.VITRINE_FETCH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # only this test server, on loopback
-    server.base = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    server.server_close()
+def photo_server(photo_server):
+    photo_server.photos.update(PHOTOS)
+    return photo_server
 
 
 # --- Products ----------------------------------------------------------------------------

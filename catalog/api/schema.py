@@ -30,6 +30,9 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "catalog.api.auth.ApiKeyAuthentication"
     name = ["BearerKey", "HeaderKey"]
 
+    def get_security_requirement(self, auto_schema):
+        return [{"BearerKey": []}, {"HeaderKey": []}]  # either one (a list is "or")
+
     def get_security_definition(self, auto_schema):
         return [
             {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},

@@ -32,12 +32,12 @@ class RejectUnknownFields:
 
     ignored_fields: tuple[str, ...] = ()
 
-    def validate(self, attrs):
-        if isinstance(self.initial_data, dict):
-            unknown = set(self.initial_data) - set(self.fields) - set(self.ignored_fields)
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields) - set(self.ignored_fields)
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
-        return super().validate(attrs)
+        return super().to_internal_value(data)
 
 
 # --- Products ----------------------------------------------------------------------------
