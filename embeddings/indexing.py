@@ -135,7 +135,8 @@ def images_mark_failed(*, image_ids: list[int], reason: str) -> None:
 
 def product_payload_refresh(*, product_id: int) -> None:
     product = Product.objects.filter(pk=product_id).first()
-    if product is None:
+    # A product without photos has no points to update (and the update is a filtered scan).
+    if product is None or not ProductImage.objects.filter(product_id=product_id).exists():
         return
     get_index().set_product_payload(product_id, product_payload(product))
 

@@ -38,6 +38,13 @@ def product_changed(result: ProductUpsertResult) -> None:
         transaction.on_commit(lambda: tasks.refresh_product_payload.delay(product_id), robust=True)
 
 
+def products_changed(results: list[ProductUpsertResult]) -> None:
+    """Like product_changed, for many products: one task for all of them."""
+    product_ids = [result.product.pk for result in results if result.is_index_payload_changed]
+    if product_ids:
+        transaction.on_commit(lambda: tasks.refresh_product_payloads.delay(product_ids), robust=True)
+
+
 def images_removed(image_ids: list[int]) -> None:
     if image_ids:
         ids = list(image_ids)

@@ -64,6 +64,16 @@ def refresh_product_payload(self, product_id: int) -> None:
 
 
 @shared_task(bind=True, max_retries=MAX_RETRIES)
+def refresh_product_payloads(self, product_ids: list[int]) -> None:
+    """Many products at once (a bulk upsert); a retry redoes them all (idempotent)."""
+    try:
+        for product_id in product_ids:
+            indexing.product_payload_refresh(product_id=product_id)
+    except IndexUnavailable as exc:
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
 def unindex_images(self, image_ids: list[int]) -> None:
     try:
         indexing.images_unindex(image_ids=image_ids)

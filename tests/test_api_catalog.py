@@ -428,3 +428,31 @@ def test_an_image_is_listed_fetched_and_deleted(api):
     assert api.get(f"/api/v1/images/{image['id']}").status_code == 404
     assert api.delete(f"/api/v1/images/{image['id']}").status_code == 404
     assert api.get("/api/v1/products/nope/images").status_code == 404
+
+
+def test_bulk_changes_reach_the_index_in_one_task(api):
+    from celery.signals import task_prerun
+
+    from embeddings.index import IndexFilters
+    from embeddings.search import product_search
+
+    api.post("/api/v1/bulk/products", bulk_body(3))
+    for n in (0, 1):
+        api.multipart(f"/api/v1/products/b{n}/images", {"file": photo(images.noise_jpeg(40 + n))})
+    moved = bulk_body(3, category="garden")
+
+    ran: list[str] = []
+
+    def record(sender=None, **kwargs):
+        ran.append(sender.name)
+
+    task_prerun.connect(record)
+    try:
+        api.post("/api/v1/bulk/products", moved)
+    finally:
+        task_prerun.disconnect(record)
+
+    assert ran == ["embeddings.tasks.refresh_product_payloads"]  # one task for the request, not one per product
+    # The index filters on its own copy of the product fields: the change reached it.
+    found = product_search(text="mug", filters=IndexFilters(categories=("garden",)), limit=10)
+    assert sorted(hit.product.external_id for hit in found.hits) == ["b0", "b1"]

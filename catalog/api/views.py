@@ -65,12 +65,14 @@ def _product_detail(request: Request, product: Product) -> dict:
     }
 
 
-def _upsert(external_id: str, values: dict) -> services.ProductUpsertResult:
-    """One product written in its own savepoint: a refusal leaves nothing behind."""
+def _upsert(external_id: str, values: dict, *, notify: bool = True) -> services.ProductUpsertResult:
+    """One product written in its own savepoint: a refusal leaves nothing behind.
+    ``notify=False``: the caller tells the index (bulk upserts do it once for all)."""
     try:
         with transaction.atomic():
             result = services.product_upsert(external_id=external_id, **values)
-            sync.product_changed(result)
+            if notify:
+                sync.product_changed(result)
     except DjangoValidationError as exc:
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         raise ApiError(400, "invalid", "The product is not valid.", fields) from None
@@ -208,18 +210,19 @@ class ProductBulkView(APIView):
                 "too_many_products",
                 f"{len(items)} products in one request; the limit is {limit} (VITRINE_API_BULK_MAX).",
             )
-        results = []
+        results, written = [], []
         seen: set[str] = set()
         # One transaction, one savepoint per product: a failing product rolls back alone.
         with transaction.atomic():
             for index, raw in enumerate(items):
-                results.append(self._item(index, raw, seen))
+                results.append(self._item(index, raw, seen, written))
+            sync.products_changed(written)
         summary = {name: 0 for name in ("created", "updated", "unchanged", "error")}
         for result in results:
             summary[result["status"]] += 1
         return Response({"results": results, "summary": summary})
 
-    def _item(self, index: int, raw, seen: set[str]) -> dict:
+    def _item(self, index: int, raw, seen: set[str], written: list) -> dict:
         external_id = raw.get("external_id") if isinstance(raw, dict) else None
         external_id = external_id if isinstance(external_id, str) else None
         item = s.BulkProductSerializer(data=raw)
@@ -239,9 +242,10 @@ class ProductBulkView(APIView):
             )
         seen.add(external_id)
         try:
-            result = _upsert(external_id, values)
+            result = _upsert(external_id, values, notify=False)
         except ApiError as exc:
             return _bulk_error(index, external_id, exc.error_code, str(exc.detail), exc.fields)
+        written.append(result)
         if result.is_created:
             outcome = "created"
         else:
