@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from searchsite.env import env_bool, env_choice, env_float, env_int, env_list
+from searchsite.env import env_bool, env_choice, env_float, env_int, env_list, env_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
         (lambda: env_int("X_FLAG", 1, minimum=1), "0", "X_FLAG=0 is below the minimum of 1"),
         (lambda: env_float("X_FLAG", 1.0, maximum=2.0), "2.5", "X_FLAG=2.5 is above the maximum of 2.0"),
         (lambda: env_choice("X_FLAG", "info", {"info", "debug"}), "loud", "X_FLAG='loud' is not one of: debug, info"),
+        (lambda: env_rate("X_FLAG", "1/second"), "fast", "X_FLAG='fast' is not a rate like 600/minute"),
+        (lambda: env_rate("X_FLAG", "1/second"), "0/minute", "X_FLAG='0/minute' is not a rate"),
+        (lambda: env_rate("X_FLAG", "1/second"), "10/week", "X_FLAG='10/week' is not a rate"),
     ],
 )
 def test_bad_values_raise_improperly_configured_naming_the_variable(monkeypatch, reader, raw, message):
@@ -38,6 +41,8 @@ def test_good_values_are_parsed(monkeypatch):
     assert env_int("X_INT", 0) == 1000
     assert env_list("X_LIST", []) == ["a.example", "b.example"]
     assert env_int("X_MISSING", 7) == 7
+    monkeypatch.setenv("X_RATE", " 1200 / Minute ")
+    assert env_rate("X_RATE", "1/second") == "1200/minute"
 
 
 def settings_in_subprocess(tmp_path, **env) -> subprocess.CompletedProcess:
