@@ -1,0 +1,166 @@
+"""examples/sync_and_search.py, run as a user would: its own process, against a live
+Vitrine (runserver, embedded mode, the demo model, a small demo shop), with a key made by
+``manage.py create_api_key`` and two photos of a product the demo shop does not sell."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from catalog.demo import Attributes, render_product
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "sync_and_search.py"
+EXTERNAL_ID = "example-mug-1"  # what the example syncs
+SHOP_SIZE = 12  # demo-5: green dotted lamp and clock, but no mug
+PATIENCE_SECONDS = 180  # generous: a slow machine must not fail these tests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(data_dir: Path) -> dict:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("VITRINE_") and key not in ("DATABASE_URL", "QDRANT_URL", "CELERY_BROKER_URL")
+    }
+    env.update({"VITRINE_DATA_DIR": str(data_dir), "LOG_LEVEL": "warning", "DEBUG": "1"})
+    return env
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A live Vitrine and a key with both scopes: (url, key, data_dir)."""
+    data_dir = tmp_path_factory.mktemp("site")
+    env = server_env(data_dir)
+
+    def manage(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        )
+        return done.stdout
+
+    manage("migrate", "--noinput")
+    manage("load_demo_catalog", "--products", str(SHOP_SIZE), "--seed", "5", "--verbosity", "0")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # While the server starts (and loads the model): the key, as a deployment would make it.
+    key = manage("create_api_key", "example", "--scope", "search", "--scope", "catalog:write").strip()
+    assert key.startswith("vtr_"), key
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5):
+                break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise AssertionError("The Vitrine server did not start") from None
+            time.sleep(0.3)
+    try:
+        yield url, key, data_dir
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def photos(tmp_path) -> list[Path]:
+    """Two distinct renders of a green dotted mug, as the shop's photographer would send them."""
+    paths = []
+    for number, seed in enumerate((101, 202), 1):
+        path = tmp_path / f"mug-{number}.jpg"
+        path.write_bytes(render_product(Attributes("mug", "green", "dotted"), rng=random.Random(seed)))
+        paths.append(path)
+    return paths
+
+
+def run_example(*args: str, url: str | None = None, key: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITRINE_")}
+    if url:
+        env["VITRINE_URL"] = url
+    if key:
+        env["VITRINE_API_KEY"] = key
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def api(url: str, key: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"{url}/api/v1/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+def test_example_syncs_waits_and_finds_the_product(site, photos):
+    url, key, data_dir = site
+    done = run_example(*map(str, photos), url=url, key=key)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    out = done.stdout
+    assert f"synced product {EXTERNAL_ID}" in out
+    assert "(pending)" in out or "(indexed)" in out
+    assert "indexed: 2 of 2 images" in out
+    assert f"top search result: {EXTERNAL_ID}" in out, out
+    similar = out.split(f"similar to {EXTERNAL_ID}:", 1)[1]
+    assert "  1. demo-5-" in similar, out  # other products, never itself
+    assert f"{EXTERNAL_ID} " not in similar
+
+    # What Vitrine holds, asked independently of the example's own output.
+    product = api(url, key, f"products/{EXTERNAL_ID}")
+    assert product["title"] == "Green dotted mug"
+    assert product["category"] == "kitchen" and product["price"] == "14.90"
+    assert product["image_counts"] == {"pending": 0, "indexed": 2, "failed": 0}
+    assert len({image["sha256"] for image in product["images"]}) == 2
+    with sqlite3.connect(data_dir / "vitrine.sqlite3") as db:
+        states = db.execute(
+            "SELECT i.state FROM catalog_productimage i JOIN catalog_product p ON p.id = i.product_id "
+            "WHERE p.external_id = ?",
+            (EXTERNAL_ID,),
+        ).fetchall()
+    assert sorted(states) == [("indexed",), ("indexed",)]
+    found = api(url, key, "search", {"text": "green dotted mug", "limit": 3})
+    assert found["results"][0]["external_id"] == EXTERNAL_ID, found["results"]
+
+    # Safe to run again: the same product, the same two images (same bytes), nothing new.
+    again = run_example(*map(str, photos), url=url, key=key)
+    assert again.returncode == 0, again.stderr
+    assert api(url, key, f"products/{EXTERNAL_ID}")["image_counts"] == {"pending": 0, "indexed": 2, "failed": 0}
+
+
+def test_example_without_a_key_says_what_to_do(photos):
+    done = run_example(*map(str, photos), url="http://127.0.0.1:9")
+    assert done.returncode == 1
+    assert "Set VITRINE_API_KEY" in done.stderr
+    assert done.stdout == ""
+
+
+def test_example_reports_an_api_error_message(site, photos):
+    url, _, _ = site
+    done = run_example(*map(str, photos), url=url, key="vtr_not-a-real-key")
+    assert done.returncode != 0
+    assert "PUT products/example-mug-1: 401" in done.stderr, done.stderr
