@@ -12,7 +12,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Debian packages the tests drive for real.
 TEST_DEBIAN_PACKAGES := redis-server postgresql openssl chromium fonts-noto-cjk
 # The tests that write to the database run a second time on PostgreSQL, the production DB.
-POSTGRES_TESTS := tests/test_services.py tests/test_api.py tests/test_indexing.py tests/test_admin.py \
+POSTGRES_TESTS := tests/test_services.py tests/test_api_catalog.py tests/test_api_auth.py tests/test_indexing.py tests/test_admin.py \
 	tests/test_commands.py tests/test_search.py tests/test_catalog_search.py
 
 .PHONY: run test install system-deps lint format clean

@@ -50,4 +50,4 @@ def _limit_for(request: HttpRequest) -> tuple[int, str, str]:
     if path == "/api/v1/bulk/products":
         limit = settings.VITRINE_API_BULK_MAX * BULK_BYTES_PER_PRODUCT
         return limit, f"{BULK_BYTES_PER_PRODUCT // 1024} KB × VITRINE_API_BULK_MAX", "bulk requests"
-    return settings.VITRINE_MAX_IMAGE_BYTES, "VITRINE_MAX_IMAGE_BYTES", "images"
+    return settings.VITRINE_MAX_IMAGE_BYTES, "VITRINE_MAX_IMAGE_BYTES", "requests"

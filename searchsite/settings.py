@@ -143,7 +143,6 @@ VITRINE_SERVE_MEDIA = env_bool("VITRINE_SERVE_MEDIA", True)
 
 # Larger images are refused (HTTP 413); larger request bodies before Django reads them.
 VITRINE_MAX_IMAGE_BYTES = env_int("VITRINE_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Pillow's decompression-bomb guard: an image with more pixels than this is rejected.
 # https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.open
@@ -256,6 +255,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 VITRINE_API_RATE = env_rate("VITRINE_API_RATE", "600/minute")
 # Products per bulk upsert request.
 VITRINE_API_BULK_MAX = env_int("VITRINE_API_BULK_MAX", 500, minimum=1, maximum=10_000)
+# Bodies Django may hold in memory: a search photo in base64, or a full bulk request (the
+# request size middleware refuses larger bodies per path before they are read).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(VITRINE_MAX_IMAGE_BYTES * 4 // 3, VITRINE_API_BULK_MAX * 32 * 1024) + 1024 * 1024
 # Storefront origins whose browsers may call the API ("https://shop.example,https://m.shop.example").
 CORS_ALLOWED_ORIGINS = env_list("VITRINE_CORS_ORIGINS", [])
 CORS_URLS_REGEX = r"^/api/v1/.*$"

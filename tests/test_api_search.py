@@ -273,3 +273,34 @@ def test_the_interactive_docs_work_offline(db):
         response = Client().get(asset)
         assert response.status_code == 200, asset
         b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_bodies_over_two_megabytes_are_taken_where_the_api_expects_them(search_api, api, db):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(8).integers(0, 256, size=(1000, 1000, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    content = buffer.getvalue()
+    assert len(content) > 2 * 1024 * 1024  # base64 makes it larger still
+
+    response = search_api.post("/api/v1/search", {"image_base64": base64.b64encode(content).decode()})
+
+    assert response.status_code == 200 and response.json()["query_kind"] == "image"
+    description = "Stoneware. " * 1800  # ~20 KB per product, 150 products: ~3 MB
+    body = {"products": [{"external_id": f"p{n}", "title": "Mug", "description": description} for n in range(150)]}
+    bulk = api.post("/api/v1/bulk/products", body)
+    assert bulk.status_code == 200 and bulk.json()["summary"]["created"] == 150
+    too_long = api.put("/api/v1/products/x", {"title": "Mug", "description": "x" * 3_000_000})
+    assert too_long.status_code == 400 and too_long.json()["error"]["fields"]["description"]
+
+
+def test_unknown_api_paths_answer_json_for_every_method(search_api, db):
+    for method in ("GET", "POST", "PUT", "DELETE"):
+        path = "/api/v1/images/not-a-number"
+        response = search_api.get(path) if method == "GET" else search_api.send(method, path, {})
+        assert response.status_code == 404, method
+        assert response.json()["error"]["code"] == "not_found"

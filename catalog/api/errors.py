@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.response import Response
@@ -68,6 +70,8 @@ def exception_handler(exc, context):
         response = error_response(status.HTTP_503_SERVICE_UNAVAILABLE, code, str(exc))
         response["Retry-After"] = RETRY_AFTER_UNAVAILABLE
         return response
+    if isinstance(exc, RequestDataTooBig):
+        return error_response(413, "request_too_large", "The request body is larger than this endpoint accepts.")
     if isinstance(exc, ImageRejected):
         exc = image_error(exc)
     elif isinstance(exc, FetchRefused):
@@ -113,6 +117,7 @@ def _validation_message(fields: dict) -> str:
     return "The request is not valid: " + "; ".join(parts[:5]) + ("; …" if len(parts) > 5 else "")
 
 
+@csrf_exempt  # any method: a JSON 404, never the HTML CSRF page
 def not_found_json(request, exception=None):
     return JsonResponse(error_body("not_found", f"There is no API endpoint {request.path}."), status=404)
 

@@ -10,6 +10,7 @@ import re
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.models import Product, ProductImage
@@ -81,7 +82,7 @@ class ProductWriteSerializer(RejectUnknownFields, serializers.Serializer):
     url = serializers.URLField(
         required=False, allow_blank=True, default="", max_length=2000, help_text="The product's page in the shop"
     )
-    attributes = serializers.JSONField(
+    attributes = serializers.DictField(
         required=False,
         default=dict,
         validators=[attributes_validate],
@@ -103,7 +104,7 @@ class ProductPatchSerializer(ProductWriteSerializer):
     price = serializers.DecimalField(required=False, allow_null=True, max_digits=12, decimal_places=2, min_value=0)
     currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, allow_blank=True)
     url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
-    attributes = serializers.JSONField(required=False, validators=[attributes_validate])
+    attributes = serializers.DictField(required=False, validators=[attributes_validate])
     is_active = serializers.BooleanField(required=False)
 
     def validate_attributes(self, value):
@@ -115,9 +116,14 @@ class BulkProductSerializer(ProductWriteSerializer):
     external_id = serializers.CharField(max_length=255)
 
 
+@extend_schema_field(BulkProductSerializer)
+class BulkItemField(serializers.JSONField):
+    """Any JSON: each item is validated on its own, so one bad item does not refuse the rest."""
+
+
 class BulkUpsertSerializer(RejectUnknownFields, serializers.Serializer):
     products = serializers.ListField(
-        child=serializers.JSONField(),
+        child=BulkItemField(),
         min_length=1,
         help_text="Products with their external_id; at most VITRINE_API_BULK_MAX (500) per request.",
     )

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -116,6 +117,8 @@ class ProductListView(APIView):
 
 
 class ProductView(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="products_retrieve",
         summary="Get a product",
@@ -134,7 +137,7 @@ class ProductView(APIView):
         "Sending the same product again changes nothing. 201 when created, 200 when it existed.",
         parameters=[EXTERNAL_ID_PARAMETER],
         request=s.ProductWriteSerializer,
-        responses={200: s.ProductSerializer, 201: s.ProductSerializer, **errors(400, 401, 403, 415, 429)},
+        responses={200: s.ProductSerializer, 201: s.ProductSerializer, **errors(400, 401, 403, 413, 415, 429)},
         examples=[examples.PRODUCT_PUT],
         tags=["products"],
     )
@@ -154,7 +157,7 @@ class ProductView(APIView):
         description="Only the fields sent change. `attributes` is merged key by key; a key set to null is removed.",
         parameters=[EXTERNAL_ID_PARAMETER],
         request=s.ProductPatchSerializer,
-        responses={200: s.ProductSerializer, **errors(400, 401, 403, 404, 415, 429)},
+        responses={200: s.ProductSerializer, **errors(400, 401, 403, 404, 413, 415, 429)},
         examples=[examples.PRODUCT_PATCH],
         tags=["products"],
     )
@@ -187,6 +190,8 @@ class ProductView(APIView):
 
 
 class ProductBulkView(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="products_bulk_upsert",
         summary="Create or replace many products",
