@@ -173,8 +173,12 @@ class Deployment:
         except OSError:
             return False
 
+    api_key = ""
+
     def request(self, method: str, path: str, *, body: bytes | None = None, content_type: str = "") -> dict:
         request = urllib.request.Request(self.web_url + path, data=body, method=method)
+        if self.api_key:
+            request.add_header("Authorization", f"Bearer {self.api_key}")
         if content_type:
             request.add_header("Content-Type", content_type)
         with urllib.request.urlopen(request, timeout=120) as response:
@@ -217,6 +221,9 @@ def deployment(tmp_path, redis_url):
     deployment = Deployment(tmp_path, redis_url)
     migrated = deployment.manage("migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
+    key = deployment.manage("create_api_key", "e2e", "--scope", "search", "--scope", "catalog:write")
+    assert key.returncode == 0, key.stderr
+    deployment.api_key = key.stdout.strip()
     yield deployment
     deployment.stop()
 
@@ -254,7 +261,7 @@ def test_an_image_uploaded_through_the_api_is_indexed_by_a_worker_and_found(depl
     found = deployment.request(
         "POST", "/api/v1/search", body=body, content_type=f"multipart/form-data; boundary={boundary}"
     )
-    assert found["results"][0]["image"]["id"] == image_id
+    assert found["results"][0]["image_id"] == image_id
     assert found["results"][0]["score"] > 0.999
 
 
