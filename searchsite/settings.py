@@ -307,7 +307,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True},
-    "ENUM_NAME_OVERRIDES": {},
+    "TAGS": [
+        {"name": "search", "description": "Find products by words, photos, or products people like"},
+        {"name": "products", "description": "Keep the catalog in sync, by the shop's own product ids"},
+        {"name": "images", "description": "Add photos by file or URL; follow their indexing"},
+        {"name": "health", "description": "For load balancers and monitors"},
+    ],
 }
 
 # --- Logging ----------------------------------------------------------------------------

@@ -441,3 +441,47 @@ def test_the_bulk_upload_page_shows_each_file_reach_indexed_or_its_reason(page, 
     expect(page.locator("#bulk-items tr[data-state=indexed]")).to_have_count(3)
     page.locator("#bulk-items tr[data-state=failed]").get_by_role("button", name="Remove").click()
     expect(page.locator("#bulk-items tbody tr")).to_have_count(3)
+
+
+def test_an_api_key_made_in_the_admin_works_in_the_offline_api_docs(page, site):
+    """A merchandiser makes a key (shown once), then tries the API from /api/docs/ with
+    every request outside this server refused: the docs' files are all served locally."""
+    outside: list[str] = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(site.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto("/admin/login/?next=/admin/catalog/apikey/add/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile("/admin/catalog/apikey/add/$"))
+    page.fill("#id_name", "storefront")
+    page.check("#id_scopes_0")  # search
+    page.get_by_role("button", name="Save", exact=True).click()
+    key = page.get_by_label("The new API key").input_value()
+    assert re.fullmatch(r"vtr_[a-z0-9]{8}_[A-Za-z0-9_-]{43}", key)
+    page.screenshot(path=str(SCREENSHOTS / "api-key-created.png"))
+
+    page.goto("/api/docs/")
+    search = page.locator(".opblock-post", has_text="/api/v1/search")
+    expect(search).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "api-docs.png"))
+    page.locator(".auth-wrapper .authorize").click()
+    dialog = page.locator(".dialog-ux .modal-ux")
+    dialog.locator("#auth-bearer-value").fill(key)
+    dialog.locator("button.authorize").first.click()
+    dialog.locator("button.btn-done").first.click()
+    search.locator(".opblock-summary").click()
+    search.get_by_role("button", name="Try it out").click()
+    search.locator("textarea.body-param__text").fill('{"text": "red mug", "limit": 3}')
+    search.get_by_role("button", name="Execute").click()
+    status = search.locator(".live-responses-table tbody .response-col_status").first
+    expect(status).to_have_text("200")
+    expect(search.locator(".live-responses-table")).to_contain_text('"embedding_space"')
+    assert outside == []

@@ -35,8 +35,8 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return [
-            {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
-            {"type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "X-Api-Key: <API key>"},
+            {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <API key>`"},
+            {"type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "`X-Api-Key: <API key>`"},
         ]
 
 
