@@ -86,12 +86,15 @@ def search_api(db):
 
 @pytest.fixture
 def photo_server(settings):
-    """An HTTP server on loopback serving ``server.photos`` ({path: bytes}); /to?url=X redirects to X.
+    """An HTTP server on loopback serving ``server.photos`` ({path: bytes}) and counting requests
+    per path in ``server.hits``; /to?url=X redirects to X.
     The fetcher is allowed to reach it (and nothing else private)."""
     photos: dict[str, bytes] = {}
+    hits: dict[str, int] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
+            hits[self.path] = hits.get(self.path, 0) + 1
             if self.path.startswith("/to?url="):
                 self.send_response(302)
                 self.send_header("Location", self.path.removeprefix("/to?url="))
@@ -113,6 +116,7 @@ def photo_server(settings):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings.VITRINE_FETCH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # only this test server, on loopback
     server.photos = photos
+    server.hits = hits
     server.base = f"http://127.0.0.1:{server.server_port}"
     yield server
     server.shutdown()

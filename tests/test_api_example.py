@@ -7,82 +7,36 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from catalog.demo import Attributes, render_product
+from tests.live import ROOT, LiveVitrine
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "sync_and_search.py"
 EXTERNAL_ID = "example-mug-1"  # what the example syncs
 SHOP_SIZE = 12  # demo-5: green dotted lamp and clock, but no mug
-PATIENCE_SECONDS = 180  # generous: a slow machine must not fail these tests
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env(data_dir: Path) -> dict:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("VITRINE_") and key not in ("DATABASE_URL", "QDRANT_URL", "CELERY_BROKER_URL")
-    }
-    env.update({"VITRINE_DATA_DIR": str(data_dir), "LOG_LEVEL": "warning", "DEBUG": "1"})
-    return env
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A live Vitrine and a key with both scopes: (url, key, data_dir)."""
-    data_dir = tmp_path_factory.mktemp("site")
-    env = server_env(data_dir)
-
-    def manage(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        )
-        return done.stdout
-
-    manage("migrate", "--noinput")
-    manage("load_demo_catalog", "--products", str(SHOP_SIZE), "--seed", "5", "--verbosity", "0")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    live = LiveVitrine(tmp_path_factory.mktemp("site"))
+    live.shop(SHOP_SIZE, seed=5)
+    live.start()
     # While the server starts (and loads the model): the key, as a deployment would make it.
-    key = manage("create_api_key", "example", "--scope", "search", "--scope", "catalog:write").strip()
+    key = live.manage("create_api_key", "example", "--scope", "search", "--scope", "catalog:write").strip()
     assert key.startswith("vtr_"), key
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5):
-                break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise AssertionError("The Vitrine server did not start") from None
-            time.sleep(0.3)
+    live.wait()
     try:
-        yield url, key, data_dir
+        yield live.url, key, live.data_dir
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        live.stop()
 
 
 @pytest.fixture

@@ -17,20 +17,17 @@ would fail on correct behaviour.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live import LiveVitrine
+
 SHOP_SIZE = 24
 # Per API operation, for the fuzzing and stateful phases; the coverage phase (each
 # parameter's boundaries and wrong types) does not depend on it. About two minutes in all.
@@ -63,12 +60,6 @@ ROUTINE_LOG_LINE = re.compile(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def schemathesis_executable() -> str:
     found = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
     if found is None:
@@ -92,62 +83,22 @@ class LiveApi:
 
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("api-schema")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "QDRANT_URL", "CELERY_BROKER_URL")
-    }
-    env.update(
-        {
-            "VITRINE_DATA_DIR": str(data_dir),
-            "LOG_LEVEL": "warning",
-            "DEBUG": "1",
-            # URLs to fetch are made up by schemathesis: let them fail fast.
-            "VITRINE_FETCH_TIMEOUT": "1",
-            "VITRINE_FETCH_TOTAL_TIMEOUT": "2",
-        }
+    # URLs to fetch are made up by schemathesis: let them fail fast.
+    live = LiveVitrine(
+        tmp_path_factory.mktemp("api-schema"), VITRINE_FETCH_TIMEOUT="1", VITRINE_FETCH_TOTAL_TIMEOUT="2"
     )
-
-    def manage(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        )
-        return done.stdout
-
-    manage("migrate", "--noinput")
-    manage("load_demo_catalog", "--products", str(SHOP_SIZE), "--seed", "5", "--verbosity", "0")
+    live.shop(SHOP_SIZE, seed=5)
     # Both scopes, and a rate no run reaches: 429s would only be noise here.
-    key = manage(
+    key = live.manage(
         "create_api_key", "schemathesis", "--scope", "search", "--scope", "catalog:write", "--rate", "1000000/second"
     ).strip()
-    port = free_port()
-    log = data_dir / "server.log"
-    with log.open("wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    api = LiveApi(url, key, log)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5):
-                break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise AssertionError(f"The Vitrine server did not start:\n{api.log_tail()}") from None
-            time.sleep(0.3)
+    live.start()
+    api = LiveApi(live.url, key, live.log)
+    live.wait()
     try:
         yield api
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        live.stop()
 
 
 def test_api_matches_its_live_schema(live_api, tmp_path):

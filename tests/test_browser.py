@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live import ROOT, LiveVitrine
+
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 SHOP_SIZE = 96
 PATIENCE_MS = 60_000
@@ -41,17 +35,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Site:
-    def __init__(self, url: str, data_dir: Path):
-        self.url = url
-        self.data_dir = data_dir
-
+class Site(LiveVitrine):
     def products(self) -> list[dict]:
         with sqlite3.connect(self.data_dir / "vitrine.sqlite3") as db:
             db.row_factory = sqlite3.Row
@@ -61,47 +45,17 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("site")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "QDRANT_URL", "CELERY_BROKER_URL")
-    }
-    env.update({"VITRINE_DATA_DIR": str(data_dir), "LOG_LEVEL": "warning", "DEBUG": "1"})
-    env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
-
-    def manage(*args: str) -> None:
-        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
-
-    manage("migrate", "--noinput")
-    manage("load_demo_catalog", "--products", str(SHOP_SIZE), "--seed", "5", "--verbosity", "0")
-    manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@shop.example")
-    with sqlite3.connect(data_dir / "vitrine.sqlite3") as db:
+    site = Site(tmp_path_factory.mktemp("site"), DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD)
+    site.shop(SHOP_SIZE, seed=5)
+    site.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@shop.example")
+    with sqlite3.connect(site.data_dir / "vitrine.sqlite3") as db:
         db.execute("UPDATE catalog_product SET url = 'https://shop.example/p/' || id")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5):
-                break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise AssertionError("The Vitrine server did not start") from None
-            time.sleep(0.3)
+    site.start()
+    site.wait()
     try:
-        yield Site(url, data_dir)
+        yield site
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        site.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import call_command
@@ -24,33 +22,10 @@ PHOTOS = {f"/p{n}.jpg": images.noise_jpeg(300 + n) for n in range(6)}
 
 
 @pytest.fixture
-def photo_server(settings):
-    """Serves PHOTOS, a text file and a 404; counts requests per path."""
-    hits: dict[str, int] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits[self.path] = hits.get(self.path, 0) + 1
-            body = PHOTOS.get(self.path) or (b"just text" if self.path == "/notes.txt" else None)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.VITRINE_FETCH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # the test server is on loopback
-    server.hits = hits
-    server.base = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    server.server_close()
+def photo_server(photo_server):
+    """Serves PHOTOS and a text file (anything else is a 404)."""
+    photo_server.photos.update({**PHOTOS, "/notes.txt": b"just text"})
+    return photo_server
 
 
 def rows_of(text: str, fmt: str):

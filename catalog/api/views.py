@@ -303,14 +303,7 @@ class ProductImagesView(APIView):
             upload = request.FILES.get("file")
             if upload is None:
                 raise ApiError(400, "missing_file", "Send the image as a multipart field named 'file'.")
-            if upload.size > settings.VITRINE_MAX_IMAGE_BYTES:
-                raise ApiError(
-                    413,
-                    "file_too_large",
-                    f"The file is {upload.size / 1048576:.1f} MB; the limit is "
-                    f"{settings.VITRINE_MAX_IMAGE_BYTES / 1048576:.1f} MB (VITRINE_MAX_IMAGE_BYTES).",
-                )
-            content = upload.read()
+            content = _upload_content(upload)
         else:
             body = s.ImageUrlSerializer(data=request.data)
             body.is_valid(raise_exception=True)
@@ -544,11 +537,12 @@ def _product_ids(external_ids: list[str], field: str) -> list[int]:
 
 
 def _upload_content(upload) -> bytes:
+    """The uploaded file's bytes; an oversized one is refused before it is read into memory."""
     if upload.size > settings.VITRINE_MAX_IMAGE_BYTES:
         raise ApiError(
             413,
             "file_too_large",
-            f"The photo is {upload.size / 1048576:.1f} MB; the limit is "
+            f"The file is {upload.size / 1048576:.1f} MB; the limit is "
             f"{settings.VITRINE_MAX_IMAGE_BYTES / 1048576:.1f} MB (VITRINE_MAX_IMAGE_BYTES).",
         )
     return upload.read()
