@@ -438,6 +438,10 @@ def _refined_vector(
 
 def _attribute_values(candidate: _Candidate, key: str) -> list[str]:
     value = (candidate.attributes or {}).get(key)
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, (int, float)):
+        return [str(value)]
     if isinstance(value, str):
         return [value] if value else []
     if isinstance(value, list):

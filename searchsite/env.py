@@ -84,12 +84,12 @@ def _check_range(name: str, value: float, minimum: float | None, maximum: float 
         raise ImproperlyConfigured(f"{name}={value} is above the maximum of {maximum}.")
 
 
-RATE_PATTERN = re.compile(r"^(\d+)/(s|sec|second|m|min|minute|h|hour|d|day)$")
+RATE_PATTERN = re.compile(r"^0*[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)$")
 
 
 def env_rate(name: str, default: str) -> str:
     """A request rate like "600/minute" (DRF's throttle format)."""
     value = env_str(name, default).lower().replace(" ", "")
-    if not RATE_PATTERN.match(value) or int(value.split("/")[0]) < 1:
+    if not RATE_PATTERN.match(value):
         raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 600/minute (per second, minute, hour or day).")
     return value

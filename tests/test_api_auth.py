@@ -237,10 +237,18 @@ def test_the_admin_refuses_a_key_without_scope_or_with_a_bad_rate(db):
     User.objects.create_superuser("boss", "boss@shop.example", "a-long-test-password-1")
     admin = Client()
     admin.force_login(User.objects.get(username="boss"))
-    for fields in ({"scopes": []}, {"scopes": ["search"], "rate": "lots"}):
+    for fields in ({"scopes": []}, {"scopes": ["search"], "rate": "lots"}, {"scopes": ["search"], "rate": "0/minute"}):
         body = {"name": "x", "rate": "", "expires_at_0": "", "expires_at_1": "", **fields}
         response = admin.post("/admin/catalog/apikey/add/", body)
         assert response.status_code == 200 and b"errorlist" in response.content
+    assert ApiKey.objects.count() == 0
+
+
+def test_a_key_with_a_rate_of_nothing_is_refused(db):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        api_key_create(name="x", scopes=["search"], rate="0/minute")
     assert ApiKey.objects.count() == 0
 
 

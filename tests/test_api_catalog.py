@@ -456,3 +456,74 @@ def test_bulk_changes_reach_the_index_in_one_task(api):
     # The index filters on its own copy of the product fields: the change reached it.
     found = product_search(text="mug", filters=IndexFilters(categories=("garden",)), limit=10)
     assert sorted(hit.product.external_id for hit in found.hits) == ["b0", "b1"]
+
+
+# --- Hostile JSON --------------------------------------------------------------------------
+
+
+def raw(api, method: str, path: str, body: str):
+    call = getattr(api.client, method.lower())
+    return call(path, data=body.encode(), content_type="application/json", headers=api._headers(None))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"title": "t", "\\ud800": 1}',  # a lone surrogate: parses in Python, cannot be stored or answered
+        '{"title": "t", "attributes": {"a": "\\udfff"}}',
+        '{"title": "t", "attributes": {"a": 1e400}}',  # infinity
+        '{"title": "t", "price": NaN}',
+        '{"title": "t", "attributes": ' + "[" * 100_000 + "]" * 100_000 + "}",  # nested past the stack
+    ],
+)
+def test_json_that_parses_but_cannot_be_kept_is_a_400_and_writes_nothing(api, body):
+    responses = [
+        raw(api, "PUT", "/api/v1/products/p1", body),
+        raw(api, "POST", "/api/v1/bulk/products", '{"products": [{"external_id": "ok", "title": "t"}, ' + body + "]}"),
+        raw(api, "POST", "/api/v1/search", body.replace('"title"', '"text"')),
+    ]
+    for response in responses:
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "parse_error")
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"a": "x\x00y"}, {"a": ["x\x00y"]}, {"a\x00": "x"}, {f"k{n}": "v" for n in range(51)}, {"a": "x" * 11_000}],
+)
+def test_attributes_postgresql_cannot_hold_or_too_large_are_refused(api, attributes):
+    response = api.put("/api/v1/products/p1", {"title": "t", "attributes": attributes})
+    assert response.status_code == 400 and "attributes" in response.json()["error"]["fields"]
+    assert Product.objects.count() == 0
+
+
+def test_patched_attributes_stay_within_the_limits(api):
+    api.put("/api/v1/products/p1", {"title": "t", "attributes": {f"k{n}": "v" for n in range(50)}})
+    response = api.patch("/api/v1/products/p1", {"attributes": {"one_more": "v"}})
+    assert response.status_code == 400 and "attributes" in response.json()["error"]["fields"]
+    assert len(Product.objects.get().attributes) == 50
+    Product.objects.update(attributes=["not", "an", "object"])  # e.g. edited by hand in the admin
+    assert api.patch("/api/v1/products/p1", {"attributes": {"colour": "red"}}).json()["attributes"] == {"colour": "red"}
+
+
+def test_ids_a_product_could_not_be_addressed_by_are_refused(api):
+    # (a PUT to such a path is the images or similar endpoint of another product: 405)
+    body = {
+        "products": [
+            {"external_id": "mugs/images", "title": "t"},
+            {"external_id": "mugs/similar", "title": "t"},
+            None,
+            {"external_id": " padded ", "title": "t"},
+        ]
+    }
+    results = api.post("/api/v1/bulk/products", body).json()["results"]
+    assert [r["status"] for r in results] == ["error", "error", "error", "created"]
+    assert results[0]["error"]["code"] == "bad_external_id"
+    assert list(Product.objects.values_list("external_id", flat=True)) == [" padded "]
+
+
+def test_a_request_with_too_many_form_fields_gets_the_json_error_shape(api, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = api.multipart("/api/v1/search", {f"field{n}": "x" for n in range(20)})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"

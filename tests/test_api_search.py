@@ -304,3 +304,25 @@ def test_unknown_api_paths_answer_json_for_every_method(search_api, db):
         response = search_api.get(path) if method == "GET" else search_api.send(method, path, {})
         assert response.status_code == 404, method
         assert response.json()["error"]["code"] == "not_found"
+
+
+def test_number_and_boolean_attributes_filter_and_count_as_text(search_api, api, db):
+    for n, (size, is_organic) in enumerate([(42, True), (38, False), (42, False)]):
+        api.put(f"/api/v1/products/p{n}", {"title": "Shoe", "attributes": {"size": size, "organic": is_organic}})
+        upload = SimpleUploadedFile("p.jpg", images.noise_jpeg(60 + n), "image/jpeg")
+        assert api.multipart(f"/api/v1/products/p{n}/images", {"file": upload}).status_code == 201
+
+    body = search(
+        search_api, text="shoe", cutoff=False, filters={"tags": {"size": ["42"]}}, facets=["tags.size", "tags.organic"]
+    )
+
+    assert sorted(ids(body)) == ["p0", "p2"]
+    assert {v["value"]: v["count"] for v in body["facets"]["tags.size"]} == {"42": 2, "38": 1}
+    assert {v["value"]: v["count"] for v in body["facets"]["tags.organic"]} == {"true": 1, "false": 1}
+
+
+def test_multipart_filters_must_be_a_json_object_within_limits(search_api, db):
+    for filters in ("not json", "[" * 100_000, '{"brand": ["\\ud800"]}', '{"price_max": 1e400}'):
+        response = search_api.multipart("/api/v1/search", {"text": "mug", "filters": filters})
+        assert response.status_code == 400, filters
+        assert response.json()["error"]["fields"] == {"filters": ["Not JSON."]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
@@ -72,6 +72,8 @@ def exception_handler(exc, context):
         return response
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, "request_too_large", "The request body is larger than this endpoint accepts.")
+    if isinstance(exc, SuspiciousOperation):  # e.g. more form fields than Django takes
+        return error_response(400, "bad_request", str(exc) or "The request is malformed.")
     if isinstance(exc, ImageRejected):
         exc = image_error(exc)
     elif isinstance(exc, FetchRefused):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from catalog.api.errors import ApiError
 from catalog.models import Product, ProductImage
 
 MAX_ATTRIBUTES = 50
@@ -45,7 +47,8 @@ class RejectUnknownFields:
 
 
 def attributes_validate(value):
-    """Flat string keys; values a string, number, boolean or list of strings; small."""
+    """Flat string keys; values a string, finite number, boolean or list of strings; small;
+    no NUL characters (PostgreSQL's jsonb cannot hold them)."""
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be an object.")
     if len(value) > MAX_ATTRIBUTES:
@@ -53,11 +56,12 @@ def attributes_validate(value):
     for key, item in value.items():
         if not key or len(key) > 64:
             raise serializers.ValidationError("Attribute names are 1 to 64 characters.")
-        is_scalar = isinstance(item, (str, int, float, bool))
+        is_scalar = isinstance(item, (str, int, bool)) or (isinstance(item, float) and math.isfinite(item))
         is_list = isinstance(item, list) and all(isinstance(v, str) for v in item)
         if not (is_scalar or is_list or item is None):
             raise serializers.ValidationError(f"{key!r}: use a string, number, boolean or a list of strings.")
-        if "\x00" in key or "\x00" in json.dumps(item):
+        strings = [key, *(item if is_list else [item] if isinstance(item, str) else [])]
+        if any("\x00" in text for text in strings):
             raise serializers.ValidationError("Attributes cannot contain NUL characters.")
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_ATTRIBUTES_BYTES:
         raise serializers.ValidationError(f"Attributes may be at most {MAX_ATTRIBUTES_BYTES:,} bytes of JSON.")
@@ -113,12 +117,15 @@ class ProductPatchSerializer(ProductWriteSerializer):
 
 class BulkProductSerializer(ProductWriteSerializer):
     ignored_fields = ("id", "created_at", "updated_at", "images", "image_counts")
-    external_id = serializers.CharField(max_length=255)
+    external_id = serializers.CharField(max_length=255, trim_whitespace=False)
 
 
 @extend_schema_field(BulkProductSerializer)
 class BulkItemField(serializers.JSONField):
     """Any JSON: each item is validated on its own, so one bad item does not refuse the rest."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
 
 
 class BulkUpsertSerializer(RejectUnknownFields, serializers.Serializer):
@@ -308,7 +315,7 @@ class SearchFiltersSerializer(RejectUnknownFields, serializers.Serializer):
 class SearchRequestSerializer(RejectUnknownFields, serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Words, any language")
     image_base64 = serializers.CharField(
-        required=False, help_text="A photo, base64 (a data: URL works too)", max_length=30_000_000
+        required=False, help_text="A photo, base64 (a data: URL works too); at most VITRINE_MAX_IMAGE_BYTES decoded"
     )
     image_url = serializers.CharField(
         required=False, max_length=2000, help_text="A photo on a public http(s) address (fetched by Vitrine)"
@@ -351,6 +358,9 @@ class SearchRequestSerializer(RejectUnknownFields, serializers.Serializer):
         return list(dict.fromkeys(value))
 
     def validate_image_base64(self, value):
+        if len(value) > max_image_base64_chars():
+            limit = settings.VITRINE_MAX_IMAGE_BYTES / 1048576
+            raise ApiError(413, "file_too_large", f"The photo is over {limit:.1f} MB (VITRINE_MAX_IMAGE_BYTES).")
         if value.startswith("data:"):
             value = value.partition(",")[2]
         try:
@@ -448,4 +458,5 @@ def thumbnail_url(request, sha256: str) -> str:
 
 
 def max_image_base64_chars() -> int:
-    return (settings.VITRINE_MAX_IMAGE_BYTES * 4) // 3 + 8
+    """Base64 of the largest accepted photo, with room for a data: URL's header."""
+    return (settings.VITRINE_MAX_IMAGE_BYTES + 2) // 3 * 4 + 100

@@ -5,7 +5,6 @@ Products are addressed by the shop's ``external_id``; images by Vitrine's id.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from django.db import transaction
 from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +23,7 @@ from catalog import selectors, services
 from catalog.api import serializers as s
 from catalog.api.auth import SEARCH
 from catalog.api.errors import ApiError
+from catalog.api.parsers import StrictJSONParser, json_loads_strict
 from catalog.api.schema import errors, examples
 from catalog.fetch import url_fetch
 from catalog.intake import image_decode_rgb
@@ -37,9 +37,22 @@ EXTERNAL_ID_PARAMETER = OpenApiParameter(
 )
 
 
+# The product's own sub-resources: an id ending so could not be addressed on its own.
+RESERVED_ID_ENDINGS = ("/images", "/similar")
+
+
+def external_id_problem(external_id: str) -> str:
+    if not external_id or len(external_id) > 255 or any(ord(ch) < 32 for ch in external_id):
+        return "external_id is 1 to 255 characters, without control characters."
+    if external_id.endswith(RESERVED_ID_ENDINGS):
+        return "external_id cannot end with /images or /similar (the product's images and similar products)."
+    return ""
+
+
 def _external_id_check(external_id: str) -> None:
-    if len(external_id) > 255 or any(ord(ch) < 32 for ch in external_id):
-        raise ApiError(400, "bad_external_id", "external_id is 1 to 255 characters, without control characters.")
+    problem = external_id_problem(external_id)
+    if problem:
+        raise ApiError(400, "bad_external_id", problem)
 
 
 def _product_get(external_id: str) -> Product:
@@ -117,7 +130,7 @@ class ProductListView(APIView):
 
 
 class ProductView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="products_retrieve",
@@ -167,8 +180,12 @@ class ProductView(APIView):
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
         if "attributes" in values:
-            merged = {**(product.attributes or {}), **values["attributes"]}
-            values["attributes"] = {key: value for key, value in merged.items() if value is not None}
+            stored = product.attributes if isinstance(product.attributes, dict) else {}
+            merged = {key: value for key, value in {**stored, **values["attributes"]}.items() if value is not None}
+            try:
+                values["attributes"] = s.attributes_validate(merged)
+            except ValidationError as exc:
+                raise ApiError(400, "invalid", "The product is not valid.", {"attributes": exc.detail}) from None
         values.setdefault("title", product.title)
         result = _upsert(external_id, values)
         return Response(s.ProductSerializer(result.product).data)
@@ -190,7 +207,7 @@ class ProductView(APIView):
 
 
 class ProductBulkView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="products_bulk_upsert",
@@ -215,19 +232,26 @@ class ProductBulkView(APIView):
                 "too_many_products",
                 f"{len(items)} products in one request; the limit is {limit} (VITRINE_API_BULK_MAX).",
             )
-        results, written = [], []
+        written: list = []
         seen: set[str] = set()
         # One transaction, one savepoint per product: a failing product rolls back alone.
+        # Rows are locked in external_id order, whatever the request's order: two bulk
+        # requests sharing products then wait for each other instead of deadlocking.
+        order = sorted(range(len(items)), key=lambda i: (_bulk_sort_key(items[i]), i))
+        by_index: dict[int, dict] = {}
         with transaction.atomic():
-            for index, raw in enumerate(items):
-                results.append(self._item(index, raw, seen, written))
+            for index in order:
+                by_index[index] = self._item(index, items[index], seen, written)
             sync.products_changed(written)
+        results = [by_index[index] for index in range(len(items))]
         summary = {name: 0 for name in ("created", "updated", "unchanged", "error")}
         for result in results:
             summary[result["status"]] += 1
         return Response({"results": results, "summary": summary})
 
     def _item(self, index: int, raw, seen: set[str], written: list) -> dict:
+        if raw is None:
+            return _bulk_error(index, None, "invalid", "The product is null, not an object.")
         external_id = raw.get("external_id") if isinstance(raw, dict) else None
         external_id = external_id if isinstance(external_id, str) else None
         item = s.BulkProductSerializer(data=raw)
@@ -239,8 +263,9 @@ class ProductBulkView(APIView):
             return _bulk_error(index, external_id, "invalid", "The product is not valid.", fields)
         values = dict(item.validated_data)
         external_id = values.pop("external_id")
-        if any(ord(ch) < 32 for ch in external_id):
-            return _bulk_error(index, external_id, "bad_external_id", "external_id has control characters.")
+        problem = external_id_problem(external_id)
+        if problem:
+            return _bulk_error(index, external_id, "bad_external_id", problem)
         if external_id in seen:
             return _bulk_error(
                 index, external_id, "duplicate_external_id", "This external_id came earlier in the same request."
@@ -256,6 +281,11 @@ class ProductBulkView(APIView):
         else:
             outcome = "updated" if result.changed_fields else "unchanged"
         return {"index": index, "external_id": external_id, "status": outcome, "id": result.product.pk}
+
+
+def _bulk_sort_key(raw) -> str:
+    external_id = raw.get("external_id") if isinstance(raw, dict) else None
+    return external_id if isinstance(external_id, str) else ""
 
 
 def _bulk_error(index: int, external_id, code: str, message: str, fields: dict | None = None) -> dict:
@@ -558,7 +588,7 @@ def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
             body[name] = data.getlist(name)
     if "filters" in data:
         try:
-            body["filters"] = json.loads(data["filters"])
+            body["filters"] = json_loads_strict(data["filters"])
         except ValueError:
             raise ApiError(400, "invalid", "filters must be a JSON object.", {"filters": ["Not JSON."]}) from None
     return body, files.get("image")
