@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from catalog.models import ApiKey
 from searchsite.env import RATE_PATTERN
+from searchsite.errors import InputRejected
 
 KEY_PATTERN = re.compile(r"^vtr_[a-z0-9]{8}_[A-Za-z0-9_-]{43}$")
 PREFIX_LENGTH = 12
@@ -79,11 +80,8 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
         api_key.save(update_fields=["revoked_at"])
 
 
-class ApiKeyRefused(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class ApiKeyRefused(InputRejected):
+    """The key is unknown, revoked or expired (.code says which)."""
 
 
 def api_key_check(key: str) -> ApiKey:

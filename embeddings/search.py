@@ -158,9 +158,8 @@ class SearchQuery:
     positive_ids: tuple[int, ...] = ()
     negative_ids: tuple[int, ...] = ()
     filters: FacetFilters = FacetFilters()
-    include_inactive: bool = False
-    # With include_inactive: None lists both, True only active, False only inactive products.
-    active: bool | None = None
+    # True: active products only (shoppers); False: inactive ones only; None: both.
+    active: bool | None = True
     # Attribute keys to count as facets (None: VITRINE_FACET_ATTRIBUTES).
     facet_attributes: tuple[str, ...] | None = None
     relevant_only: bool = True
@@ -276,7 +275,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         space,
         vector,
         limit=limit,
-        active_only=not query.include_inactive,
+        active_only=query.active is True,
         exclude_product_ids=tuple(sorted(excluded)),
         with_vectors=rank_vector is not None or two_tests,
     )
@@ -291,9 +290,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     for c in raw:
         row = rows.get(c.product_id)
         # The DB is the truth: a point whose product is gone or was deactivated moments ago is not shown.
-        if row is None or (not query.include_inactive and not row["is_active"]):
-            continue
-        if query.include_inactive and query.active is not None and row["is_active"] != query.active:
+        if row is None or (query.active is not None and row["is_active"] != query.active):
             continue
         rank_score = float(c.vector @ rank_vector) if rank_vector is not None else c.score
         if two_tests:

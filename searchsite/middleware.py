@@ -3,8 +3,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 # Room for the multipart envelope and the other form fields around one image.
 UPLOAD_ENVELOPE_BYTES = 1024 * 1024
-# A bulk upsert's body may hold this much per product (a long description and attributes fit).
-BULK_BYTES_PER_PRODUCT = 32 * 1024
 
 
 class RequestSizeLimitMiddleware:
@@ -48,6 +46,7 @@ def _limit_for(request: HttpRequest) -> tuple[int, str, str]:
     if path == "/api/v1/search":  # a photo may come base64-encoded in JSON: 4 characters per 3 bytes
         return settings.VITRINE_MAX_IMAGE_BYTES * 4 // 3, "VITRINE_MAX_IMAGE_BYTES", "photos (base64)"
     if path == "/api/v1/bulk/products":
-        limit = settings.VITRINE_API_BULK_MAX * BULK_BYTES_PER_PRODUCT
-        return limit, f"{BULK_BYTES_PER_PRODUCT // 1024} KB × VITRINE_API_BULK_MAX", "bulk requests"
+        per_product = settings.API_BULK_BYTES_PER_PRODUCT
+        setting = f"{per_product // 1024} KB × VITRINE_API_BULK_MAX"
+        return settings.VITRINE_API_BULK_MAX * per_product, setting, "bulk requests"
     return settings.VITRINE_MAX_IMAGE_BYTES, "VITRINE_MAX_IMAGE_BYTES", "requests"

@@ -257,7 +257,11 @@ VITRINE_API_RATE = env_rate("VITRINE_API_RATE", "600/minute")
 VITRINE_API_BULK_MAX = env_int("VITRINE_API_BULK_MAX", 500, minimum=1, maximum=10_000)
 # Bodies Django may hold in memory: a search photo in base64, or a full bulk request (the
 # request size middleware refuses larger bodies per path before they are read).
-DATA_UPLOAD_MAX_MEMORY_SIZE = max(VITRINE_MAX_IMAGE_BYTES * 4 // 3, VITRINE_API_BULK_MAX * 32 * 1024) + 1024 * 1024
+# A bulk upsert's body may hold this much per product (a long description and attributes fit).
+API_BULK_BYTES_PER_PRODUCT = 32 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = (
+    max(VITRINE_MAX_IMAGE_BYTES * 4 // 3, VITRINE_API_BULK_MAX * API_BULK_BYTES_PER_PRODUCT) + 1024 * 1024
+)
 # Storefront origins whose browsers may call the API ("https://shop.example,https://m.shop.example").
 CORS_ALLOWED_ORIGINS = env_list("VITRINE_CORS_ORIGINS", [])
 CORS_URLS_REGEX = r"^/api/v1/.*$"

@@ -181,7 +181,7 @@ def test_a_product_comes_with_its_images_and_their_state(api):
     assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/webp"
 
 
-def test_deleting_a_product_takes_it_out_of_the_index(api):
+def test_deleting_a_product_takes_it_out_of_the_index(api, settings):
     api.put("/api/v1/products/sku-1", MUG)
     api.multipart("/api/v1/products/sku-1/images", {"file": photo(images.noise_jpeg(7))})
     assert get_index().count(get_encoder().space) == 1
@@ -190,11 +190,8 @@ def test_deleting_a_product_takes_it_out_of_the_index(api):
 
     assert get_index().count(get_encoder().space) == 0
     assert api.get("/api/v1/products/sku-1").status_code == 404
-    assert stored_files_of_images() == []
-
-
-def stored_files_of_images() -> list:
-    return list(ProductImage.objects.values_list("file", flat=True))
+    assert ProductImage.objects.count() == 0
+    assert stored_files(settings) == []
 
 
 # --- Bulk upsert -------------------------------------------------------------------------

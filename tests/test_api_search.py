@@ -272,7 +272,7 @@ def test_the_interactive_docs_work_offline(db):
     for asset in assets:
         response = Client().get(asset)
         assert response.status_code == 200, asset
-        b"".join(response.streaming_content) if response.streaming else response.content
+        assert b"".join(response.streaming_content) if response.streaming else response.content, asset
 
 
 def test_bodies_over_two_megabytes_are_taken_where_the_api_expects_them(search_api, api, db):

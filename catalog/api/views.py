@@ -1,11 +1,10 @@
-"""The integration API's endpoints (v1). Views validate and shape; services write.
+"""The integration API's catalog endpoints (v1): products, images, health. Views validate
+and shape; services write. Search is in ``search_views``.
 
 Products are addressed by the shop's ``external_id``; images by Vitrine's id.
 """
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -21,15 +20,12 @@ from rest_framework.views import APIView
 
 from catalog import selectors, services
 from catalog.api import serializers as s
-from catalog.api.auth import SEARCH
 from catalog.api.errors import ApiError
-from catalog.api.parsers import StrictJSONParser, json_loads_strict
+from catalog.api.parsers import StrictJSONParser
 from catalog.api.schema import errors, examples
 from catalog.fetch import url_fetch
-from catalog.intake import image_decode_rgb
 from catalog.models import Product, ProductImage
 from embeddings import sync
-from embeddings.search import FacetFilters, SearchError, SearchPage, SearchQuery, catalog_search
 
 MAX_STATUS_IDS = 1000
 EXTERNAL_ID_PARAMETER = OpenApiParameter(
@@ -55,7 +51,7 @@ def _external_id_check(external_id: str) -> None:
         raise ApiError(400, "bad_external_id", problem)
 
 
-def _product_get(external_id: str) -> Product:
+def product_get(external_id: str) -> Product:
     _external_id_check(external_id)
     product = selectors.product_get_by_external_id(external_id)
     if product is None:
@@ -100,7 +96,7 @@ class ProductListView(APIView):
     @extend_schema(
         operation_id="products_list",
         summary="List products",
-        description="Newest first. Filter by category, brand, active state, or change time.",
+        description="Most recently changed first. Filter by category, brand, active state, or change time.",
         parameters=[s.ProductListQuerySerializer],
         responses={200: s.ProductListSerializer, **errors(400, 401, 403, 429)},
         tags=["products"],
@@ -141,7 +137,7 @@ class ProductView(APIView):
         tags=["products"],
     )
     def get(self, request: Request, external_id: str) -> Response:
-        return Response(_product_detail(request, _product_get(external_id)))
+        return Response(_product_detail(request, product_get(external_id)))
 
     @extend_schema(
         operation_id="products_put",
@@ -175,7 +171,7 @@ class ProductView(APIView):
         tags=["products"],
     )
     def patch(self, request: Request, external_id: str) -> Response:
-        product = _product_get(external_id)
+        product = product_get(external_id)
         serializer = s.ProductPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
@@ -199,7 +195,7 @@ class ProductView(APIView):
         tags=["products"],
     )
     def delete(self, request: Request, external_id: str) -> Response:
-        product = _product_get(external_id)
+        product = product_get(external_id)
         with transaction.atomic():
             image_ids = services.product_delete(product=product)
             sync.images_removed(image_ids)
@@ -308,7 +304,7 @@ class ProductImagesView(APIView):
         tags=["images"],
     )
     def get(self, request: Request, external_id: str) -> Response:
-        product = _product_get(external_id)
+        product = product_get(external_id)
         images = product.images.select_related("product")
         return Response(s.ImageSerializer(images, many=True, context={"request": request}).data)
 
@@ -327,13 +323,13 @@ class ProductImagesView(APIView):
         tags=["images"],
     )
     def post(self, request: Request, external_id: str) -> Response:
-        product = _product_get(external_id)
+        product = product_get(external_id)
         source_url = ""
         if isinstance(request.data, QueryDict):
             upload = request.FILES.get("file")
             if upload is None:
                 raise ApiError(400, "missing_file", "Send the image as a multipart field named 'file'.")
-            content = _upload_content(upload)
+            content = upload_content(upload)
         else:
             body = s.ImageUrlSerializer(data=request.data)
             body.is_valid(raise_exception=True)
@@ -408,7 +404,7 @@ class ImageStatusView(APIView):
             found = {image.pk for image in images}
             missing = [i for i in dict.fromkeys(ids) if i not in found]
         else:
-            images = list(_product_get(params["product"]).images.select_related("product"))
+            images = list(product_get(params["product"]).images.select_related("product"))
         return Response(
             {
                 "images": [
@@ -418,113 +414,6 @@ class ImageStatusView(APIView):
                 "missing": missing,
             }
         )
-
-
-# --- Search ------------------------------------------------------------------------------
-
-
-class SearchView(APIView):
-    scopes = {"POST": SEARCH}
-
-    @extend_schema(
-        operation_id="search",
-        summary="Search products",
-        description="By words (any language), a photo (multipart `image`, `image_base64` or `image_url`), "
-        "words and a photo together, or products the shopper likes (`like`, and `unlike` to move away). "
-        "Filters narrow the results; `facets` asks for counts per value. With `cutoff` on (the default) "
-        "only relevant products are returned and counted; `total` says how many.",
-        request={"application/json": s.SearchRequestSerializer, "multipart/form-data": s.SearchMultipartSerializer},
-        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 413, 415, 422, 429, 503)},
-        examples=[
-            examples.SEARCH_TEXT,
-            examples.SEARCH_FILTERED,
-            examples.SEARCH_LIKE,
-            examples.SEARCH_IMAGE_URL,
-            examples.SEARCH_RESPONSE,
-        ],
-        tags=["search"],
-    )
-    def post(self, request: Request) -> Response:
-        data = request.data
-        image = None
-        if isinstance(data, QueryDict):
-            data, upload = _multipart_search_body(data, request.FILES)
-            if upload is not None:
-                image = _upload_content(upload)
-        elif not isinstance(data, dict):
-            raise ApiError(400, "invalid", "The body must be a JSON object.")
-        serializer = s.SearchRequestSerializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        params = serializer.validated_data
-        sources = [name for name in ("image_base64", "image_url") if name in params] + (["image"] if image else [])
-        if len(sources) > 1:
-            raise ApiError(422, "too_many_images", f"Send one photo, not {' and '.join(sources)}.")
-        if "image_base64" in params:
-            image = params["image_base64"]
-        elif "image_url" in params:
-            image = url_fetch(params["image_url"]).content
-        text = params.get("text", "").strip()
-        like = _product_ids(params.get("like", []), "like")
-        unlike = _product_ids(params.get("unlike", []), "unlike")
-        if not (text or image is not None or like):
-            raise ApiError(422, "missing_query", "Give text, a photo (image, image_base64 or image_url) or like.")
-        if set(like) & set(unlike):
-            raise ApiError(422, "bad_refinement", "A product cannot be in both like and unlike.")
-        filters = params.get("filters", {})
-        price_min, price_max = filters.get("price_min"), filters.get("price_max")
-        if price_min is not None and price_max is not None and price_min > price_max:
-            raise ApiError(422, "bad_price_range", "filters.price_min is above filters.price_max.")
-        facets = params.get("facets", [])
-        active = filters.get("active", True)
-        query = SearchQuery(
-            text=text,
-            image=image_decode_rgb(content=image) if image is not None else None,
-            positive_ids=tuple(like),
-            negative_ids=tuple(unlike),
-            filters=FacetFilters(
-                categories=tuple(filters.get("category", ())),
-                brands=tuple(filters.get("brand", ())),
-                price_min=price_min,
-                price_max=price_max,
-                attributes=tuple((key, tuple(values)) for key, values in filters.get("tags", {}).items()),
-            ),
-            include_inactive=active is not True,
-            active=active,
-            facet_attributes=tuple(name.removeprefix("tags.") for name in facets if name.startswith("tags.")),
-            relevant_only=params["cutoff"],
-            sort=params["sort"],
-            limit=params["limit"],
-            offset=params["offset"],
-        )
-        return Response(_search_response(request, _search(query), facets))
-
-
-class ProductSimilarView(APIView):
-    scopes = {"GET": SEARCH}
-
-    @extend_schema(
-        operation_id="products_similar",
-        summary="Products similar to one",
-        description="For “customers also viewed” widgets: the products whose photos look most like this "
-        "product's, the product itself left out. 422 while it has no indexed photo.",
-        parameters=[EXTERNAL_ID_PARAMETER, s.SimilarQuerySerializer],
-        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 404, 422, 429, 503)},
-        tags=["search"],
-    )
-    def get(self, request: Request, external_id: str) -> Response:
-        product = _product_get(external_id)
-        query = s.SimilarQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
-        page = _search(
-            SearchQuery(
-                like_product_id=product.pk,
-                relevant_only=params["cutoff"],
-                limit=params["limit"],
-                offset=params["offset"],
-            )
-        )
-        return Response(_search_response(request, page, []))
 
 
 class HealthView(APIView):
@@ -545,28 +434,7 @@ class HealthView(APIView):
         return Response({state: counts.get(state, 0) for state in ProductImage.State.values})
 
 
-def _search(query: SearchQuery) -> SearchPage:
-    try:
-        return catalog_search(query)
-    except SearchError as exc:
-        raise ApiError(422, exc.code, exc.message) from None
-
-
-def _product_ids(external_ids: list[str], field: str) -> list[int]:
-    external_ids = list(dict.fromkeys(external_ids))
-    found = dict(Product.objects.filter(external_id__in=external_ids).values_list("external_id", "pk"))
-    unknown = [e for e in external_ids if e not in found]
-    if unknown:
-        raise ApiError(
-            422,
-            "unknown_product",
-            f"{field}: no product with external_id {', '.join(repr(e) for e in unknown[:5])}.",
-            {field: [f"Unknown external_id {e!r}." for e in unknown]},
-        )
-    return [found[e] for e in external_ids]
-
-
-def _upload_content(upload) -> bytes:
+def upload_content(upload) -> bytes:
     """The uploaded file's bytes; an oversized one is refused before it is read into memory."""
     if upload.size > settings.VITRINE_MAX_IMAGE_BYTES:
         raise ApiError(
@@ -576,67 +444,3 @@ def _upload_content(upload) -> bytes:
             f"{settings.VITRINE_MAX_IMAGE_BYTES / 1048576:.1f} MB (VITRINE_MAX_IMAGE_BYTES).",
         )
     return upload.read()
-
-
-def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
-    body: dict = {}
-    for name in ("text", "image_url", "limit", "offset", "cutoff", "sort"):
-        if name in data:
-            body[name] = data[name]
-    for name in ("like", "unlike", "facets"):
-        if name in data:
-            body[name] = data.getlist(name)
-    if "filters" in data:
-        try:
-            body["filters"] = json_loads_strict(data["filters"])
-        except ValueError:
-            raise ApiError(400, "invalid", "filters must be a JSON object.", {"filters": ["Not JSON."]}) from None
-    return body, files.get("image")
-
-
-def _search_response(request: Request, page: SearchPage, facets: list[str]) -> dict:
-    wanted = {"category" if n == "category" else "brand" if n == "brand" else f"attr.{n[5:]}": n for n in facets}
-    body = {
-        "results": [
-            {
-                "id": hit.product.pk,
-                "external_id": hit.product.external_id,
-                "title": hit.product.title,
-                "price": _money(hit.product.price),
-                "currency": hit.product.currency,
-                "url": hit.product.url,
-                "category": hit.product.category,
-                "brand": hit.product.brand,
-                "thumbnail_url": s.thumbnail_url(request, hit.image.sha256),
-                "image_id": hit.image.pk,
-                "score": round(hit.score, 6),
-            }
-            for hit in page.hits
-        ],
-        "total": page.total,
-        "total_is_lower_bound": page.total_is_capped,
-        "loosely_related": page.loosely_related,
-        "facets": {
-            wanted[facet.name]: [{"value": v.value, "count": v.count, "selected": v.selected} for v in facet.values]
-            for facet in page.facets
-            if facet.name in wanted
-        },
-        "query_kind": page.kind,
-        "embedding_space": page.embedding_space,
-        "cutoff": page.cutoff,
-        "limit": page.limit,
-        "offset": page.offset,
-        "took_ms": round(page.took_ms, 1),
-    }
-    for name in facets:  # asked-for facets with no values still appear, empty
-        if name not in ("price",):
-            body["facets"].setdefault(name, [])
-    if "price" in facets:
-        body["price_buckets"] = [
-            {"min": _money(b.low), "max": _money(b.high), "count": b.count} for b in page.price_buckets
-        ]
-    return body
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
