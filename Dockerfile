@@ -18,6 +18,8 @@ COPY pyproject.toml README.md ./
 COPY searchsite ./searchsite
 COPY catalog ./catalog
 COPY embeddings ./embeddings
+COPY storefront ./storefront
+COPY api ./api
 RUN pip install .
 
 COPY manage.py ./

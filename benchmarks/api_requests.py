@@ -100,8 +100,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import transaction
 
+    from api.keys import api_key_create
     from catalog import services
-    from catalog.api_keys import api_key_create
     from catalog.demo import demo_products
     from catalog.models import Product
     from embeddings.index import reset_index

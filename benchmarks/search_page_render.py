@@ -1,20 +1,19 @@
-"""How long the shoppers' search page takes, against the bare search service call.
+"""How long the shoppers' search page takes, against a bare encode + index query.
 
     .venv/bin/python benchmarks/search_page_render.py [--products 600] [--rounds 3] [--queries 60]
 
 Builds the demo shop in a temporary folder (embedded mode, the demo model), then times
 60 of the demo's judged text queries (English and Chinese, every group), each one in
-every round, in four ways in the same process:
+every round, in three ways in the same process:
 
 1. bare vector search: encode the text, ask the index for the nearest 24 products;
-2. ``product_search``: the bare search service (1 + hydrating the products);
-3. ``catalog_search``: the shoppers' service (nearest ``VITRINE_SEARCH_CANDIDATES``
+2. ``catalog_search``: the search engine (nearest ``VITRINE_SEARCH_CANDIDATES``
    products, relevance cutoff, filters, facet counts, sort, one page);
-4. the whole page: ``GET /?q=…`` through Django (middleware, form, service, templates).
+3. the whole page: ``GET /?q=…`` through Django (middleware, form, engine, templates).
 
 The text-vector cache is cleared before every call, so each one encodes its query; the
 page is also timed warm (the vector cached, as when a shopper pages or filters).
-Prints median and p95 in milliseconds and the ratios against the bare service call.
+Prints median and p95 in milliseconds and the ratios against the bare vector search.
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ def main() -> None:
 
     from embeddings.index import IndexFilters, get_index
     from embeddings.model import get_encoder
-    from embeddings.search import SearchQuery, catalog_search, product_search
+    from embeddings.search import SearchQuery, catalog_search
 
     call_command("migrate", verbosity=0)
     print(f"Building a demo shop of {args.products} products in {workdir} …", flush=True)
@@ -76,9 +75,6 @@ def main() -> None:
         vector = encoder.texts_encode([text])[0]
         index.query(encoder.space, vector, filters=IndexFilters(), limit=24, offset=0)
 
-    def bare_service(text: str) -> None:
-        product_search(text=text, limit=24)
-
     def shopper_service(text: str) -> None:
         catalog_search(SearchQuery(text=text, limit=24))
 
@@ -88,7 +84,6 @@ def main() -> None:
 
     ways = [
         ("bare vector search (encode + index)", bare_vector_search, True),
-        ("product_search (bare service)", bare_service, True),
         ("catalog_search (cutoff, facets, sort)", shopper_service, True),
         ("search page GET /?q= (cold vector)", page, True),
         ("search page GET /?q= (vector cached)", page, False),
@@ -105,9 +100,9 @@ def main() -> None:
                 run(text)
                 timings[name].append((time.perf_counter() - started) * 1000)
 
-    base = statistics.median(timings["product_search (bare service)"])
+    base = statistics.median(timings["bare vector search (encode + index)"])
     print(f"\n{len(queries)} queries × {args.rounds} rounds, {args.products} products, model {encoder.space.id}")
-    print(f"{'':40} {'median ms':>10} {'p95 ms':>8} {'× bare service':>15}")
+    print(f"{'':40} {'median ms':>10} {'p95 ms':>8} {'× bare':>15}")
     for name, values in timings.items():
         median = statistics.median(values)
         print(f"{name:40} {median:10.1f} {percentile(values, 0.95):8.1f} {median / base:15.2f}")

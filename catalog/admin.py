@@ -1,7 +1,9 @@
-"""Django admin for merchandisers (minimal): products with their images inline.
+"""The catalog's admin for merchandisers: products with their images inline, images,
+feed imports (the bulk upload page is in ``bulk_views``).
 
-Images added here go through the same intake and indexing as the API; deletions take
-the vectors with them.
+Every write goes through the catalog's services, as the API's do: the same validation, and
+the index told by the services' signals (images added here are embedded, deletions take
+their vectors with them).
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from catalog import services
+from catalog import services, signals
 from catalog import tasks as catalog_tasks
-from catalog.feeds import FORMATS
+from catalog.feeds.formats import FORMATS
 from catalog.intake import ImageRejected, image_accept
-from catalog.models import FeedImport, Product, ProductImage, TagFacet, TagSuggestion, TagValue
-from embeddings import sync
+from catalog.models import FeedImport, Product, ProductImage
 
 
 class ProductImageInlineForm(forms.ModelForm):
@@ -67,69 +68,64 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["title", "external_id", "brand"]
     inlines = [ProductImageInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["reembed_images", "suggest_tags"]
+    actions = ["reembed_images"]
 
     @admin.display(description="Images")
     def image_count(self, product: Product) -> int:
         return product.images.count()
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        payload_fields = set(services.SEARCHABLE_FIELDS) & set(form.changed_data)
-        if change and payload_fields:
-            sync.product_changed(
-                services.ProductUpsertResult(product=obj, is_created=False, changed_fields=tuple(payload_fields))
-            )
+        """Through the services (validation, and the index told), not ``obj.save()``."""
+        fields = {name: form.cleaned_data[name] for name in services.PRODUCT_FIELDS if name in form.cleaned_data}
+        if change:
+            changed = {name: value for name, value in fields.items() if name in form.changed_data}
+            if "external_id" in form.changed_data:
+                changed["external_id"] = form.cleaned_data["external_id"]
+            stored = Product.objects.get(pk=obj.pk)
+            saved = services.product_update(product=stored, **changed).product
+        else:
+            saved = services.product_upsert(external_id=form.cleaned_data["external_id"], **fields).product
+        # The admin goes on with ``obj`` (inlines, history, messages): make it the saved row.
+        for field in Product._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding, obj._state.db = False, saved._state.db
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not ProductImage:
             return super().save_formset(request, form, formset, change)
-        new_ids, removed_ids = [], []
         # What the admin's change message (history) reads.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        for inline_form in formset.forms:
-            if not inline_form.has_changed() or not hasattr(inline_form, "cleaned_data"):
-                continue
-            if inline_form.cleaned_data.get("DELETE") and inline_form.instance.pk:
-                formset.deleted_objects.append(inline_form.instance)
-                removed_ids.append(services.image_delete(image=inline_form.instance))
-            elif not inline_form.instance.pk and hasattr(inline_form, "accepted_content"):
-                result = services.image_create(
-                    product=form.instance,
-                    content=inline_form.accepted_content,
-                    position=inline_form.cleaned_data.get("position"),
-                )
-                if result.needs_indexing:
-                    new_ids.append(result.image.pk)
-                if result.is_created:
-                    formset.new_objects.append(result.image)
-            elif inline_form.instance.pk and "position" in inline_form.changed_data:
-                inline_form.instance.save(update_fields=["position", "updated_at"])
-                formset.changed_objects.append((inline_form.instance, ["position"]))
-        sync.images_enqueue(new_ids)
-        sync.images_removed(removed_ids)
+        # The new photos are queued together (one batch), once the page's transaction commits.
+        with signals.deferred():
+            for inline_form in formset.forms:
+                if not inline_form.has_changed() or not hasattr(inline_form, "cleaned_data"):
+                    continue
+                if inline_form.cleaned_data.get("DELETE") and inline_form.instance.pk:
+                    formset.deleted_objects.append(inline_form.instance)
+                    services.image_delete(image=inline_form.instance)
+                elif not inline_form.instance.pk and hasattr(inline_form, "accepted_content"):
+                    result = services.image_create(
+                        product=form.instance,
+                        content=inline_form.accepted_content,
+                        position=inline_form.cleaned_data.get("position"),
+                    )
+                    if result.is_created:
+                        formset.new_objects.append(result.image)
+                elif inline_form.instance.pk and "position" in inline_form.changed_data:
+                    inline_form.instance.save(update_fields=["position", "updated_at"])
+                    formset.changed_objects.append((inline_form.instance, ["position"]))
 
     def delete_model(self, request, obj):
-        sync.images_removed(services.product_delete(product=obj))
+        services.product_delete(product=obj)
 
     def delete_queryset(self, request, queryset):
         for product in queryset:
             self.delete_model(request, product)
 
-    @admin.action(description="Suggest tags for the selected products (zero-shot, from the taxonomy)")
-    def suggest_tags(self, request, queryset):
-        from embeddings.tagging import tags_suggest
-
-        report = tags_suggest(list(queryset.values_list("pk", flat=True)))
-        self.message_user(
-            request,
-            f"{report.suggested} tags suggested for {report.products} products; review them under Tag suggestions.",
-        )
-
     @admin.action(description="Re-embed the images of the selected products")
     def reembed_images(self, request, queryset):
         image_ids = list(ProductImage.objects.filter(product__in=queryset).values_list("pk", flat=True))
-        sync.images_requeue(image_ids)
+        services.images_reembed(image_ids=image_ids)
         self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
 
 
@@ -193,14 +189,14 @@ class ProductImageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Keep: not a duplicate (clear the flag)")
     def keep_duplicates(self, request, queryset):
-        count = queryset.update(duplicate_of=None, duplicate_score=None, duplicate_kept=True)
+        count = services.images_duplicate_keep(image_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} images kept; they will not be flagged again.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False  # images are added on their product's page, through intake
 
     def delete_model(self, request, obj):
-        sync.images_removed([services.image_delete(image=obj)])
+        services.image_delete(image=obj)
 
     def delete_queryset(self, request, queryset):
         for image in queryset:
@@ -209,7 +205,7 @@ class ProductImageAdmin(admin.ModelAdmin):
     @admin.action(description="Re-embed the selected images")
     def reembed(self, request, queryset):
         image_ids = list(queryset.values_list("pk", flat=True))
-        sync.images_requeue(image_ids)
+        services.images_reembed(image_ids=image_ids)
         self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
 
 
@@ -306,71 +302,3 @@ class FeedImportAdmin(admin.ModelAdmin):
         response = HttpResponse(job.report, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="feed-{job.pk}-report.csv"'
         return response
-
-
-class TagValueInline(admin.TabularInline):
-    model = TagValue
-    extra = 3
-
-
-@admin.register(TagFacet)
-class TagFacetAdmin(admin.ModelAdmin):
-    """The taxonomy the model tags products with."""
-
-    list_display = ["name", "name_zh", "prompt", "value_count"]
-    inlines = [TagValueInline]
-
-    @admin.display(description="Values")
-    def value_count(self, facet: TagFacet) -> int:
-        return facet.values.count()
-
-
-@admin.register(TagSuggestion)
-class TagSuggestionAdmin(admin.ModelAdmin):
-    """Review the model's tag suggestions: accept (into the product's attributes) or reject."""
-
-    list_display = ["photo", "product", "facet", "suggested_value", "confidence", "state", "current_value"]
-    list_filter = ["state", "value__facet"]
-    search_fields = ["product__title", "product__external_id", "value__value"]
-    list_select_related = ["product", "value__facet"]
-    actions = ["accept", "reject"]
-    readonly_fields = ["product", "value", "confidence", "state", "created_at", "decided_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # suggestions come from the model (`suggest_tags`, or the products' action)
-
-    @admin.display(description="Photo")
-    def photo(self, suggestion: TagSuggestion) -> str:
-        image = suggestion.product.images.first()
-        if image is None:
-            return ""
-        return format_html('<img src="{}" alt="" style="max-height:48px;max-width:72px">', image.thumbnail_url)
-
-    @admin.display(description="Facet", ordering="value__facet__name")
-    def facet(self, suggestion: TagSuggestion) -> str:
-        return suggestion.value.facet.name
-
-    @admin.display(description="Suggested", ordering="value__value")
-    def suggested_value(self, suggestion: TagSuggestion) -> str:
-        return suggestion.value.value
-
-    @admin.display(description="Product has")
-    def current_value(self, suggestion: TagSuggestion) -> str:
-        return str((suggestion.product.attributes or {}).get(suggestion.value.facet.name, ""))
-
-    @admin.action(description="Accept the selected suggestions (write them into the products)")
-    def accept(self, request, queryset):
-        from embeddings.tagging import tags_decide
-
-        count = tags_decide(queryset, accept=True)
-        self.message_user(request, f"{count} tags accepted.", messages.SUCCESS)
-
-    @admin.action(description="Reject the selected suggestions")
-    def reject(self, request, queryset):
-        from embeddings.tagging import tags_decide
-
-        count = tags_decide(queryset, accept=False)
-        self.message_user(request, f"{count} suggestions rejected.", messages.SUCCESS)
-
-
-from catalog import admin_api_keys  # noqa: E402,F401  (registers ApiKeyAdmin)

@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.db import transaction
 
-from catalog import services
+from catalog import services, signals
 from catalog.intake import ImageRejected
 from catalog.models import BulkUpload, BulkUploadItem, Product, ProductImage
 
@@ -68,20 +68,14 @@ def bulk_add(upload: BulkUpload, *, name: str, content: bytes | None = None, fil
         else:
             files = [_File(name, source.read())]
     items = []
-    added: list[int] = []
-    for file in files:
-        item = _add_one(upload, file)
-        items.append(item)
-        if item.image_id and item.image.state == ProductImage.State.PENDING:
-            added.append(item.image_id)
-    if added:
-        from embeddings import sync
-
-        sync.images_enqueue(sorted(set(added)))
-        # In the embedded mode they are indexed by now: report their current state.
-        for item in items:
-            if item.image_id:
-                item.image.refresh_from_db(fields=["state", "error", "embedding_space"])
+    # The images of a zip are queued together, in full batches, once all are in.
+    with signals.deferred():
+        for file in files:
+            items.append(_add_one(upload, file))
+    # In the embedded mode they are indexed by now: report their current state.
+    for item in items:
+        if item.image_id:
+            item.image.refresh_from_db(fields=["state", "error", "embedding_space"])
     return items
 
 
@@ -180,18 +174,14 @@ def bulk_item_retry(item: BulkUploadItem) -> bool:
     """Queue a failed image again (a file refused at intake must be uploaded again)."""
     if item.image is None or item.image.state != ProductImage.State.FAILED:
         return False
-    from embeddings import sync
-
-    sync.images_requeue([item.image_id])
+    services.images_reembed(image_ids=[item.image_id])
     return True
 
 
 def bulk_item_remove(item: BulkUploadItem) -> None:
     """Forget the item; a failed image this upload added goes too (an indexed one, or one
     the product had before, stays in the catalog)."""
-    from embeddings import sync
-
     with transaction.atomic():
         if item.created_image and item.image is not None and item.image.state == ProductImage.State.FAILED:
-            sync.images_removed([services.image_delete(image=item.image)])
+            services.image_delete(image=item.image)
         item.delete()

@@ -302,18 +302,3 @@ def _draw_silhouette(draw: ImageDraw.ImageDraw, kind: str, size: int) -> None:
         draw.polygon(box(66, 74, 74, 74, 82, 90, 76, 90), fill=255)
     else:
         raise ValueError(f"Unknown kind {kind!r}")
-
-
-def demo_taxonomy_create() -> None:
-    """The demo shop's tag taxonomy (colour, pattern, kind, with Chinese names), for the
-    admin's zero-shot tag suggestions."""
-    from catalog.models import TagFacet, TagValue
-
-    for name, name_zh, values in (
-        ("colour", "颜色", [(key, zh) for key, (_, zh, _) in COLOURS.items()]),
-        ("pattern", "图案", [(key, zh) for key, (_, zh) in PATTERNS.items()]),
-        ("kind", "种类", [(key, zh) for key, (_, zh, _, _) in KINDS.items()]),
-    ):
-        facet, _ = TagFacet.objects.get_or_create(name=name, defaults={"name_zh": name_zh})
-        for value, value_zh in values:
-            TagValue.objects.get_or_create(facet=facet, value=value, defaults={"value_zh": value_zh})

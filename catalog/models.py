@@ -6,11 +6,13 @@ from pathlib import Path
 from django.db import models
 from django.urls import reverse
 
+from catalog.validators import attributes_validate, external_id_validate
+
 
 class Product(models.Model):
     """A product of the shop. ``external_id`` is the shop's own key and the upsert key."""
 
-    external_id = models.CharField(max_length=255, unique=True)
+    external_id = models.CharField(max_length=255, unique=True, validators=[external_id_validate])
     title = models.CharField(max_length=500)
     description = models.TextField(blank=True)
     brand = models.CharField(max_length=200, blank=True, db_index=True)
@@ -18,7 +20,12 @@ class Product(models.Model):
     price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True, help_text="ISO 4217 code, e.g. EUR")
     url = models.URLField(max_length=2000, blank=True, help_text="The product's page in the shop")
-    attributes = models.JSONField(default=dict, blank=True)
+    attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[attributes_validate],
+        help_text='Facts to filter and facet on, e.g. {"colour": "red", "tags": ["gift"]}',
+    )
     is_active = models.BooleanField(default=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -132,6 +139,8 @@ class FeedImport(models.Model):
     report = models.TextField(blank=True, help_text="The rows that failed, as CSV")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when a worker claims the import and as it goes: a stale one lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -192,94 +201,3 @@ class BulkUploadItem(models.Model):
     @property
     def reason(self) -> str:
         return self.error or (self.image.error if self.image else "")
-
-
-class TagFacet(models.Model):
-    """A facet of the zero-shot tag taxonomy (colour, pattern, material…)."""
-
-    name = models.SlugField(max_length=50, unique=True, help_text="The product attribute it fills, e.g. colour")
-    name_zh = models.CharField(max_length=50, blank=True)
-    prompt = models.CharField(
-        max_length=200, default="{value}", help_text="How a value is described to the model; {value} is replaced"
-    )
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class TagValue(models.Model):
-    facet = models.ForeignKey(TagFacet, on_delete=models.CASCADE, related_name="values")
-    value = models.CharField(max_length=100)
-    value_zh = models.CharField(max_length=100, blank=True, help_text="Also described in Chinese when given")
-
-    class Meta:
-        ordering = ["facet", "value"]
-        constraints = [models.UniqueConstraint(fields=["facet", "value"], name="unique_tag_value")]
-
-    def __str__(self) -> str:
-        return f"{self.facet.name}: {self.value}"
-
-
-class TagSuggestion(models.Model):
-    """The model's guess of a product's value for a facet, waiting for a person."""
-
-    class State(models.TextChoices):
-        SUGGESTED = "suggested", "Suggested"
-        ACCEPTED = "accepted", "Accepted"
-        REJECTED = "rejected", "Rejected"
-
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="tag_suggestions")
-    value = models.ForeignKey(TagValue, on_delete=models.CASCADE, related_name="suggestions")
-    confidence = models.FloatField(help_text="The value's probability among the facet's values")
-    state = models.CharField(max_length=10, choices=State.choices, default=State.SUGGESTED, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-confidence", "id"]
-        constraints = [models.UniqueConstraint(fields=["product", "value"], name="unique_tag_suggestion")]
-
-    def __str__(self) -> str:
-        return f"{self.product.external_id}: {self.value} ({self.confidence:.2f}, {self.state})"
-
-
-class ApiKey(models.Model):
-    """A key for the integration API. Only its SHA-256 is stored; the key itself is shown
-    once, when it is made. ``prefix`` (its first characters) names it in lists and logs."""
-
-    SCOPE_SEARCH = "search"
-    SCOPE_CATALOG_WRITE = "catalog:write"
-    SCOPES = (
-        (SCOPE_SEARCH, "search: search and read products and images"),
-        (SCOPE_CATALOG_WRITE, "catalog:write: create, change and delete products and images"),
-    )
-
-    name = models.CharField(max_length=200, help_text="Who or what uses it, e.g. “shop backend (production)”")
-    prefix = models.CharField(max_length=16, unique=True, editable=False)
-    secret_hash = models.CharField(max_length=64, editable=False)
-    scopes = models.JSONField(default=list)
-    rate = models.CharField(
-        max_length=32,
-        blank=True,
-        help_text="Requests allowed, e.g. 1200/minute; empty: VITRINE_API_RATE",
-    )
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires")
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_by = models.ForeignKey(
-        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = "API key"
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in (self.scopes or [])

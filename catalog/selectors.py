@@ -1,29 +1,38 @@
-"""Reads from the catalog for pages and the API."""
+"""Reads from the catalog, for the faces (pages, admin, API) and the index's housekeeping."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Q, QuerySet
 
 from catalog.models import Product, ProductImage
 
 
-def category_choices() -> list[str]:
-    return _distinct_values("category")
+def product_get_by_external_id(external_id: str) -> Product | None:
+    return Product.objects.filter(external_id=external_id).first()
 
 
-def brand_choices() -> list[str]:
-    return _distinct_values("brand")
-
-
-def _distinct_values(field_name: str) -> list[str]:
-    values = (
-        Product.objects.filter(is_active=True)
-        .exclude(**{field_name: ""})
-        .order_by(field_name)
-        .values_list(field_name, flat=True)
-        .distinct()
-    )
-    return list(values)
+def product_list(
+    *,
+    category: str | None = None,
+    brand: str | None = None,
+    is_active: bool | None = None,
+    updated_since: datetime | None = None,
+) -> QuerySet[Product]:
+    """Products, most recently changed first, narrowed by whatever is given."""
+    products = Product.objects.order_by("-updated_at", "-id")
+    if category is not None:
+        products = products.filter(category=category)
+    if brand is not None:
+        products = products.filter(brand=brand)
+    if is_active is not None:
+        products = products.filter(is_active=is_active)
+    if updated_since is not None:
+        products = products.filter(updated_at__gte=updated_since)
+    return products
 
 
 def image_state_counts() -> dict[str, int]:
@@ -31,8 +40,33 @@ def image_state_counts() -> dict[str, int]:
     return {state: counts.get(state, 0) for state in ProductImage.State.values}
 
 
-def product_get_by_external_id(external_id: str) -> Product | None:
-    return Product.objects.filter(external_id=external_id).first()
+def image_counts(images: Iterable[ProductImage]) -> dict[str, int]:
+    """How many of these images are in each state (every state listed)."""
+    counts = {state: 0 for state in ProductImage.State.values}
+    for image in images:
+        counts[image.state] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class ImagesStatus:
+    images: list[ProductImage]
+    summary: dict[str, int]
+    missing: list[int]  # asked-for ids with no image
+
+
+def images_status(*, image_ids: list[int] | None = None, product: Product | None = None) -> ImagesStatus:
+    """The indexing state of the images asked for by id (in id order; unknown ids listed as
+    missing) or of one product's images."""
+    if (image_ids is None) == (product is None):
+        raise ValueError("Give image_ids or product.")
+    if product is not None:
+        images = list(product.images.select_related("product"))
+        return ImagesStatus(images=images, summary=image_counts(images), missing=[])
+    images = list(ProductImage.objects.filter(pk__in=image_ids).select_related("product").order_by("pk"))
+    found = {image.pk for image in images}
+    missing = [image_id for image_id in dict.fromkeys(image_ids) if image_id not in found]
+    return ImagesStatus(images=images, summary=image_counts(images), missing=missing)
 
 
 def images_needing_embedding(space_id: str) -> list[int]:

@@ -1,7 +1,8 @@
 """Writes to the catalog. Keyword-only, typed; validation happens before anything is written.
 
-These functions know nothing of the vector index (the dependency rule): callers that
-change what is searchable tell ``embeddings.sync`` afterwards.
+Every write that changes what can be searched sends its signal (``catalog.signals``) once
+its rows are written, so the index is told by the catalog itself. The API, the admin, the
+feeds and the commands all write through these functions, so they validate the same way.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from catalog import signals
 from catalog.intake import image_accept
 from catalog.models import Product, ProductImage
+from catalog.validators import external_id_problem
 
 logger = logging.getLogger(__name__)
 
 PRODUCT_FIELDS = ("title", "description", "brand", "category", "price", "currency", "url", "attributes", "is_active")
-# The product fields copied into every image's point, so the index can filter on them.
-SEARCHABLE_FIELDS = ("category", "brand", "price", "is_active", "attributes")
 
 
 @dataclass(frozen=True)
@@ -33,21 +35,26 @@ class ProductUpsertResult:
     changed_fields: tuple[str, ...]
 
     @property
-    def is_index_payload_changed(self) -> bool:
-        return not self.is_created and any(f in SEARCHABLE_FIELDS for f in self.changed_fields)
+    def status(self) -> str:
+        if self.is_created:
+            return "created"
+        return "updated" if self.changed_fields else "unchanged"
+
+
+@dataclass(frozen=True)
+class ProductWriteError:
+    """Why one product of a bulk write was not written (the others were)."""
+
+    external_id: str
+    code: str
+    message: str
+    fields: dict | None = None
 
 
 def product_upsert(*, external_id: str, title: str, **fields: Any) -> ProductUpsertResult:
-    """Create or update the product with this ``external_id``; unchanged input writes nothing."""
-    unknown = set(fields) - set(PRODUCT_FIELDS)
-    if unknown:
-        raise ValidationError({name: "Unknown product field." for name in sorted(unknown)})
-    values = {"title": title, **fields}
-    if "price" in values and values["price"] is not None:
-        values["price"] = _decimal(values["price"])
-    if "currency" in values and values["currency"]:
-        values["currency"] = str(values["currency"]).upper()
-
+    """Create or update the product with this ``external_id``; unchanged input writes nothing.
+    Fields left out keep their stored values (or take their defaults on a new product)."""
+    values = _product_values({"title": title, **fields})
     with transaction.atomic():
         product = Product.objects.select_for_update().filter(external_id=external_id).first()
         if product is None:
@@ -63,13 +70,92 @@ def product_upsert(*, external_id: str, title: str, **fields: Any) -> ProductUps
                 product = Product.objects.select_for_update().get(external_id=external_id)
             else:
                 return ProductUpsertResult(product=product, is_created=True, changed_fields=tuple(values))
-        changed = tuple(name for name, value in values.items() if getattr(product, name) != value)
-        if not changed:
-            return ProductUpsertResult(product=product, is_created=False, changed_fields=())
-        for name in changed:
-            setattr(product, name, values[name])
-        product.full_clean(validate_unique=False)
-        product.save(update_fields=[*changed, "updated_at"])
+        return _product_write(product, values)
+
+
+def product_update(*, product: Product, attributes_merge: bool = False, **fields: Any) -> ProductUpsertResult:
+    """Change only the given fields of a product (``external_id`` among them).
+
+    With ``attributes_merge``, ``attributes`` is merged key by key into the stored ones and a
+    key given as None is removed (the API's PATCH)."""
+    values = _product_values(fields, allowed=("external_id", *PRODUCT_FIELDS))
+    with transaction.atomic():
+        stored = Product.objects.select_for_update().filter(pk=product.pk).first()
+        if stored is None:
+            raise ValidationError("The product no longer exists.", code="not_found")
+        if attributes_merge and "attributes" in values:
+            current = stored.attributes if isinstance(stored.attributes, dict) else {}
+            merged = {**current, **(values["attributes"] or {})}
+            values["attributes"] = {key: value for key, value in merged.items() if value is not None}
+        try:
+            with transaction.atomic():
+                result = _product_write(stored, values)
+        except IntegrityError:
+            raise ValidationError({"external_id": "Another product has this external_id."}) from None
+    product.refresh_from_db()
+    return ProductUpsertResult(product=product, is_created=False, changed_fields=result.changed_fields)
+
+
+def products_bulk_upsert(*, products: list[dict]) -> list[ProductUpsertResult | ProductWriteError]:
+    """Create or update many products (dicts with ``external_id``, ``title`` and any other
+    fields), each like :func:`product_upsert`. One that fails is not written at all; the
+    others are. Results come in the given order; an ``external_id`` given twice is an error
+    the second time. The index is told once, for all of them."""
+    results: dict[int, ProductUpsertResult | ProductWriteError] = {}
+    seen: set[str] = set()
+    # Rows are locked in external_id order, whatever the given order: two bulk writes
+    # sharing products then wait for each other instead of deadlocking.
+    order = sorted(range(len(products)), key=lambda i: (str(products[i].get("external_id", "")), i))
+    with transaction.atomic(), signals.deferred():
+        for index in order:
+            values = dict(products[index])
+            external_id = str(values.pop("external_id", ""))
+            problem = external_id_problem(external_id)
+            if problem:
+                results[index] = ProductWriteError(external_id, "bad_external_id", problem)
+                continue
+            if external_id in seen:
+                message = "This external_id came earlier in the same request."
+                results[index] = ProductWriteError(external_id, "duplicate_external_id", message)
+                continue
+            seen.add(external_id)
+            try:
+                with transaction.atomic():  # a failing product rolls back alone
+                    results[index] = product_upsert(external_id=external_id, **values)
+            except ValidationError as exc:
+                results[index] = ProductWriteError(
+                    external_id, "invalid", "The product is not valid.", validation_fields(exc)
+                )
+    return [results[index] for index in range(len(products))]
+
+
+def validation_fields(exc: ValidationError) -> dict:
+    """A ValidationError as {field: [messages]} (errors not about one field under non_field_errors)."""
+    return exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+
+
+def _product_values(fields: dict, allowed: tuple[str, ...] = PRODUCT_FIELDS) -> dict:
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise ValidationError({name: "Unknown product field." for name in sorted(unknown)})
+    values = dict(fields)
+    if values.get("price") is not None:
+        values["price"] = _decimal(values["price"])
+    if values.get("currency"):
+        values["currency"] = str(values["currency"]).upper()
+    return values
+
+
+def _product_write(product: Product, values: dict) -> ProductUpsertResult:
+    """Write the fields that differ (validated first) and tell the index; the caller holds the row lock."""
+    changed = tuple(name for name, value in values.items() if getattr(product, name) != value)
+    if not changed:
+        return ProductUpsertResult(product=product, is_created=False, changed_fields=())
+    for name in changed:
+        setattr(product, name, values[name])
+    product.full_clean(validate_unique=False)
+    product.save(update_fields=[*changed, "updated_at"])
+    signals.send_products_changed({product.pk: changed})
     return ProductUpsertResult(product=product, is_created=False, changed_fields=changed)
 
 
@@ -95,7 +181,7 @@ def image_create(
     existing = ProductImage.objects.filter(product=product, sha256=accepted.sha256).first()
     if existing is not None:
         if existing.state == ProductImage.State.FAILED:
-            image_mark_pending(image_ids=[existing.pk])
+            images_reembed(image_ids=[existing.pk])
             existing.refresh_from_db()
         return ImageCreateResult(image=existing, is_created=False)
     if position is None:
@@ -138,6 +224,7 @@ def image_create(
                 default_storage.save(stored_name, ContentFile(content))
 
         transaction.on_commit(file_restore_if_deleted)
+    signals.send_images_added([image.pk])
     logger.debug(
         "Accepted image %s for product %s (%dx%d %s)",
         image.pk,
@@ -155,6 +242,7 @@ def image_delete(*, image: ProductImage) -> int:
     stored_name = image.file.name
     image.delete()
     _file_delete_if_unused(stored_name)
+    signals.send_images_removed([image_id])
     return image_id
 
 
@@ -164,12 +252,28 @@ def product_delete(*, product: Product) -> list[int]:
     product.delete()
     for _, stored_name in images:
         _file_delete_if_unused(stored_name)
-    return [image_id for image_id, _ in images]
+    image_ids = [image_id for image_id, _ in images]
+    signals.send_images_removed(image_ids)
+    return image_ids
 
 
-def image_mark_pending(*, image_ids: list[int]) -> int:
-    """Put images back in the queue (re-embed): state pending, error cleared."""
-    return ProductImage.objects.filter(pk__in=image_ids).update(state=ProductImage.State.PENDING, error="")
+def images_reembed(*, image_ids: list[int]) -> int:
+    """Embed these images again: back to pending (error cleared) and queued. Returns how many."""
+    if not image_ids:
+        return 0
+    with transaction.atomic():
+        count = ProductImage.objects.filter(pk__in=image_ids).update(
+            state=ProductImage.State.PENDING, error="", updated_at=timezone.now()
+        )
+        signals.send_images_added(image_ids)
+    return count
+
+
+def images_duplicate_keep(*, image_ids: list[int]) -> int:
+    """A person decided these are not duplicates: clear the flag for good."""
+    return ProductImage.objects.filter(pk__in=image_ids).update(
+        duplicate_of=None, duplicate_score=None, duplicate_kept=True, updated_at=timezone.now()
+    )
 
 
 def _file_delete_if_unused(stored_name: str) -> None:

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from catalog.feeds import FeedError, FeedReport, feed_format, feed_import, feed_read
+from catalog import signals
+from catalog.feeds.formats import FeedError, feed_format, feed_read
+from catalog.feeds.importer import FeedReport, feed_import
 from catalog.models import FeedImport
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY = 10
+# A running import beats at least this often (every PROGRESS_EVERY rows; a chunk's image
+# downloads take well under a minute); one silent for longer lost its worker.
+STALE_HEARTBEAT = timedelta(minutes=10)
 
 
 @shared_task(soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
 def import_feed(feed_import_id: int) -> None:
-    job = FeedImport.objects.filter(pk=feed_import_id).first()
-    if job is None or job.state == FeedImport.State.DONE:
-        return  # deleted, or a redelivery of a finished import
-    from embeddings import sync
-
-    FeedImport.objects.filter(pk=job.pk).update(state=FeedImport.State.RUNNING, rows_done=0, error="")
+    # Claim the job with a conditional update: only one worker moves it to running, so a
+    # redelivered message (or a second worker) never runs an import twice. A running job
+    # whose heartbeat stopped lost its worker (killed, machine gone) and may be claimed again.
+    now = timezone.now()
+    claimable = Q(state=FeedImport.State.QUEUED) | Q(
+        state=FeedImport.State.RUNNING, heartbeat_at__lt=now - STALE_HEARTBEAT
+    )
+    claimed = FeedImport.objects.filter(claimable, pk=feed_import_id).update(
+        state=FeedImport.State.RUNNING, rows_done=0, error="", heartbeat_at=now
+    )
+    if not claimed:
+        return  # deleted, running elsewhere, or finished
+    job = FeedImport.objects.get(pk=feed_import_id)
     try:
         with job.file.open("rb") as handle:
             content = handle.read()
@@ -40,20 +53,22 @@ def import_feed(feed_import_id: int) -> None:
         nonlocal done
         done += 1
         if done % PROGRESS_EVERY == 0:
-            FeedImport.objects.filter(pk=job.pk).update(rows_done=F("rows_done") + PROGRESS_EVERY)
+            FeedImport.objects.filter(pk=job.pk).update(
+                rows_done=F("rows_done") + PROGRESS_EVERY, heartbeat_at=timezone.now()
+            )
 
     report = FeedReport()
     try:
-        feed_import(rows, on_row=on_row, report=report)
+        # The new images are queued together when the import ends (also when it stops
+        # half-way: what was added before a failure is indexed all the same).
+        with signals.deferred():
+            feed_import(rows, on_row=on_row, report=report)
     except BaseException as exc:  # the soft time limit too
         logger.exception("Feed import %s failed", job.pk)
         FeedImport.objects.filter(pk=job.pk).update(
             state=FeedImport.State.FAILED, error=f"The import stopped: {exc!r}", finished_at=timezone.now()
         )
         raise
-    finally:
-        # What was added before a failure is indexed all the same.
-        sync.images_enqueue(report.new_image_ids)
     FeedImport.objects.filter(pk=job.pk).update(
         state=FeedImport.State.DONE,
         rows_done=len(rows),

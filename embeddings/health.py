@@ -12,9 +12,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from catalog import selectors
+from catalog import selectors, services
 from catalog.models import ProductImage
-from embeddings import sync
 from embeddings.index import IndexUnavailable, collection_name, get_index
 from embeddings.model import ModelUnavailable, get_encoder
 from embeddings.reconcile import index_drift, reconcile
@@ -91,7 +90,7 @@ def _act(request: HttpRequest) -> HttpResponse:
             if action == "retry_failed":
                 images = images.filter(state=ProductImage.State.FAILED)
             image_ids = list(images.values_list("pk", flat=True))
-            sync.images_requeue(image_ids)
+            services.images_reembed(image_ids=image_ids)
             what = "failed images" if action == "retry_failed" else "images (the whole index)"
             messages.success(request, f"Queued {len(image_ids)} {what} for embedding.")
         else:

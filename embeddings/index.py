@@ -31,6 +31,7 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from embeddings.model import EmbeddingSpace
+from searchsite.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ PAYLOAD_SCHEMA = {
 }
 
 
-class IndexUnavailable(Exception):
+class IndexUnavailable(ServiceUnavailable):
     """The vector store cannot be used right now; the message says why and what to do."""
 
 

@@ -29,6 +29,11 @@ class EmbedReport:
     failed: dict[int, str] = field(default_factory=dict)
 
 
+# The product fields copied into each of its images' points (the payload), so the index
+# can filter on them; a change to any of them refreshes the payload.
+PAYLOAD_FIELDS = frozenset({"category", "brand", "price", "is_active", "attributes"})
+
+
 def product_payload(product: Product) -> dict:
     attributes = product.attributes if isinstance(product.attributes, dict) else {}
     return {

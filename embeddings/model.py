@@ -25,6 +25,8 @@ from urllib.parse import urlparse
 import numpy as np
 from django.conf import settings
 
+from searchsite.errors import ServiceUnavailable
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -48,7 +50,7 @@ _OFFLINE_HINT = (
 )
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(ServiceUnavailable):
     """The configured model or its weights cannot be loaded; the message says what to set."""
 
 

@@ -34,3 +34,58 @@ class RelevanceCutoff(models.Model):
     @property
     def image(self) -> float | None:
         return self.image_override if self.image_override is not None else self.image_auto
+
+
+# --- Zero-shot tags: the model's suggestions for products, reviewed by a person ---------
+
+
+class TagFacet(models.Model):
+    """A facet of the zero-shot tag taxonomy (colour, pattern, material…)."""
+
+    name = models.SlugField(max_length=50, unique=True, help_text="The product attribute it fills, e.g. colour")
+    name_zh = models.CharField(max_length=50, blank=True)
+    prompt = models.CharField(
+        max_length=200, default="{value}", help_text="How a value is described to the model; {value} is replaced"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TagValue(models.Model):
+    facet = models.ForeignKey(TagFacet, on_delete=models.CASCADE, related_name="values")
+    value = models.CharField(max_length=100)
+    value_zh = models.CharField(max_length=100, blank=True, help_text="Also described in Chinese when given")
+
+    class Meta:
+        ordering = ["facet", "value"]
+        constraints = [models.UniqueConstraint(fields=["facet", "value"], name="unique_tag_value")]
+
+    def __str__(self) -> str:
+        return f"{self.facet.name}: {self.value}"
+
+
+class TagSuggestion(models.Model):
+    """The model's guess of a product's value for a facet, waiting for a person."""
+
+    class State(models.TextChoices):
+        SUGGESTED = "suggested", "Suggested"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="tag_suggestions")
+    value = models.ForeignKey(TagValue, on_delete=models.CASCADE, related_name="suggestions")
+    confidence = models.FloatField(help_text="The value's probability among the facet's values")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.SUGGESTED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-confidence", "id"]
+        constraints = [models.UniqueConstraint(fields=["product", "value"], name="unique_tag_suggestion")]
+
+    def __str__(self) -> str:
+        return f"{self.product.external_id}: {self.value} ({self.confidence:.2f}, {self.state})"

@@ -21,8 +21,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from catalog import services
 from catalog.models import ProductImage
-from embeddings import sync
 from embeddings.index import get_index
 from embeddings.model import EmbeddingSpace, get_encoder
 
@@ -87,6 +87,6 @@ def reconcile(drift: Drift | None = None) -> ReconcileReport:
     requeue = sorted(set(drift.missing) | set(drift.other_space) | set(stale))
     if drift.orphans:
         get_index().delete_images(drift.orphans)
-    sync.images_requeue(requeue)
+    services.images_reembed(image_ids=requeue)
     logger.info("Reconciled the index: %d images re-queued, %d orphan points deleted", len(requeue), len(drift.orphans))
     return ReconcileReport(requeued=len(requeue), orphans_deleted=len(drift.orphans))

@@ -20,10 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import services
-from catalog.models import Product, ProductImage, TagFacet, TagSuggestion
-from embeddings import sync
+from catalog.models import Product, ProductImage
 from embeddings.index import get_index
 from embeddings.model import get_encoder
+from embeddings.models import TagFacet, TagSuggestion, TagValue
 
 logger = logging.getLogger(__name__)
 TEMPERATURE = 100.0
@@ -98,12 +98,12 @@ def tags_decide(suggestions, *, accept: bool) -> int:
     for suggestion in suggestions.select_related("product", "value__facet"):
         with transaction.atomic():
             if accept:
-                product = Product.objects.select_for_update().get(pk=suggestion.product_id)
-                attributes = {**(product.attributes or {}), suggestion.value.facet.name: suggestion.value.value}
-                result = services.product_upsert(
-                    external_id=product.external_id, title=product.title, attributes=attributes
+                product = Product.objects.get(pk=suggestion.product_id)
+                services.product_update(
+                    product=product,
+                    attributes={suggestion.value.facet.name: suggestion.value.value},
+                    attributes_merge=True,
                 )
-                sync.product_changed(result)
                 # Another value of the same facet accepted before is replaced by this one.
                 TagSuggestion.objects.filter(
                     product_id=product.pk, value__facet=suggestion.value.facet, state=TagSuggestion.State.ACCEPTED
@@ -113,12 +113,23 @@ def tags_decide(suggestions, *, accept: bool) -> int:
                 product = Product.objects.select_for_update().get(pk=suggestion.product_id)
                 name = suggestion.value.facet.name
                 if (product.attributes or {}).get(name) == suggestion.value.value:
-                    attributes = {k: v for k, v in product.attributes.items() if k != name}
-                    result = services.product_upsert(
-                        external_id=product.external_id, title=product.title, attributes=attributes
-                    )
-                    sync.product_changed(result)
+                    services.product_update(product=product, attributes={name: None}, attributes_merge=True)
             state = TagSuggestion.State.ACCEPTED if accept else TagSuggestion.State.REJECTED
             TagSuggestion.objects.filter(pk=suggestion.pk).update(state=state, decided_at=timezone.now())
             count += 1
     return count
+
+
+def demo_taxonomy_create() -> None:
+    """The demo shop's tag taxonomy (colour, pattern, kind, with Chinese names), for the
+    admin's zero-shot tag suggestions."""
+    from catalog.demo import COLOURS, KINDS, PATTERNS
+
+    for name, name_zh, values in (
+        ("colour", "颜色", [(key, zh) for key, (_, zh, _) in COLOURS.items()]),
+        ("pattern", "图案", [(key, zh) for key, (_, zh) in PATTERNS.items()]),
+        ("kind", "种类", [(key, zh) for key, (_, zh, _, _) in KINDS.items()]),
+    ):
+        facet, _ = TagFacet.objects.get_or_create(name=name, defaults={"name_zh": name_zh})
+        for value, value_zh in values:
+            TagValue.objects.get_or_create(facet=facet, value=value, defaults={"value_zh": value_zh})

@@ -1,3 +1,6 @@
+"""Error types shared by every app (they belong to no one app's domain)."""
+
+
 class InputRejected(Exception):
     """A person's input cannot be used. ``code`` is stable (APIs, tests); ``message`` is for people."""
 
@@ -5,3 +8,8 @@ class InputRejected(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ServiceUnavailable(Exception):
+    """Something Vitrine depends on (the vector store, the model) cannot be used right now;
+    the message says why and what to do. Faces answer 503; commands stop with the message."""

@@ -53,8 +53,11 @@ INSTALLED_APPS = [
     # Swagger UI's files, served from here: /api/docs/ works with no internet.
     "drf_spectacular_sidecar",
     "corsheaders",
+    # The domain, then what is built on it (catalog ← embeddings ← the faces); see docs/architecture.md.
     "catalog",
     "embeddings",
+    "storefront",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -285,13 +288,13 @@ CACHES = {
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "catalog.api.parsers.StrictJSONParser",
+        "api.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["catalog.api.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["catalog.api.auth.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["catalog.api.auth.ApiKeyThrottle"],
-    "EXCEPTION_HANDLER": "catalog.api.errors.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.auth.ApiKeyThrottle"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -331,6 +334,9 @@ LOGGING = {
     "loggers": {
         "catalog": {"level": LOG_LEVEL},
         "embeddings": {"level": LOG_LEVEL},
+        "storefront": {"level": LOG_LEVEL},
+        "api": {"level": LOG_LEVEL},
+        "searchsite": {"level": LOG_LEVEL},
         "celery": {"level": LOG_LEVEL},
     },
 }

@@ -1,12 +1,14 @@
+"""The site's URLs, composed from each app's own: the shoppers' pages (storefront), catalog
+images and the admin's bulk upload (catalog), the index health page (embeddings), the
+integration API (api), and the admin."""
+
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.defaults import page_not_found, server_error
 from django.views.static import serve
 
-from catalog import bulk_views, views
-from catalog.api import errors as api_errors
-from embeddings import health
+from api import errors as api_errors
 
 
 def media(request, path):
@@ -15,30 +17,11 @@ def media(request, path):
 
 
 urlpatterns = [
-    path("", views.search_page, name="search"),
-    path("products/<int:pk>/", views.product_page, name="product"),
-    path("thumbnails/<str:name>", views.thumbnail, name="thumbnail"),
-    path("search/photos/<str:token>.jpg", views.query_photo, name="query-photo"),
-    path("admin/index-health/", admin.site.admin_view(health.index_health), name="index-health"),
-    path("admin/bulk-upload/", admin.site.admin_view(bulk_views.bulk_upload_page), name="bulk-upload"),
-    path("admin/bulk-upload/start", admin.site.admin_view(bulk_views.bulk_upload_start), name="bulk-upload-start"),
-    path(
-        "admin/bulk-upload/<int:upload_id>/files",
-        admin.site.admin_view(bulk_views.bulk_upload_file),
-        name="bulk-upload-file",
-    ),
-    path(
-        "admin/bulk-upload/<int:upload_id>/items",
-        admin.site.admin_view(bulk_views.bulk_upload_items),
-        name="bulk-upload-items",
-    ),
-    path(
-        "admin/bulk-upload/items/<int:item_id>/<str:action>",
-        admin.site.admin_view(bulk_views.bulk_item_action),
-        name="bulk-upload-item-action",
-    ),
+    path("", include("storefront.urls")),
+    path("", include("catalog.urls")),
+    path("", include("embeddings.urls")),
     path("admin/", admin.site.urls),
-    path("", include("catalog.api.urls")),
+    path("", include("api.urls")),
 ]
 
 if settings.VITRINE_SERVE_MEDIA:

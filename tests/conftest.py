@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -7,6 +8,7 @@ import pytest
 from django.core.cache import cache
 
 from embeddings.index import reset_index
+from tests.shops import snapshot_build, snapshot_restore
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +21,78 @@ def isolated_storage(settings, tmp_path):
     cache.clear()  # throttling counts and cached query vectors (ids are reused between tests)
     yield
     reset_index()
+
+
+@pytest.fixture
+def sent_signals():
+    """What the catalog's signals carried during the test: [(signal name, kwargs)]."""
+    from catalog import signals
+
+    sent: list[tuple[str, dict]] = []
+    receivers = {}
+    for name in ("images_added", "images_removed", "products_changed"):
+
+        def receiver(sender, signal, name=name, **kwargs):
+            sent.append((name, kwargs))
+
+        receivers[name] = receiver
+        getattr(signals, name).connect(receiver)
+    yield sent
+    for name, receiver in receivers.items():
+        getattr(signals, name).disconnect(receiver)
+
+
+@contextlib.contextmanager
+def workers_absent():
+    """As with a broker and no worker running: queued tasks wait (new images stay pending),
+    for the tests that then run a task themselves."""
+    from searchsite.celery import app
+
+    app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def no_worker():
+    with workers_absent():
+        yield
+
+
+# Demo shops are built once per run and restored for each test that uses one (tests/shops.py).
+SMALL_SHOP = {"products": 60, "seed": 11}
+QUALITY_SHOP = {"products": 150, "seed": 21}
+
+
+@pytest.fixture(scope="session")
+def small_shop_snapshot(django_db_setup, django_db_blocker, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small-shop")
+    return snapshot_build(folder, django_db_blocker, judgments=False, **SMALL_SHOP)
+
+
+@pytest.fixture(scope="session")
+def quality_shop_snapshot(django_db_setup, django_db_blocker, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quality-shop")
+    return snapshot_build(folder, django_db_blocker, judgments=True, **QUALITY_SHOP)
+
+
+@pytest.fixture
+def small_shop(small_shop_snapshot, transactional_db, settings):
+    """A fresh copy of the 60-product demo shop (rows, photos, vectors, cutoffs, taxonomy);
+    its products in id order."""
+    from catalog.models import Product
+
+    snapshot_restore(small_shop_snapshot, settings)
+    return list(Product.objects.order_by("pk"))
+
+
+@pytest.fixture
+def quality_shop(quality_shop_snapshot, transactional_db, settings):
+    """A fresh copy of the 150-product demo shop; its judged queries' file."""
+    snapshot_restore(quality_shop_snapshot, settings)
+    return quality_shop_snapshot.judgments
 
 
 def stored_files(settings) -> list:
@@ -67,7 +141,7 @@ class ApiClient:
 
 
 def api_key_for(*scopes: str, **fields) -> str:
-    from catalog.api_keys import api_key_create
+    from api.keys import api_key_create
 
     return api_key_create(name="test", scopes=list(scopes), **fields).key
 

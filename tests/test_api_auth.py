@@ -15,8 +15,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from catalog.api_keys import api_key_create, api_key_revoke
-from catalog.models import ApiKey, Product, ProductImage
+from api.keys import api_key_create, api_key_revoke
+from api.models import ApiKey
+from catalog.models import Product, ProductImage
 from tests import images
 from tests.conftest import ApiClient, api_key_for
 
@@ -210,7 +211,7 @@ def test_a_key_is_made_in_the_admin_shown_once_and_revoked_there(catalog):
     admin.force_login(User.objects.get(username="boss"))
 
     response = admin.post(
-        "/admin/catalog/apikey/add/",
+        "/admin/api/apikey/add/",
         {"name": "storefront", "scopes": ["search"], "rate": "", "expires_at_0": "", "expires_at_1": ""},
     )
 
@@ -222,15 +223,15 @@ def test_a_key_is_made_in_the_admin_shown_once_and_revoked_there(catalog):
     assert api_key.created_by.username == "boss"
     assert ApiClient(key).post("/api/v1/search", {"text": "mug"}).status_code == 200
     assert ApiClient(key).put("/api/v1/products/x", PRODUCT).status_code == 403
-    for page in ("/admin/catalog/apikey/", f"/admin/catalog/apikey/{api_key.pk}/change/"):
+    for page in ("/admin/api/apikey/", f"/admin/api/apikey/{api_key.pk}/change/"):
         html = admin.get(page).content.decode()
         assert api_key.prefix in html and key not in html and key[13:] not in html
 
-    admin.post("/admin/catalog/apikey/", {"action": "revoke", "_selected_action": [api_key.pk]})
+    admin.post("/admin/api/apikey/", {"action": "revoke", "_selected_action": [api_key.pk]})
 
     refused = ApiClient(key).post("/api/v1/search", {"text": "mug"})
     assert (refused.status_code, refused.json()["error"]["code"]) == (401, "revoked_key")
-    assert "revoked" in admin.get("/admin/catalog/apikey/").content.decode()
+    assert "revoked" in admin.get("/admin/api/apikey/").content.decode()
 
 
 def test_the_admin_refuses_a_key_without_scope_or_with_a_bad_rate(db):
@@ -239,7 +240,7 @@ def test_the_admin_refuses_a_key_without_scope_or_with_a_bad_rate(db):
     admin.force_login(User.objects.get(username="boss"))
     for fields in ({"scopes": []}, {"scopes": ["search"], "rate": "lots"}, {"scopes": ["search"], "rate": "0/minute"}):
         body = {"name": "x", "rate": "", "expires_at_0": "", "expires_at_1": "", **fields}
-        response = admin.post("/admin/catalog/apikey/add/", body)
+        response = admin.post("/admin/api/apikey/add/", body)
         assert response.status_code == 200 and b"errorlist" in response.content
     assert ApiKey.objects.count() == 0
 

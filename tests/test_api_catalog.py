@@ -430,8 +430,8 @@ def test_an_image_is_listed_fetched_and_deleted(api):
 def test_bulk_changes_reach_the_index_in_one_task(api):
     from celery.signals import task_prerun
 
-    from embeddings.index import IndexFilters
-    from embeddings.search import product_search
+    from embeddings.index import IndexFilters, get_index
+    from embeddings.model import get_encoder
 
     api.post("/api/v1/bulk/products", bulk_body(3))
     for n in (0, 1):
@@ -451,8 +451,10 @@ def test_bulk_changes_reach_the_index_in_one_task(api):
 
     assert ran == ["embeddings.tasks.refresh_product_payloads"]  # one task for the request, not one per product
     # The index filters on its own copy of the product fields: the change reached it.
-    found = product_search(text="mug", filters=IndexFilters(categories=("garden",)), limit=10)
-    assert sorted(hit.product.external_id for hit in found.hits) == ["b0", "b1"]
+    encoder = get_encoder()
+    vector = encoder.texts_encode(["mug"])[0]
+    found = get_index().query(encoder.space, vector, filters=IndexFilters(categories=("garden",)), limit=10, offset=0)
+    assert sorted(Product.objects.get(pk=hit.product_id).external_id for hit in found) == ["b0", "b1"]
 
 
 # --- Hostile JSON --------------------------------------------------------------------------

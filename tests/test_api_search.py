@@ -11,23 +11,22 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.test import Client
 
 from catalog.models import Product
 from embeddings.index import IndexUnavailable
 from embeddings.model import get_encoder
 from tests import images
+from tests.conftest import SMALL_SHOP
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SHOP_SIZE = 40
+SHOP_SIZE = SMALL_SHOP["products"]
 
 
 @pytest.fixture
-def shop(tmp_path):
-    call_command("load_demo_catalog", products=SHOP_SIZE, seed=11, judgments=tmp_path / "demo", verbosity=0)
-    return list(Product.objects.order_by("pk"))
+def shop(small_shop):
+    return small_shop
 
 
 def photo_of(product: Product) -> bytes:
@@ -222,7 +221,7 @@ def test_similar_for_a_product_without_indexed_photos_is_422(search_api, api, db
 
 
 def test_search_answers_503_with_the_reason_when_the_index_is_down(search_api, db, monkeypatch):
-    from embeddings import search as search_service
+    from embeddings.search import engine as search_service
 
     class DownIndex:
         def candidates(self, *args, **kwargs):
@@ -238,7 +237,7 @@ def test_search_answers_503_with_the_reason_when_the_index_is_down(search_api, d
 
 
 def test_the_openapi_schema_documents_every_endpoint_and_error(db):
-    from catalog.api.urls import urlpatterns
+    from api.urls import urlpatterns
 
     response = Client().get("/api/schema/", headers={"Accept": "application/json"})
     assert response.status_code == 200

@@ -410,11 +410,11 @@ def test_an_api_key_made_in_the_admin_works_in_the_offline_api_docs(page, site):
             route.abort()
 
     page.route("**/*", only_this_server)
-    page.goto("/admin/login/?next=/admin/catalog/apikey/add/")
+    page.goto("/admin/login/?next=/admin/api/apikey/add/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", ADMIN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile("/admin/catalog/apikey/add/$"))
+    page.wait_for_url(re.compile("/admin/api/apikey/add/$"))
     page.fill("#id_name", "storefront")
     page.check("#id_scopes_0")  # search
     page.get_by_role("button", name="Save", exact=True).click()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.core.management import call_command
 
 from catalog.demo import COLOURS, Attributes, demo_attribute_render
 from catalog.models import Product
@@ -13,16 +12,16 @@ from embeddings.model import get_encoder
 from embeddings.models import RelevanceCutoff
 from embeddings.relevance import cutoffs_calibrate, cutoffs_get
 from embeddings.search import FacetFilters, SearchError, SearchQuery, catalog_search
+from tests.conftest import SMALL_SHOP
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SHOP_SIZE = 60
+SHOP_SIZE = SMALL_SHOP["products"]
 
 
 @pytest.fixture
-def shop(tmp_path):
-    call_command("load_demo_catalog", products=SHOP_SIZE, seed=11, judgments=tmp_path / "demo", verbosity=0)
-    return list(Product.objects.order_by("pk"))
+def shop(small_shop):
+    return small_shop
 
 
 def all_results(**kwargs) -> list[Product]:
@@ -84,10 +83,7 @@ def test_too_few_products_give_no_cutoff(db, settings):
 
     for number in range(3):
         product = services.product_upsert(external_id=f"p{number}", title=f"Thing {number}").product
-        services.image_create(product=product, content=images.noise_jpeg(number))
-    from embeddings import sync
-
-    sync.images_enqueue(list(Product.objects.values_list("images__pk", flat=True)))
+        services.image_create(product=product, content=images.noise_jpeg(number))  # indexed on commit
     assert cutoffs_calibrate() is None
     page = catalog_search(SearchQuery(text="thing"))
     assert page.cutoff is None and page.total == 3 and page.loosely_related == 0

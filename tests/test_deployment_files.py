@@ -77,6 +77,21 @@ def test_the_dockerfile_copies_only_what_exists():
             assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the project"
 
 
+def test_the_image_holds_every_app_and_the_package_lists_them():
+    from django.conf import settings
+
+    apps = {name for name in settings.INSTALLED_APPS if (ROOT / name / "apps.py").exists()} | {"searchsite"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {
+        source
+        for sources in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.MULTILINE)
+        for source in sources.split()
+    }
+    assert apps <= copied
+    packaged = re.search(r"^include = \[(.+)\]$", (ROOT / "pyproject.toml").read_text(), flags=re.MULTILINE)[1]
+    assert {name.strip('" *') for name in packaged.split(",")} == apps
+
+
 def test_every_setting_read_from_the_environment_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     sources = SETTINGS_SOURCE + (ROOT / "embeddings" / "model.py").read_text()

@@ -14,7 +14,6 @@ from PIL import Image
 from catalog import services
 from catalog.demo import Attributes, render_product
 from catalog.models import ProductImage
-from embeddings import sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,8 +22,7 @@ MUG = Attributes("mug", "red", "striped")
 
 def add(external_id: str, content: bytes) -> ProductImage:
     product = services.product_upsert(external_id=external_id, title=external_id).product
-    image = services.image_create(product=product, content=content).image
-    sync.images_enqueue([image.pk])
+    image = services.image_create(product=product, content=content).image  # indexed as it commits
     image.refresh_from_db()
     return image
 
@@ -66,7 +64,6 @@ def test_keeping_a_flagged_image_clears_it_for_good(settings):
     )
     copy.refresh_from_db()
     assert (copy.duplicate_of, copy.duplicate_kept) == (None, True)
-    services.image_mark_pending(image_ids=[copy.pk])
-    sync.images_enqueue([copy.pk])
+    services.images_reembed(image_ids=[copy.pk])
     copy.refresh_from_db()
     assert copy.state == "indexed" and copy.duplicate_of is None

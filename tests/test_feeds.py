@@ -12,7 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from catalog.feeds import FeedError, feed_format, feed_import, feed_read
+from catalog.feeds.formats import FeedError, feed_format, feed_read
+from catalog.feeds.importer import feed_import
 from catalog.models import Product, ProductImage
 from tests import images
 

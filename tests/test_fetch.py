@@ -1,4 +1,4 @@
-"""catalog.fetch against a real local HTTP(S) server; DNS is stubbed with the ``resolver`` argument."""
+"""searchsite.fetch against a real local HTTP(S) server; DNS is stubbed with the ``resolver`` argument."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from catalog.fetch import USER_AGENT, FetchedFile, FetchRefused, url_fetch
+from searchsite.fetch import USER_AGENT, FetchedFile, FetchRefused, url_fetch
 from tests.images import image_bytes
 
 PNG = image_bytes("PNG", size=(20, 10), color=(10, 200, 30))

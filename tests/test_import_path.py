@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_web_modules_do_not_import_torch():
     script = (
         "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'searchsite.settings'; django.setup()\n"
-        "import catalog.models, catalog.admin, catalog.api.views, catalog.views, searchsite.urls, embeddings.tasks\n"
+        "import catalog.models, catalog.admin, api.views, storefront.views, searchsite.urls\n"
+        "import embeddings.tasks, embeddings.admin, embeddings.receivers\n"
         "from django.urls import resolve; resolve('/')\n"
         "print(sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules))\n"
     )

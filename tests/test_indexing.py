@@ -10,13 +10,16 @@ from embeddings import indexing, tasks
 from embeddings.index import IndexUnavailable, get_index
 from embeddings.model import get_encoder
 from tests import images
+from tests.conftest import workers_absent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def make_images(count: int, external_id: str = "sku-1") -> list[ProductImage]:
+    """Pending images (no worker took them): each test runs the task itself."""
     product = services.product_upsert(external_id=external_id, title="Mug", category="kitchen").product
-    return [services.image_create(product=product, content=images.noise_jpeg(i)).image for i in range(count)]
+    with workers_absent():
+        return [services.image_create(product=product, content=images.noise_jpeg(i)).image for i in range(count)]
 
 
 def test_embed_images_indexes_each_image_in_the_current_space():
@@ -124,11 +127,9 @@ def test_retry_backoff_grows_and_is_capped():
 def test_product_changes_reach_the_payload_of_its_points():
     (image,) = make_images(1)
     tasks.embed_images([image.pk])
-    from embeddings import sync
     from embeddings.index import IndexFilters
 
-    result = services.product_upsert(external_id="sku-1", title="Mug", category="garden")
-    sync.product_changed(result)
+    services.product_upsert(external_id="sku-1", title="Mug", category="garden")  # tells the index itself
 
     space = get_encoder().space
     vector = get_index().vectors(space, [image.pk])[image.pk]

@@ -14,7 +14,6 @@ from PIL import Image
 
 from catalog import services
 from catalog.thumbnails import thumbnail_path
-from embeddings import sync
 from embeddings.index import IndexUnavailable
 from tests import images
 
@@ -38,7 +37,6 @@ def shop():
         ).product
         services.image_create(product=product, content=images.noise_jpeg(number))
         products.append(product)
-    sync.images_enqueue([p.images.get().pk for p in products])
     return products
 
 
@@ -212,7 +210,7 @@ def test_an_expired_photo_link_says_so(shop):
 
 
 def test_an_unavailable_store_gives_a_503_page_that_says_so(shop, monkeypatch):
-    from embeddings import search
+    from embeddings.search import engine as search
 
     def down():
         raise IndexUnavailable("The embedded vector store at /x is in use by another Vitrine process")

@@ -12,7 +12,6 @@ from django.test import Client
 
 from catalog import services
 from catalog.models import ProductImage
-from embeddings import sync
 from embeddings.index import ImagePoint, get_index
 from embeddings.model import get_encoder
 from embeddings.reconcile import index_drift, reconcile
@@ -27,7 +26,6 @@ def indexed():
     for number in range(4):
         product = services.product_upsert(external_id=f"sku-{number}", title=f"Thing {number}").product
         ids.append(services.image_create(product=product, content=images.noise_jpeg(number)).image.pk)
-    sync.images_enqueue(ids)
     assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}
     return ids
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 from django.core.management import call_command
 
 from catalog.demo import all_attributes, demo_attribute_render
@@ -38,12 +37,9 @@ def test_the_shipped_model_names_kind_colour_and_pattern_of_held_out_renders():
     assert below == {}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_search_quality_through_the_search_service(tmp_path):
-    call_command("load_demo_catalog", "--products", "150", "--seed", "21", "--judgments", str(tmp_path), verbosity=0)
-
+def test_search_quality_through_the_search_engine(quality_shop, tmp_path):
     out = io.StringIO()
-    call_command("evaluate_search", "--judgments", str(tmp_path / "judgments.jsonl"), stdout=out, verbosity=0)
+    call_command("evaluate_search", "--judgments", str(quality_shop), "--output", str(tmp_path), stdout=out)
 
     results = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"

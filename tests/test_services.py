@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 
 from catalog import services
 from catalog.models import Product, ProductImage
-from embeddings import sync
 from embeddings.index import get_index
 from embeddings.model import get_encoder
 from tests import images
@@ -16,7 +15,7 @@ from tests.conftest import stored_files
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_product_upsert_creates_then_changes_only_what_differs():
+def test_product_upsert_creates_then_changes_only_what_differs(sent_signals):
     created = services.product_upsert(external_id="sku-1", title="Mug", price="9.50", currency="eur")
     assert created.is_created
     assert created.product.price == Decimal("9.50")
@@ -28,7 +27,8 @@ def test_product_upsert_creates_then_changes_only_what_differs():
 
     changed = services.product_upsert(external_id="sku-1", title="Big mug", brand="Kito")
     assert changed.changed_fields == ("title", "brand")
-    assert changed.is_index_payload_changed  # brand is a filter field
+    # The index is told what changed (brand is a filter field); creating and a no-op told it nothing.
+    assert sent_signals == [("products_changed", {"changes": {changed.product.pk: ("title", "brand")}})]
     assert Product.objects.count() == 1
     assert Product.objects.get().title == "Big mug"
 
@@ -71,12 +71,13 @@ def test_two_products_sharing_a_photo_share_the_file_until_both_are_gone(setting
 
 def test_deleting_a_product_takes_its_vectors_out_of_the_index():
     product = services.product_upsert(external_id="sku-1", title="Mug").product
+    # Indexed as it is added (no transaction open: the embedded mode embeds at once).
     image = services.image_create(product=product, content=images.noise_jpeg(1)).image
-    sync.images_enqueue([image.pk])  # no transaction open: runs now (embedded mode)
+    assert ProductImage.objects.get(pk=image.pk).state == "indexed"
     space = get_encoder().space
     assert get_index().count(space) == 1
 
-    sync.images_removed(services.product_delete(product=product))
+    services.product_delete(product=product)
 
     assert get_index().count(space) == 0
     assert ProductImage.objects.count() == 0
@@ -86,10 +87,9 @@ def test_deleting_one_image_keeps_the_others_vectors():
     product = services.product_upsert(external_id="sku-1", title="Mug").product
     keep = services.image_create(product=product, content=images.noise_jpeg(1)).image
     drop = services.image_create(product=product, content=images.noise_jpeg(2)).image
-    sync.images_enqueue([keep.pk, drop.pk])
     space = get_encoder().space
 
-    sync.images_removed([services.image_delete(image=drop)])
+    services.image_delete(image=drop)
 
     assert set(get_index().vectors(space, [keep.pk, drop.pk])) == {keep.pk}
 

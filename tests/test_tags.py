@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.test import Client
 
-from catalog.models import Product, TagFacet, TagSuggestion
+from catalog.models import Product
 from embeddings.index import collection_name, get_index, image_point_id
 from embeddings.model import get_encoder
+from embeddings.models import TagFacet, TagSuggestion
 from embeddings.search import FacetFilters, SearchQuery, catalog_search
 from embeddings.tagging import tags_suggest
 
@@ -18,9 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def shop(tmp_path):
-    call_command("load_demo_catalog", products=48, seed=13, judgments=tmp_path / "demo", verbosity=0)
-    return list(Product.objects.all())
+def shop(small_shop):
+    return small_shop
 
 
 def test_the_demo_taxonomy_is_created_with_chinese_names(shop):
@@ -48,9 +47,9 @@ def test_accepting_writes_the_tag_into_the_product_and_its_facets(shop):
     admin_user = User.objects.create_superuser("admin", password="pw")
     client = Client()
     client.force_login(admin_user)
-    listing = client.get("/admin/catalog/tagsuggestion/", {"state": "suggested"}).content.decode()
+    listing = client.get("/admin/embeddings/tagsuggestion/", {"state": "suggested"}).content.decode()
     assert suggestion.value.value in listing
-    client.post("/admin/catalog/tagsuggestion/", {"action": "accept", "_selected_action": [suggestion.pk]})
+    client.post("/admin/embeddings/tagsuggestion/", {"action": "accept", "_selected_action": [suggestion.pk]})
     product.refresh_from_db()
     suggestion.refresh_from_db()
     assert suggestion.state == "accepted"
@@ -79,7 +78,7 @@ def test_rejecting_leaves_the_product_alone(shop):
     client = Client()
     client.force_login(admin_user)
     ids = list(TagSuggestion.objects.filter(product=product).values_list("pk", flat=True))
-    client.post("/admin/catalog/tagsuggestion/", {"action": "reject", "_selected_action": ids})
+    client.post("/admin/embeddings/tagsuggestion/", {"action": "reject", "_selected_action": ids})
     product.refresh_from_db()
     assert product.attributes == before
     assert set(TagSuggestion.objects.filter(product=product).values_list("state", flat=True)) == {"rejected"}

@@ -5,8 +5,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from catalog.feeds import FORMATS, FeedError, feed_format, feed_import, feed_read
-from embeddings.commands import images_embed_with_progress, index_claim_for_command, is_in_process
+from catalog import signals
+from catalog.commands import held_images_index, intake_start, is_in_process
+from catalog.feeds.formats import FORMATS, FeedError, feed_format, feed_read
+from catalog.feeds.importer import feed_import
 
 
 class Command(BaseCommand):
@@ -26,14 +28,16 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path} is not a file.")
         content = path.read_bytes()
-        index_claim_for_command()
+        intake_start(self)
         try:
             rows = list(feed_read(content, format=format or feed_format(path.name, content)))
         except FeedError as exc:
             raise CommandError(exc.message) from None
-        with tqdm(total=len(rows), desc="Feed", unit="row", disable=verbosity == 0) as bar:
-            result = feed_import(rows, on_row=lambda row: bar.update(1))
-        run = images_embed_with_progress(result.new_image_ids, show_progress=verbosity > 0)
+        # The new images are embedded at the end, in full batches, with a progress bar.
+        with signals.deferred() as held:
+            with tqdm(total=len(rows), desc="Feed", unit="row", disable=verbosity == 0) as bar:
+                result = feed_import(rows, on_row=lambda row: bar.update(1))
+            run = held_images_index(held, show_progress=verbosity > 0)
         if report:
             report.write_text(result.csv(), encoding="utf-8")
         for line in result.lines:

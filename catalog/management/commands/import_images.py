@@ -8,11 +8,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
-from catalog import services
+from catalog import services, signals
+from catalog.commands import held_images_index, intake_start, is_in_process
 from catalog.intake import ImageRejected
 from catalog.models import ProductImage
-from embeddings import sync
-from embeddings.commands import images_embed_with_progress, index_claim_for_command, is_in_process
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
@@ -42,7 +41,7 @@ class Command(BaseCommand):
         files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise CommandError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {directory}.")
-        index_claim_for_command()
+        intake_start(self)
 
         # Only what was asked for: a re-import must not blank fields set elsewhere.
         given_fields = {name: value for name, value in (("category", category), ("brand", brand)) if value}
@@ -50,33 +49,36 @@ class Command(BaseCommand):
         new_image_ids: list[int] = []
         products: set[int] = set()
         already_present = added = 0
-        for path in tqdm(files, desc="Reading", unit="img", disable=verbosity == 0):
-            relative = path.relative_to(directory)
-            key = relative.parent if group_by_folder and relative.parent != Path(".") else relative.with_suffix("")
-            try:
-                content = path.read_bytes()
-                with transaction.atomic():
-                    result = services.product_upsert(external_id=key.as_posix(), title=_title(key.name), **given_fields)
-                    sync.product_changed(result)
-                    image = services.image_create(product=result.product, content=content)
-            except ImageRejected as exc:
-                failures[relative.as_posix()] = exc.message
-                continue
-            except ValidationError as exc:
-                failures[relative.as_posix()] = "; ".join(exc.messages)
-                continue
-            except OSError as exc:
-                failures[relative.as_posix()] = f"The file could not be read ({exc.strerror or exc})."
-                continue
-            products.add(result.product.pk)
-            if image.needs_indexing:
-                new_image_ids.append(image.image.pk)
-            if image.is_created:
-                added += 1
-            else:
-                already_present += 1
+        # The new images are embedded at the end, in full batches, with a progress bar.
+        with signals.deferred() as held:
+            for path in tqdm(files, desc="Reading", unit="img", disable=verbosity == 0):
+                relative = path.relative_to(directory)
+                key = relative.parent if group_by_folder and relative.parent != Path(".") else relative.with_suffix("")
+                try:
+                    content = path.read_bytes()
+                    with transaction.atomic():
+                        result = services.product_upsert(
+                            external_id=key.as_posix(), title=_title(key.name), **given_fields
+                        )
+                        image = services.image_create(product=result.product, content=content)
+                except ImageRejected as exc:
+                    failures[relative.as_posix()] = exc.message
+                    continue
+                except ValidationError as exc:
+                    failures[relative.as_posix()] = "; ".join(exc.messages)
+                    continue
+                except OSError as exc:
+                    failures[relative.as_posix()] = f"The file could not be read ({exc.strerror or exc})."
+                    continue
+                products.add(result.product.pk)
+                if image.needs_indexing:
+                    new_image_ids.append(image.image.pk)
+                if image.is_created:
+                    added += 1
+                else:
+                    already_present += 1
+            run = held_images_index(held, show_progress=verbosity > 0)
 
-        run = images_embed_with_progress(new_image_ids, show_progress=verbosity > 0)
         paths_by_id = {}
         if run.failures:
             for image in ProductImage.objects.filter(pk__in=run.failures).select_related("product"):

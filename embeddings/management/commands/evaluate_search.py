@@ -16,15 +16,16 @@ from embeddings.evaluation import (
     summary_chart,
     summary_table,
 )
-from embeddings.search import product_search
+from embeddings.search import SearchQuery, catalog_search
 
 RESULTS_PER_QUERY = 10
 
 
 class Command(BaseCommand):
     help = (
-        "Measure search quality: run judged queries (JSON Lines) through the search service and report "
-        "R@1, R@5, R@10, MRR and nDCG@10 overall, per language and per group."
+        "Measure search quality: run judged queries (JSON Lines) through the search engine shoppers use "
+        "(relevance cutoff included) and report R@1, R@5, R@10, MRR and nDCG@10 overall, per language "
+        "and per group."
     )
 
     def add_arguments(self, parser):
@@ -35,8 +36,13 @@ class Command(BaseCommand):
             default=None,
             help="Folder for results.json and results.png (default: beside the judgments).",
         )
+        parser.add_argument(
+            "--no-cutoff",
+            action="store_true",
+            help="Rank every product, as 'Show loosely related' does (default: the relevant ones, as shoppers see).",
+        )
 
-    def handle(self, *args, judgments: Path, output: Path | None, verbosity: int, **options):
+    def handle(self, *args, judgments: Path, output: Path | None, no_cutoff: bool, verbosity: int, **options):
         try:
             rows = judgments_load(judgments)
         except (JudgmentsError, OSError) as exc:
@@ -51,9 +57,10 @@ class Command(BaseCommand):
                     image = image_decode_rgb(content=judgment.image.read_bytes())
                 except ImageRejected as exc:
                     raise CommandError(f"{judgment.image}: {exc.message}") from None
-                result = product_search(image=image, limit=RESULTS_PER_QUERY)
+                query = SearchQuery(image=image, relevant_only=not no_cutoff, limit=RESULTS_PER_QUERY)
             else:
-                result = product_search(text=judgment.query, limit=RESULTS_PER_QUERY)
+                query = SearchQuery(text=judgment.query, relevant_only=not no_cutoff, limit=RESULTS_PER_QUERY)
+            result = catalog_search(query)
             ranked = [hit.product.external_id for hit in result.hits]
             results.append((judgment, ranking_metrics(ranked, judgment.relevant)))
         summary = metrics_summarise(results)

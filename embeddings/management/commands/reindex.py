@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
-from catalog import selectors, services
+from catalog import selectors, services, signals
+from catalog.commands import held_images_index, is_in_process
 from catalog.models import ProductImage
-from embeddings.commands import images_embed_with_progress, index_claim_for_command, is_in_process
+from embeddings.commands import index_claim_for_command
 from embeddings.index import get_index
 from embeddings.management.commands.calibrate_relevance import describe_cutoffs
 from embeddings.model import get_encoder
@@ -28,9 +28,9 @@ class Command(BaseCommand):
         image_ids = selectors.images_needing_embedding(space.id)
         if include_failed:
             image_ids += list(ProductImage.objects.filter(state=ProductImage.State.FAILED).values_list("pk", flat=True))
-        with transaction.atomic():
-            services.image_mark_pending(image_ids=image_ids)
-        run = images_embed_with_progress(image_ids, show_progress=verbosity > 0)
+        with signals.deferred() as held:
+            services.images_reembed(image_ids=image_ids)
+            run = held_images_index(held, show_progress=verbosity > 0)
         if not is_in_process():
             self.stdout.write(f"Queued {run.queued} images for the workers (space {space.id}).")
             return

@@ -1,0 +1,211 @@
+"""The integration API's search endpoints (v1): search, and products similar to one."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.http import QueryDict
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import serializers as s
+from api.auth import SEARCH
+from api.errors import ApiError
+from api.parsers import json_loads_strict
+from api.schema import errors, examples
+from api.views import EXTERNAL_ID_PARAMETER, product_get, upload_content
+from catalog.intake import image_decode_rgb
+from catalog.models import Product
+from embeddings.search import FacetFilters, SearchError, SearchPage, SearchQuery, catalog_search
+from searchsite.fetch import url_fetch
+
+# --- Search ------------------------------------------------------------------------------
+
+
+class SearchView(APIView):
+    scopes = {"POST": SEARCH}
+
+    @extend_schema(
+        operation_id="search",
+        summary="Search products",
+        description="By words (any language), a photo (multipart `image`, `image_base64` or `image_url`), "
+        "words and a photo together, or products the shopper likes (`like`, and `unlike` to move away). "
+        "Filters narrow the results; `facets` asks for counts per value. With `cutoff` on (the default) "
+        "only relevant products are returned and counted; `total` says how many.",
+        request={"application/json": s.SearchRequestSerializer, "multipart/form-data": s.SearchMultipartSerializer},
+        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 413, 415, 422, 429, 503)},
+        examples=[
+            examples.SEARCH_TEXT,
+            examples.SEARCH_FILTERED,
+            examples.SEARCH_LIKE,
+            examples.SEARCH_IMAGE_URL,
+            examples.SEARCH_RESPONSE,
+        ],
+        tags=["search"],
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        image = None
+        if isinstance(data, QueryDict):
+            data, upload = _multipart_search_body(data, request.FILES)
+            if upload is not None:
+                image = upload_content(upload)
+        elif not isinstance(data, dict):
+            raise ApiError(400, "invalid", "The body must be a JSON object.")
+        serializer = s.SearchRequestSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        sources = [name for name in ("image_base64", "image_url") if name in params] + (["image"] if image else [])
+        if len(sources) > 1:
+            raise ApiError(422, "too_many_images", f"Send one photo, not {' and '.join(sources)}.")
+        if "image_base64" in params:
+            image = params["image_base64"]
+        elif "image_url" in params:
+            image = url_fetch(params["image_url"]).content
+        text = params.get("text", "").strip()
+        like = _product_ids(params.get("like", []), "like")
+        unlike = _product_ids(params.get("unlike", []), "unlike")
+        if not (text or image is not None or like):
+            raise ApiError(422, "missing_query", "Give text, a photo (image, image_base64 or image_url) or like.")
+        if set(like) & set(unlike):
+            raise ApiError(422, "bad_refinement", "A product cannot be in both like and unlike.")
+        filters = params.get("filters", {})
+        price_min, price_max = filters.get("price_min"), filters.get("price_max")
+        if price_min is not None and price_max is not None and price_min > price_max:
+            raise ApiError(422, "bad_price_range", "filters.price_min is above filters.price_max.")
+        facets = params.get("facets", [])
+        query = SearchQuery(
+            text=text,
+            image=image_decode_rgb(content=image) if image is not None else None,
+            positive_ids=tuple(like),
+            negative_ids=tuple(unlike),
+            filters=FacetFilters(
+                categories=tuple(filters.get("category", ())),
+                brands=tuple(filters.get("brand", ())),
+                price_min=price_min,
+                price_max=price_max,
+                attributes=tuple((key, tuple(values)) for key, values in filters.get("tags", {}).items()),
+            ),
+            active=filters.get("active", True),
+            facet_attributes=tuple(name.removeprefix("tags.") for name in facets if name.startswith("tags.")),
+            relevant_only=params["cutoff"],
+            sort=params["sort"],
+            limit=params["limit"],
+            offset=params["offset"],
+        )
+        return Response(_search_response(request, _search(query), facets))
+
+
+class ProductSimilarView(APIView):
+    scopes = {"GET": SEARCH}
+
+    @extend_schema(
+        operation_id="products_similar",
+        summary="Products similar to one",
+        description="For “customers also viewed” widgets: the products whose photos look most like this "
+        "product's, the product itself left out. 422 while it has no indexed photo.",
+        parameters=[EXTERNAL_ID_PARAMETER, s.SimilarQuerySerializer],
+        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 404, 422, 429, 503)},
+        tags=["search"],
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        product = product_get(external_id)
+        query = s.SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        page = _search(
+            SearchQuery(
+                like_product_id=product.pk,
+                relevant_only=params["cutoff"],
+                limit=params["limit"],
+                offset=params["offset"],
+            )
+        )
+        return Response(_search_response(request, page, []))
+
+
+def _search(query: SearchQuery) -> SearchPage:
+    try:
+        return catalog_search(query)
+    except SearchError as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+
+
+def _product_ids(external_ids: list[str], field: str) -> list[int]:
+    external_ids = list(dict.fromkeys(external_ids))
+    found = dict(Product.objects.filter(external_id__in=external_ids).values_list("external_id", "pk"))
+    unknown = [e for e in external_ids if e not in found]
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_product",
+            f"{field}: no product with external_id {', '.join(repr(e) for e in unknown[:5])}.",
+            {field: [f"Unknown external_id {e!r}." for e in unknown]},
+        )
+    return [found[e] for e in external_ids]
+
+
+def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
+    body: dict = {}
+    for name in ("text", "image_url", "limit", "offset", "cutoff", "sort"):
+        if name in data:
+            body[name] = data[name]
+    for name in ("like", "unlike", "facets"):
+        if name in data:
+            body[name] = data.getlist(name)
+    if "filters" in data:
+        try:
+            body["filters"] = json_loads_strict(data["filters"])
+        except ValueError:
+            raise ApiError(400, "invalid", "filters must be a JSON object.", {"filters": ["Not JSON."]}) from None
+    return body, files.get("image")
+
+
+def _search_response(request: Request, page: SearchPage, facets: list[str]) -> dict:
+    # The API's facet names (category, brand, tags.<key>) by the search service's (attr.<key>).
+    wanted = {name.replace("tags.", "attr.", 1): name for name in facets if name != "price"}
+    body = {
+        "results": [
+            {
+                "id": hit.product.pk,
+                "external_id": hit.product.external_id,
+                "title": hit.product.title,
+                "price": _money(hit.product.price),
+                "currency": hit.product.currency,
+                "url": hit.product.url,
+                "category": hit.product.category,
+                "brand": hit.product.brand,
+                "thumbnail_url": s.thumbnail_url(request, hit.image.sha256),
+                "image_id": hit.image.pk,
+                "score": round(hit.score, 6),
+            }
+            for hit in page.hits
+        ],
+        "total": page.total,
+        "total_is_lower_bound": page.total_is_capped,
+        "loosely_related": page.loosely_related,
+        # Asked-for facets with no values are listed too, empty.
+        "facets": {name: [] for name in wanted.values()},
+        "query_kind": page.kind,
+        "embedding_space": page.embedding_space,
+        "cutoff": page.cutoff,
+        "limit": page.limit,
+        "offset": page.offset,
+        "took_ms": round(page.took_ms, 1),
+    }
+    for facet in page.facets:
+        if facet.name in wanted:
+            body["facets"][wanted[facet.name]] = [
+                {"value": v.value, "count": v.count, "selected": v.selected} for v in facet.values
+            ]
+    if "price" in facets:
+        body["price_buckets"] = [
+            {"min": _money(b.low), "max": _money(b.high), "count": b.count} for b in page.price_buckets
+        ]
+    return body
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"

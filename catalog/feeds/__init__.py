@@ -1,0 +1,1 @@
+"""Product feeds: ``formats`` reads a file into rows, ``importer`` writes them to the catalog."""

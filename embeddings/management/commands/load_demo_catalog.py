@@ -1,0 +1,85 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from tqdm import tqdm
+
+from catalog import services, signals
+from catalog.commands import held_images_index
+from catalog.demo import demo_products
+from catalog.demo_judgments import demo_judgments_write
+from catalog.models import ProductImage
+from embeddings.commands import index_claim_for_command
+from embeddings.model import get_encoder
+from embeddings.models import RelevanceCutoff, TagFacet
+from embeddings.relevance import cutoffs_calibrate
+from embeddings.tagging import demo_taxonomy_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo shop (products drawn by Vitrine itself), index it, and write judged queries "
+        "for evaluate_search. Safe to run again: an existing shop is left as it is."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--products", type=int, default=600, help="How many products (default 600).")
+        parser.add_argument("--seed", type=int, default=7, help="Random seed; the same seed gives the same shop.")
+        parser.add_argument(
+            "--judgments",
+            type=Path,
+            default=None,
+            help="Folder for judgments.jsonl and held-out query photos (default: DATA_DIR/demo).",
+        )
+        parser.add_argument(
+            "--no-judgments",
+            action="store_true",
+            help="Do not write judged queries (nor render their held-out photos).",
+        )
+
+    def handle(
+        self, *args, products: int, seed: int, judgments: Path | None, no_judgments: bool, verbosity: int, **options
+    ):
+        index_claim_for_command()
+        specs = demo_products(count=products, seed=seed)
+        created_products = 0
+        new_image_ids = []
+        # The photos are embedded at the end, in full batches, with a progress bar.
+        with signals.deferred() as held:
+            for spec in tqdm(specs, desc="Catalog", unit="product", disable=verbosity == 0):
+                with transaction.atomic():
+                    result = services.product_upsert(
+                        external_id=spec.external_id,
+                        title=spec.title,
+                        description=spec.description,
+                        brand=spec.brand,
+                        category=spec.category,
+                        price=spec.price,
+                        currency="EUR",
+                        attributes=spec.attributes.as_dict(),
+                    )
+                    created_products += result.is_created
+                    if not result.is_created and result.product.images.count() >= len(spec.image_seeds):
+                        continue  # already there: do not draw its photos again
+                    for position, content in enumerate(spec.render_images()):
+                        image = services.image_create(product=result.product, content=content, position=position)
+                        new_image_ids += [image.image.pk] if image.needs_indexing else []
+            # Also finish what an interrupted earlier run left pending.
+            pending = ProductImage.objects.filter(state=ProductImage.State.PENDING).values_list("pk", flat=True)
+            known = set(held.added)
+            held.added.extend(pk for pk in sorted(pending) if pk not in known)
+            run = held_images_index(held, show_progress=verbosity > 0)
+        folder = judgments or Path(settings.DATA_DIR) / "demo"
+        judgments_file = folder / "judgments.jsonl"
+        if not no_judgments and (created_products or not judgments_file.exists()):
+            demo_judgments_write(products=specs, folder=folder)
+        if created_products or not RelevanceCutoff.objects.filter(embedding_space=get_encoder().space.id).exists():
+            cutoffs_calibrate()
+        if not TagFacet.objects.exists():
+            demo_taxonomy_create()
+        self.stdout.write(
+            f"Demo catalog: {created_products} products created, {len(new_image_ids)} images added, "
+            f"{run.queued} embedded, {len(run.failures)} failed."
+            + ("" if no_judgments else f" Judged queries: {judgments_file}")
+        )

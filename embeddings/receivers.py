@@ -1,0 +1,59 @@
+"""The index's side of the catalog's signals (``catalog.signals``): queue the embedding,
+unindexing and payload tasks. Connected once, in ``EmbeddingsConfig.ready()``; nothing
+else calls these.
+
+Every task is sent only after the transaction commits, so a worker never looks for a row
+that is not there yet. ``robust``: if the broker is down the rows stay pending (health and
+the admin count them) and ``reconcile`` / ``reindex`` queue them again; the write itself
+succeeds.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from catalog import signals
+from embeddings import tasks
+from embeddings.commands import index_claim
+from embeddings.indexing import PAYLOAD_FIELDS
+
+
+def images_enqueue(image_ids: list[int]) -> None:
+    """Queue images for embedding, in batches of VITRINE_EMBED_BATCH_SIZE."""
+    size = settings.VITRINE_EMBED_BATCH_SIZE
+    for start in range(0, len(image_ids), size):
+        batch = list(image_ids[start : start + size])
+        transaction.on_commit(lambda batch=batch: tasks.embed_images.delay(batch), robust=True)
+
+
+def on_images_added(sender, image_ids: list[int], **kwargs) -> None:
+    images_enqueue(image_ids)
+
+
+def on_images_removed(sender, image_ids: list[int], **kwargs) -> None:
+    ids = list(image_ids)
+    transaction.on_commit(lambda: tasks.unindex_images.delay(ids), robust=True)
+
+
+def on_products_changed(sender, changes: dict[int, tuple[str, ...]], **kwargs) -> None:
+    """Only a change of a field the index holds (the points' payload) is worth a task."""
+    product_ids = sorted(pk for pk, fields in changes.items() if set(fields) & PAYLOAD_FIELDS)
+    if len(product_ids) == 1:
+        product_id = product_ids[0]
+        transaction.on_commit(lambda: tasks.refresh_product_payload.delay(product_id), robust=True)
+    elif product_ids:
+        transaction.on_commit(lambda: tasks.refresh_product_payloads.delay(product_ids), robust=True)
+
+
+def on_intake_starting(sender, **kwargs) -> None:
+    """In the embedded mode the command's own process will index: refuse now if it cannot
+    open the store (raises IndexUnavailable, a ServiceUnavailable)."""
+    index_claim()
+
+
+def connect() -> None:
+    signals.images_added.connect(on_images_added, dispatch_uid="embeddings.images_added")
+    signals.images_removed.connect(on_images_removed, dispatch_uid="embeddings.images_removed")
+    signals.products_changed.connect(on_products_changed, dispatch_uid="embeddings.products_changed")
+    signals.intake_starting.connect(on_intake_starting, dispatch_uid="embeddings.intake_starting")

@@ -1,0 +1,213 @@
+"""The search engine: one for every face (the search page, the product page's similar
+products, the API) and for evaluation.
+
+A query (words, a photo, words and a photo, a product, or liked products) becomes a
+vector; the index gives the nearest products (one hit each: its best photo); the
+relevance cutoff of the embedding space splits them into relevant and loosely related;
+filters, facet counts, sorting and paging work on the database's fields of those
+candidates, so counts agree exactly with what is listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from PIL import Image
+
+from catalog.models import Product, ProductImage
+from embeddings.index import get_index
+from embeddings.model import get_encoder
+from embeddings.relevance import cutoffs_get
+from embeddings.search.facets import facets_count, matches, price_buckets
+from embeddings.search.refinement import MAX_REFINEMENTS, liked_vector, reference_vector, refined_vector, unit
+from embeddings.search.types import (
+    MAX_LIMIT,
+    SORTS,
+    Candidate,
+    SearchError,
+    SearchHit,
+    SearchPage,
+    SearchQuery,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def catalog_search(query: SearchQuery) -> SearchPage:
+    """Search the catalog for shoppers: the nearest products, cut at the space's relevance
+    cutoff, filtered, counted per facet value, sorted and paged.
+
+    Filters and facets work on the database's product fields for the nearest
+    ``VITRINE_SEARCH_CANDIDATES`` products, so counts agree with what the page lists.
+    """
+    started = time.monotonic()
+    _validate(query)
+    encoder = get_encoder()
+    space = encoder.space
+    index = get_index()
+    kind = query.kind
+    excluded = set(query.negative_ids)
+    text_vector = image_vector = None
+    if kind == "text":
+        vector = _text_vector(encoder, query.text.strip())
+    elif kind in ("image", "image+text"):
+        vector = image_vector = _image_vector(encoder, query.image, query.image_key)
+        if kind == "image+text":
+            text_vector = _text_vector(encoder, query.text.strip())
+            vector = unit(image_vector + text_vector)
+    elif kind == "products":
+        vector = liked_vector(space, index, query.positive_ids)
+        excluded.update(query.positive_ids)
+    else:
+        vector, product_id = reference_vector(space, index, query.like_product_id, query.like_image_id)
+        excluded.add(product_id)
+    cutoffs = cutoffs_get(space)
+    cutoff = cutoffs.for_query("product" if kind == "products" else kind)
+    # A photo with words: relevant when the words match and the item still resembles the photo.
+    two_tests = kind == "image+text" and cutoffs.text is not None and cutoffs.resemblance is not None
+    if two_tests:
+        cutoff = cutoffs.text
+
+    rank_vector = None
+    if query.positive_ids or query.negative_ids:
+        rank_vector = refined_vector(space, index, vector, query.positive_ids, query.negative_ids)
+
+    limit = settings.VITRINE_SEARCH_CANDIDATES
+    raw = index.candidates(
+        space,
+        vector,
+        limit=limit,
+        active_only=query.active is True,
+        exclude_product_ids=tuple(sorted(excluded)),
+        with_vectors=rank_vector is not None or two_tests,
+    )
+    capped = len(raw) >= limit
+    rows = {
+        row["pk"]: row
+        for row in Product.objects.filter(pk__in=[c.product_id for c in raw]).values(
+            "pk", "category", "brand", "price", "created_at", "attributes", "is_active"
+        )
+    }
+    candidates = []
+    for c in raw:
+        row = rows.get(c.product_id)
+        # The DB is the truth: a point whose product is gone or was deactivated moments ago is not shown.
+        if row is None or (query.active is not None and row["is_active"] != query.active):
+            continue
+        rank_score = float(c.vector @ rank_vector) if rank_vector is not None else c.score
+        if two_tests:
+            relevant = (
+                float(c.vector @ text_vector) >= cutoffs.text and float(c.vector @ image_vector) >= cutoffs.resemblance
+            )
+        else:
+            relevant = cutoff is None or c.score >= cutoff
+        candidates.append(
+            Candidate(
+                product_id=c.product_id,
+                image_id=c.image_id,
+                score=c.score,
+                rank_score=rank_score,
+                relevant=relevant,
+                category=row["category"],
+                brand=row["brand"],
+                price=row["price"],
+                created_at=row["created_at"],
+                attributes=row["attributes"] if isinstance(row["attributes"], dict) else {},
+            )
+        )
+    relevant = [c for c in candidates if c.relevant]
+    loose = [c for c in candidates if not c.relevant]
+    universe = relevant if query.relevant_only else relevant + loose
+    filters = query.filters
+    matching = [c for c in universe if matches(c, filters)]
+    attribute_keys = (
+        settings.VITRINE_FACET_ATTRIBUTES if query.facet_attributes is None else list(query.facet_attributes)
+    )
+    facets = facets_count(universe, filters, attribute_keys)
+    prices_universe = [c for c in universe if matches(c, filters, skip="price")]
+    buckets = price_buckets(prices_universe)
+    prices = [c.price for c in prices_universe if c.price is not None]
+    loosely_related = sum(1 for c in loose if matches(c, filters)) if query.relevant_only else 0
+
+    matching = _sorted(matching, query.sort)
+    page = matching[query.offset : query.offset + query.limit]
+    products = Product.objects.in_bulk([c.product_id for c in page])
+    images = ProductImage.objects.in_bulk([c.image_id for c in page])
+    hits = [
+        SearchHit(product=products[c.product_id], image=images[c.image_id], score=c.score)
+        for c in page
+        if c.product_id in products and c.image_id in images
+    ]
+    took_ms = (time.monotonic() - started) * 1000
+    logger.debug("Catalog search (%s) found %d of %d candidates in %.1f ms", kind, len(matching), len(raw), took_ms)
+    return SearchPage(
+        hits=hits,
+        total=len(matching),
+        total_is_capped=capped,
+        loosely_related=loosely_related,
+        facets=facets,
+        price_buckets=buckets,
+        price_range=(min(prices), max(prices)) if prices else None,
+        cutoff=cutoff,
+        kind=kind,
+        embedding_space=space.id,
+        took_ms=took_ms,
+        limit=query.limit,
+        offset=query.offset,
+        sort=query.sort,
+    )
+
+
+def _validate(query: SearchQuery) -> None:
+    has_text, has_image = bool(query.text.strip()), query.image is not None
+    has_reference = bool(query.like_product_id or query.like_image_id)
+    if not (has_text or has_image or has_reference or query.positive_ids):
+        raise SearchError("bad_query", "Give a text, a photo, or a product to find similar ones.")
+    if has_reference and (has_text or has_image or (query.like_product_id and query.like_image_id)):
+        raise SearchError("bad_query", "“More like this” cannot be combined with words or a photo.")
+    if query.sort not in SORTS:
+        raise SearchError("bad_sort", f"sort must be one of: {', '.join(SORTS)}.")
+    if not 1 <= query.limit <= MAX_LIMIT:
+        raise SearchError("bad_limit", f"limit must be between 1 and {MAX_LIMIT}.")
+    if query.offset < 0:
+        raise SearchError("bad_offset", "offset cannot be negative.")
+    if len(query.positive_ids) + len(query.negative_ids) > MAX_REFINEMENTS:
+        raise SearchError("too_many_refinements", f"At most {MAX_REFINEMENTS} liked and rejected products at once.")
+    if set(query.positive_ids) & set(query.negative_ids):
+        raise SearchError("bad_refinement", "A product cannot be both liked and rejected.")
+
+
+def _text_vector(encoder, text: str) -> np.ndarray:
+    return _cached_vector(encoder, f"t:{text}", lambda: encoder.texts_encode([text])[0])
+
+
+def _image_vector(encoder, image: Image.Image, image_key: str) -> np.ndarray:
+    if not image_key:  # a photo without a stable name is encoded every time
+        return encoder.images_encode([image])[0].astype(np.float32)
+    return _cached_vector(encoder, f"i:{image_key}", lambda: encoder.images_encode([image])[0])
+
+
+def _cached_vector(encoder, name: str, encode) -> np.ndarray:
+    """A query's vector, cached for an hour (paging and filtering a search re-use it)."""
+    key = "vitrine:qv:" + hashlib.sha256(f"{encoder.space.id}\0{name}".encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return np.frombuffer(cached, dtype=np.float32)
+    vector = encode().astype(np.float32)
+    cache.set(key, vector.tobytes(), 3600)
+    return vector
+
+
+def _sorted(candidates: list[Candidate], sort: str) -> list[Candidate]:
+    if sort == "price":
+        return sorted(candidates, key=lambda c: (c.price is None, c.price or 0, -c.rank_score))
+    if sort == "-price":
+        return sorted(candidates, key=lambda c: (c.price is None, -(c.price or 0), -c.rank_score))
+    if sort == "newest":
+        return sorted(candidates, key=lambda c: (c.created_at, c.product_id), reverse=True)
+    return sorted(candidates, key=lambda c: -c.rank_score)

@@ -1,0 +1,1 @@
+"""The shoppers' face: the search page, photo searches and the product page."""

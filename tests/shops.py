@@ -1,0 +1,64 @@
+"""Demo shops for tests, built once per run and copied for each test that uses one.
+
+Loading a demo shop (rendering, intake, embedding, calibrating) takes seconds; restoring a
+copy takes a fraction of one: the rows are inserted with their ids, the photos hard-linked
+(their files are never changed in place, only added or deleted), the vector store copied.
+Each test still gets its own shop: what it changes is gone for the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.management import call_command
+from django.core.management.color import no_style
+from django.db import connection
+from django.test import override_settings
+
+from embeddings.index import reset_index
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    folder: Path  # media/, qdrant/ and, when asked, demo/ (judgments)
+    rows: list  # [(model, [field values by attname])], parents first
+    judgments: Path | None
+
+
+def snapshot_models() -> list:
+    from catalog.models import Product, ProductImage
+    from embeddings.models import RelevanceCutoff, TagFacet, TagValue
+
+    return [Product, ProductImage, RelevanceCutoff, TagFacet, TagValue]
+
+
+def snapshot_restore(snapshot: Snapshot, settings) -> None:
+    """Put the snapshot's shop into this test's database and stores."""
+    reset_index()
+    shutil.copytree(snapshot.folder / "qdrant", settings.QDRANT_LOCAL_PATH, dirs_exist_ok=True)
+    shutil.copytree(snapshot.folder / "media", settings.MEDIA_ROOT, dirs_exist_ok=True, copy_function=os.link)
+    for model, rows in snapshot.rows:
+        model.objects.bulk_create([model(**row) for row in rows])
+    with connection.cursor() as cursor:  # new rows must not reuse the restored ids
+        for statement in connection.ops.sequence_reset_sql(no_style(), [model for model, _ in snapshot.rows]):
+            cursor.execute(statement)
+
+
+def snapshot_build(folder: Path, django_db_blocker, *, products: int, seed: int, judgments: bool) -> Snapshot:
+    """Load a demo shop into the (empty) test database, keep a copy of it, and empty it again.
+    Called by session fixtures, before any test's own rows exist."""
+    options = {"judgments": folder / "demo"} if judgments else {"no_judgments": True}
+    reset_index()
+    stores = override_settings(MEDIA_ROOT=folder / "media", QDRANT_LOCAL_PATH=folder / "qdrant")
+    with django_db_blocker.unblock(), stores:
+        (folder / "media").mkdir(parents=True, exist_ok=True)
+        call_command("load_demo_catalog", products=products, seed=seed, verbosity=0, **options)
+        reset_index()  # closes the store, so its files are complete on disk
+        models = snapshot_models()
+        rows = [(model, list(model.objects.order_by("pk").values())) for model in models]
+        for model in reversed(models):
+            model.objects.all().delete()
+    return Snapshot(folder=folder, rows=rows, judgments=folder / "demo" / "judgments.jsonl" if judgments else None)
