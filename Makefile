@@ -11,11 +11,11 @@ PORT ?= 8000
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Debian packages the tests drive for real.
 TEST_DEBIAN_PACKAGES := redis-server postgresql openssl chromium fonts-noto-cjk
-# The tests that write to the database run a second time on PostgreSQL, the production DB.
-POSTGRES_TESTS := tests/test_services.py tests/test_api_catalog.py tests/test_api_auth.py tests/test_indexing.py tests/test_admin.py \
-	tests/test_commands.py tests/test_search.py tests/test_catalog_search.py
+# Test processes (pytest-xdist); the tests that share a live server run in the same one.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: run test install system-deps lint format clean
+.PHONY: run test screenshots install system-deps lint format clean
 
 run: $(INSTALLED)
 	$(PY) manage.py migrate --noinput
@@ -23,9 +23,15 @@ run: $(INSTALLED)
 	@echo "Vitrine is serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
+# The whole suite on the embedded SQLite, then every test that uses the database again on
+# PostgreSQL, the production database (the "database" marker is set by tests/conftest.py).
 test: $(INSTALLED) system-deps
-	$(PY) -m pytest
-	DEBUG=1 bash scripts/with-postgres $(PY) -m pytest $(POSTGRES_TESTS)
+	$(PYTEST)
+	DEBUG=1 bash scripts/with-postgres $(PYTEST) -m database
+
+# The README's screenshots, taken by the browser tests.
+screenshots: $(INSTALLED) system-deps
+	VITRINE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/test_browser.py
 
 install: $(INSTALLED)
 

@@ -30,22 +30,28 @@ def external_id_validate(value: str) -> None:
         raise ValidationError(problem, code="bad_external_id")
 
 
+CODE = "bad_attributes"
+
+
 def attributes_validate(value) -> None:
     """Flat string keys; values a string, finite number, boolean or list of strings; small;
-    no NUL characters (PostgreSQL's jsonb cannot hold them)."""
+    no NUL characters (PostgreSQL's jsonb cannot hold them).
+
+    The code is not "invalid": a ModelForm (the admin) would show its own "Enter a valid
+    JSON." instead of the message."""
     if not isinstance(value, dict):
-        raise ValidationError("Must be an object.", code="invalid")
+        raise ValidationError("Must be an object.", code=CODE)
     if len(value) > MAX_ATTRIBUTES:
-        raise ValidationError(f"At most {MAX_ATTRIBUTES} attributes.", code="invalid")
+        raise ValidationError(f"At most {MAX_ATTRIBUTES} attributes.", code=CODE)
     for key, item in value.items():
         if not isinstance(key, str) or not key or len(key) > MAX_ATTRIBUTE_NAME:
-            raise ValidationError(f"Attribute names are 1 to {MAX_ATTRIBUTE_NAME} characters.", code="invalid")
+            raise ValidationError(f"Attribute names are 1 to {MAX_ATTRIBUTE_NAME} characters.", code=CODE)
         is_scalar = isinstance(item, (str, int, bool)) or (isinstance(item, float) and math.isfinite(item))
         is_list = isinstance(item, list) and all(isinstance(v, str) for v in item)
         if not (is_scalar or is_list or item is None):
-            raise ValidationError(f"{key!r}: use a string, number, boolean or a list of strings.", code="invalid")
+            raise ValidationError(f"{key!r}: use a string, number, boolean or a list of strings.", code=CODE)
         strings = [key, *(item if is_list else [item] if isinstance(item, str) else [])]
         if any("\x00" in text for text in strings):
-            raise ValidationError("Attributes cannot contain NUL characters.", code="invalid")
+            raise ValidationError("Attributes cannot contain NUL characters.", code=CODE)
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_ATTRIBUTES_BYTES:
-        raise ValidationError(f"Attributes may be at most {MAX_ATTRIBUTES_BYTES:,} bytes of JSON.", code="invalid")
+        raise ValidationError(f"Attributes may be at most {MAX_ATTRIBUTES_BYTES:,} bytes of JSON.", code=CODE)

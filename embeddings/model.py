@@ -78,6 +78,18 @@ def configured_model_label() -> str:
     return f"{model} / {pretrained}" if pretrained else model
 
 
+def torch_threads_configure() -> int:
+    """Apply VITRINE_TORCH_THREADS (0: torch's own default, one per core) to this process;
+    returns the number of threads torch uses. On a small, busy machine one thread per
+    process is often faster than two that contend (measure: benchmarks/indexing_throughput.py)."""
+    import torch
+
+    threads = settings.VITRINE_TORCH_THREADS
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def select_device(preference: str) -> str:
     import torch
 
@@ -159,6 +171,7 @@ def _load(*, model_name: str, pretrained: str, device_preference: str, cache_dir
     import torch
 
     open_clip.add_model_config(MODEL_CONFIG_DIR)
+    threads = torch_threads_configure()
     device = select_device(device_preference)
     plan = weights_plan(open_clip, model_name=model_name, pretrained=pretrained, cache_dir=cache_dir)
     try:
@@ -184,11 +197,12 @@ def _load(*, model_name: str, pretrained: str, device_preference: str, cache_dir
         dimension = int(model.encode_text(tokenizer(["probe"]).to(device)).shape[-1])
     space = EmbeddingSpace(model=plan.space_model, weights=plan.space_weights, dimension=dimension)
     logger.info(
-        "Loaded CLIP model %s (weights %s, dimension %d) on %s in %.1f s",
+        "Loaded CLIP model %s (weights %s, dimension %d) on %s (%d torch threads) in %.1f s",
         space.model,
         space.weights,
         space.dimension,
         device,
+        threads,
         time.monotonic() - started,
     )
     return ClipEncoder(model=model, preprocess=preprocess, tokenizer=tokenizer, device=device, space=space)

@@ -228,6 +228,9 @@ def train(
     import torch
     from tqdm import tqdm
 
+    from embeddings.model import torch_threads_configure
+
+    torch_threads_configure()
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     model.train()

@@ -180,6 +180,9 @@ VITRINE_MODEL_CACHE_DIR = env_path("VITRINE_MODEL_CACHE_DIR", DATA_DIR / "models
 VITRINE_MODEL_DOWNLOAD_TIMEOUT = env_float("VITRINE_MODEL_DOWNLOAD_TIMEOUT", 5.0, minimum=0.1)
 # Web servers load the model in the background at start instead of on the first search.
 VITRINE_PRELOAD_MODEL = env_bool("VITRINE_PRELOAD_MODEL", True)
+# torch's threads per process (0: torch's default, one per core). Several processes on a
+# small machine (web, workers) do better with 1 each than with two that contend.
+VITRINE_TORCH_THREADS = env_int("VITRINE_TORCH_THREADS", 0, minimum=0, maximum=256)
 # Images per forward pass. 32 keeps a ViT-B-32 batch under ~1 GB on CPU and is where the
 # throughput measured on 2 cores stops improving (see ARCHITECTURE.md).
 VITRINE_EMBED_BATCH_SIZE = env_int("VITRINE_EMBED_BATCH_SIZE", 32, minimum=1, maximum=1024)

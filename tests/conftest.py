@@ -1,14 +1,51 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 
 from embeddings.index import reset_index
+from tests.live import SCHEMA_TEMPLATE_PRODUCTS, TEMPLATE_PRODUCTS, LiveVitrine, template_build
 from tests.shops import snapshot_build, snapshot_restore
+
+
+def pytest_itemcollected(item):
+    """Mark the tests that use the test database: ``make test`` runs them on PostgreSQL too."""
+    if item.get_closest_marker("django_db") or {"db", "transactional_db"} & set(item.fixturenames):
+        item.add_marker(pytest.mark.database)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Start the longest tests first, so that the test processes finish together."""
+
+    def weight(item) -> int:
+        # The schemathesis run first (it builds the live servers' template), the end-to-end
+        # tests meanwhile (they need no template), then the other live servers' tests.
+        group = item.get_closest_marker("xdist_group")
+        if item.get_closest_marker("schemathesis"):
+            return 0
+        if group and group.args[0] == "end-to-end":
+            return 1
+        for rank, marker in enumerate(("live", "slow"), start=2):
+            if item.get_closest_marker(marker):
+                return rank
+        return 4
+
+    items.sort(key=weight)  # stable: each group keeps its own order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread in the test process: the suite runs servers and workers beside it."""
+    from django.conf import settings
+
+    settings.VITRINE_TORCH_THREADS = 1
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +130,57 @@ def quality_shop(quality_shop_snapshot, transactional_db, settings):
     """A fresh copy of the 150-product demo shop; its judged queries' file."""
     snapshot_restore(quality_shop_snapshot, settings)
     return quality_shop_snapshot.judgments
+
+
+def shared_template(tmp_path_factory, worker_id: str, name: str, products: int) -> Path:
+    """A template data dir for live servers (tests/live.py), built once per run, also when
+    the run is spread over several processes (the first that needs it builds it)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    folder = shared / name
+    with FileLock(str(shared / f"{name}.lock")):
+        if not (shared / f"{name}.ready").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            template_build(folder, products)
+            (shared / f"{name}.ready").touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def live_template(tmp_path_factory, worker_id):
+    """The browser's and the API example's data dir: the 96-product demo shop."""
+    return shared_template(tmp_path_factory, worker_id, "live-template", TEMPLATE_PRODUCTS)
+
+
+@pytest.fixture(scope="session")
+def schema_template(tmp_path_factory, worker_id):
+    """The schemathesis run's data dir: a 24-product demo shop (quicker to build)."""
+    return shared_template(tmp_path_factory, worker_id, "schema-template", SCHEMA_TEMPLATE_PRODUCTS)
+
+
+def live_api_start(template: Path, data_dir: Path, **env: str) -> LiveVitrine:
+    """A live Vitrine with a key holding both scopes and a rate no test reaches: its
+    ``url``, ``key``, ``data_dir`` and ``log``."""
+    live = LiveVitrine.from_template(template, data_dir, **env)
+    live.start()
+    # While the server starts (and loads the model): the key, as a deployment would make it.
+    live.key = live.manage(
+        "create_api_key", "tests", "--scope", "search", "--scope", "catalog:write", "--rate", "1000000/second"
+    ).strip()
+    live.wait()
+    return live
+
+
+@pytest.fixture(scope="session")
+def live_api(live_template, tmp_path_factory):
+    """A live Vitrine for the API example's tests (``live_api_start``)."""
+    live = live_api_start(live_template, tmp_path_factory.mktemp("live-api"))
+    try:
+        yield live
+    finally:
+        live.stop()
 
 
 def stored_files(settings) -> list:

@@ -90,3 +90,50 @@ def test_reembed_action_indexes_failed_images_again(staff):
 
     image.refresh_from_db()
     assert (image.state, image.error) == ("indexed", "")
+
+
+def change_form(product: Product, **changes) -> dict:
+    form = add_product_form(images.noise_jpeg(4))
+    form.update({"images-TOTAL_FORMS": "0", "images-INITIAL_FORMS": "0"})
+    form.pop("images-0-file"), form.pop("images-0-position")
+    form.update({"external_id": product.external_id, **changes})
+    return form
+
+
+def test_admin_edits_go_through_the_catalogs_services_and_reach_the_index(staff):
+    """Normalised and validated as the API's writes are; the points' payload follows."""
+    from embeddings.index import IndexFilters
+
+    staff.post("/admin/catalog/product/add/", {**add_product_form(images.noise_jpeg(4)), "currency": "eur"})
+    product = Product.objects.get()
+    assert product.currency == "EUR"  # the service upper-cases it, as for the API and feeds
+
+    response = staff.post(f"/admin/catalog/product/{product.pk}/change/", change_form(product, category="garden"))
+
+    assert response.status_code == 302
+    space = get_encoder().space
+    vector = get_index().vectors(space, [product.images.get().pk])[product.images.get().pk]
+    found = get_index().query(space, vector, filters=IndexFilters(categories=("garden",)), limit=5, offset=0)
+    assert [hit.product_id for hit in found] == [product.pk]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ('{"colour": {"nested": "object"}}', "use a string, number, boolean or a list of strings"),
+        ('{"colour": "red\\u0000"}', "NUL characters"),
+    ],
+)
+def test_attributes_the_api_refuses_are_refused_in_the_admin_too(staff, api, attributes, message):
+    staff.post("/admin/catalog/product/add/", add_product_form(images.noise_jpeg(4)))
+    product = Product.objects.get()
+
+    response = staff.post(f"/admin/catalog/product/{product.pk}/change/", change_form(product, attributes=attributes))
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    product.refresh_from_db()
+    assert product.attributes == {}
+    refused = api.patch("/api/v1/products/sku-9", {"attributes": __import__("json").loads(attributes)})
+    assert refused.status_code == 400
+    assert message in refused.content.decode()

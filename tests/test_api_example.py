@@ -16,27 +16,19 @@ from pathlib import Path
 import pytest
 
 from catalog.demo import Attributes, render_product
-from tests.live import ROOT, LiveVitrine
+from tests.live import ROOT
+
+# One process runs the API's live tests (they share a server): make test spreads the suite over two.
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-api")]
 
 EXAMPLE = ROOT / "examples" / "sync_and_search.py"
 EXTERNAL_ID = "example-mug-1"  # what the example syncs
-SHOP_SIZE = 12  # demo-5: green dotted lamp and clock, but no mug
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A live Vitrine and a key with both scopes: (url, key, data_dir)."""
-    live = LiveVitrine(tmp_path_factory.mktemp("site"))
-    live.shop(SHOP_SIZE, seed=5)
-    live.start()
-    # While the server starts (and loads the model): the key, as a deployment would make it.
-    key = live.manage("create_api_key", "example", "--scope", "search", "--scope", "catalog:write").strip()
-    assert key.startswith("vtr_"), key
-    live.wait()
-    try:
-        yield live.url, key, live.data_dir
-    finally:
-        live.stop()
+@pytest.fixture
+def site(live_api):
+    """The live API server (url, key, data_dir)."""
+    return live_api.url, live_api.key, live_api.data_dir
 
 
 @pytest.fixture

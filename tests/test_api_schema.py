@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import LiveVitrine
+from tests.conftest import live_api_start
 
-SHOP_SIZE = 24
+# The longest test: a group of its own, so the other test process takes the rest meanwhile.
+pytestmark = [pytest.mark.live, pytest.mark.schemathesis, pytest.mark.xdist_group("schemathesis")]
+
 # Per API operation, for the fuzzing and stateful phases; the coverage phase (each
 # parameter's boundaries and wrong types) does not depend on it. About two minutes in all.
 MAX_EXAMPLES = 25
@@ -69,34 +71,23 @@ def schemathesis_executable() -> str:
     return found
 
 
-class LiveApi:
-    def __init__(self, url: str, key: str, log: Path):
-        self.url = url
-        self.key = key
-        self.log = log
-
-    def log_tail(self) -> str:
-        """The end of the server's log, without the routine lines."""
-        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
-        return "\n".join(line for line in lines if not ROUTINE_LOG_LINE.match(line))[-SERVER_LOG_TAIL:]
+def log_tail(live) -> str:
+    """The end of the server's log, without the routine lines."""
+    lines = live.log_text().splitlines()
+    return "\n".join(line for line in lines if not ROUTINE_LOG_LINE.match(line))[-SERVER_LOG_TAIL:]
 
 
 @pytest.fixture(scope="module")
-def live_api(tmp_path_factory):
+def live_api(schema_template, tmp_path_factory):
     # URLs to fetch are made up by schemathesis: let them fail fast.
-    live = LiveVitrine(
-        tmp_path_factory.mktemp("api-schema"), VITRINE_FETCH_TIMEOUT="1", VITRINE_FETCH_TOTAL_TIMEOUT="2"
+    live = live_api_start(
+        schema_template,
+        tmp_path_factory.mktemp("schema-api"),
+        VITRINE_FETCH_TIMEOUT="1",
+        VITRINE_FETCH_TOTAL_TIMEOUT="2",
     )
-    live.shop(SHOP_SIZE, seed=5)
-    # Both scopes, and a rate no run reaches: 429s would only be noise here.
-    key = live.manage(
-        "create_api_key", "schemathesis", "--scope", "search", "--scope", "catalog:write", "--rate", "1000000/second"
-    ).strip()
-    live.start()
-    api = LiveApi(live.url, key, live.log)
-    live.wait()
     try:
-        yield api
+        yield live
     finally:
         live.stop()
 
@@ -137,5 +128,5 @@ def test_api_matches_its_live_schema(live_api, tmp_path):
     assert done.returncode == 0, (
         f"schemathesis found problems (exit code {done.returncode}; its whole output is in "
         f"{tmp_path / 'schemathesis-output.txt'}):\n{output[-OUTPUT_TAIL:]}\n"
-        f"--- the server's log, without the access log and the 4xx warnings ---\n{live_api.log_tail()}"
+        f"--- the server's log, without the access log and the 4xx warnings ---\n{log_tail(live_api)}"
     )

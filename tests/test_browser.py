@@ -1,27 +1,32 @@
 """The shoppers' UI in a real browser: Debian's chromium driven by Playwright, against a
 live Vitrine (its own process, embedded mode, the demo model, a small demo shop).
 
-Screenshots of the search and product pages, desktop and phone, are written to
-``docs/screenshots/`` (the README shows them).
+Screenshots of the search and product pages, desktop and phone, are written to a
+temporary folder, or to ``$VITRINE_SCREENSHOTS_DIR`` (``make screenshots`` points it at
+``docs/screenshots/``, which the README shows).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import sqlite3
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.live import ROOT, LiveVitrine
+from tests.live import ADMIN_PASSWORD, TEMPLATE_PRODUCTS, LiveVitrine
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-SHOP_SIZE = 96
-PATIENCE_MS = 60_000
-ADMIN_PASSWORD = "a-long-test-password-1"  # generous: a slow machine must not fail these tests
+# One process runs them all (they share a server): make test spreads the suite over two.
+pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+SHOP_SIZE = TEMPLATE_PRODUCTS
+SCREENSHOTS = Path()  # where screenshots go: set by the screenshots fixture
+PATIENCE_MS = 60_000  # generous: a slow machine must not fail these tests
 expect.set_options(timeout=PATIENCE_MS)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,10 +49,8 @@ class Site(LiveVitrine):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    site = Site(tmp_path_factory.mktemp("site"), DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD)
-    site.shop(SHOP_SIZE, seed=5)
-    site.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@shop.example")
+def site(live_template, tmp_path_factory):
+    site = Site.from_template(live_template, tmp_path_factory.mktemp("site"))
     with sqlite3.connect(site.data_dir / "vitrine.sqlite3") as db:
         db.execute("UPDATE catalog_product SET url = 'https://shop.example/p/' || id")
     site.start()
@@ -58,9 +61,16 @@ def site(tmp_path_factory):
         site.stop()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def screenshots(tmp_path_factory) -> None:
+    global SCREENSHOTS
+    folder = os.environ.get("VITRINE_SCREENSHOTS_DIR")
+    SCREENSHOTS = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+
 @pytest.fixture(scope="module")
 def browser():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser

@@ -23,6 +23,9 @@ import pytest
 
 from tests import images
 
+# One process runs them all (they share a redis-server): make test spreads the suite over two.
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("end-to-end")]
+
 ROOT = Path(__file__).resolve().parent.parent
 PATIENCE_SECONDS = 300  # generous: a slow machine must not fail these tests
 

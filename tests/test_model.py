@@ -30,6 +30,7 @@ def test_images_and_texts_become_unit_float32_rows():
     assert not np.allclose(text_rows[0], text_rows[1])
 
 
+@pytest.mark.slow
 def test_the_untrained_model_is_the_same_in_every_process(settings):
     """Random weights come from a fixed seed, so a worker and the web agree on vectors."""
     settings.VITRINE_CLIP_MODEL = "vitrine-tiny"
@@ -93,6 +94,7 @@ def test_a_checkpoint_file_loads_and_names_its_own_space(settings, tmp_path):
     assert np.allclose(reloaded, get_encoder().texts_encode(["hat"])[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_pretrained_tag_fails_fast_offline_naming_the_settings(tmp_path):
     env = {
         **os.environ,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from django.core.management import call_command
 
 from catalog.demo import all_attributes, demo_attribute_render
@@ -25,6 +26,7 @@ ATTRIBUTE_FLOORS = {
 }
 
 
+@pytest.mark.slow
 def test_the_shipped_model_names_kind_colour_and_pattern_of_held_out_renders():
     encoder = get_encoder()
     assert encoder.space.model == "vitrine-demo"
@@ -37,6 +39,7 @@ def test_the_shipped_model_names_kind_colour_and_pattern_of_held_out_renders():
     assert below == {}
 
 
+@pytest.mark.slow
 def test_search_quality_through_the_search_engine(quality_shop, tmp_path):
     out = io.StringIO()
     call_command("evaluate_search", "--judgments", str(quality_shop), "--output", str(tmp_path), stdout=out)

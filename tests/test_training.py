@@ -102,6 +102,7 @@ def test_attribute_accuracy_scores_a_perfect_and_a_useless_encoder():
     assert constant["compositional_r1_en"] < 1.0
 
 
+@pytest.mark.slow
 def test_a_short_run_learns_colour_well_above_chance():
     data = training.demo_training_set(image_count=1200, image_size=64, seed=3, progress=False)
     model, _, normalise, tokenizer = training.model_create("vitrine-demo", None, seed=3)
