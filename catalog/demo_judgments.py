@@ -8,7 +8,9 @@ English and Chinese.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from catalog.demo import COLOURS, KINDS, Attributes, DemoProduct, demo_attribute_render
@@ -61,11 +63,19 @@ def demo_judgments_write(*, products: list[DemoProduct], folder: Path, image_que
     images_folder = folder / "held-out"
     images_folder.mkdir(exist_ok=True)
     combos = sorted(by_attributes, key=str)
-    for number in range(min(image_queries, len(combos) * 2)):
-        attributes = combos[number % len(combos)]
-        name = f"{number:04d}.jpg"
-        demo_attribute_render(attributes, stream="held-out", index=number).save(images_folder / name, quality=90)
-        rows.append({"image": f"held-out/{name}", "relevant": by_attributes[attributes], "group": "image"})
+    queries = [(number, combos[number % len(combos)]) for number in range(min(image_queries, len(combos) * 2))]
+
+    def draw(query: tuple[int, Attributes]) -> None:
+        number, attributes = query
+        demo_attribute_render(attributes, stream="held-out", index=number).save(
+            images_folder / f"{number:04d}.jpg", quality=90
+        )
+
+    # Pillow releases the GIL while drawing: threads draw several at once.
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(draw, queries))
+    for number, attributes in queries:
+        rows.append({"image": f"held-out/{number:04d}.jpg", "relevant": by_attributes[attributes], "group": "image"})
 
     path = folder / "judgments.jsonl"
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")

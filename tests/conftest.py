@@ -11,7 +11,7 @@ from django.core.cache import cache
 
 from embeddings.index import reset_index
 from tests.live import SCHEMA_TEMPLATE_PRODUCTS, TEMPLATE_PRODUCTS, LiveVitrine, template_build
-from tests.shops import snapshot_build, snapshot_restore
+from tests.shops import snapshot_restore, snapshot_shared
 
 
 def pytest_itemcollected(item):
@@ -103,16 +103,21 @@ SMALL_SHOP = {"products": 60, "seed": 11}
 QUALITY_SHOP = {"products": 150, "seed": 21}
 
 
-@pytest.fixture(scope="session")
-def small_shop_snapshot(django_db_setup, django_db_blocker, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("small-shop")
-    return snapshot_build(folder, django_db_blocker, judgments=False, **SMALL_SHOP)
+def shared_folder(tmp_path_factory, worker_id: str) -> Path:
+    """A folder every test process of this run sees (pytest-xdist gives each its own temp)."""
+    return tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
 
 
 @pytest.fixture(scope="session")
-def quality_shop_snapshot(django_db_setup, django_db_blocker, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("quality-shop")
-    return snapshot_build(folder, django_db_blocker, judgments=True, **QUALITY_SHOP)
+def small_shop_snapshot(django_db_setup, django_db_blocker, tmp_path_factory, worker_id):
+    folder = shared_folder(tmp_path_factory, worker_id) / "small-shop"
+    return snapshot_shared(folder, django_db_blocker, judgments=False, **SMALL_SHOP)
+
+
+@pytest.fixture(scope="session")
+def quality_shop_snapshot(django_db_setup, django_db_blocker, tmp_path_factory, worker_id):
+    folder = shared_folder(tmp_path_factory, worker_id) / "quality-shop"
+    return snapshot_shared(folder, django_db_blocker, judgments=True, **QUALITY_SHOP)
 
 
 @pytest.fixture
@@ -137,7 +142,7 @@ def shared_template(tmp_path_factory, worker_id: str, name: str, products: int) 
     the run is spread over several processes (the first that needs it builds it)."""
     from filelock import FileLock
 
-    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    shared = shared_folder(tmp_path_factory, worker_id)
     folder = shared / name
     with FileLock(str(shared / f"{name}.lock")):
         if not (shared / f"{name}.ready").exists():

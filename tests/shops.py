@@ -9,10 +9,12 @@ Each test still gets its own shop: what it changes is gone for the next one.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.apps import apps
 from django.core.management import call_command
 from django.core.management.color import no_style
 from django.db import connection
@@ -45,6 +47,22 @@ def snapshot_restore(snapshot: Snapshot, settings) -> None:
     with connection.cursor() as cursor:  # new rows must not reuse the restored ids
         for statement in connection.ops.sequence_reset_sql(no_style(), [model for model, _ in snapshot.rows]):
             cursor.execute(statement)
+
+
+def snapshot_shared(folder: Path, django_db_blocker, *, products: int, seed: int, judgments: bool) -> Snapshot:
+    """The snapshot in ``folder``, built by the first test process that asks for it (the
+    others wait, then read its rows): a run spread over several processes builds it once."""
+    from filelock import FileLock
+
+    rows_file = folder / "rows.pickle"
+    with FileLock(str(folder.with_suffix(".lock"))):
+        if not rows_file.exists():
+            snapshot = snapshot_build(folder, django_db_blocker, products=products, seed=seed, judgments=judgments)
+            rows = [(model._meta.label, model_rows) for model, model_rows in snapshot.rows]
+            rows_file.write_bytes(pickle.dumps(rows))
+            return snapshot
+    rows = [(apps.get_model(label), model_rows) for label, model_rows in pickle.loads(rows_file.read_bytes())]
+    return Snapshot(folder=folder, rows=rows, judgments=folder / "demo" / "judgments.jsonl" if judgments else None)
 
 
 def snapshot_build(folder: Path, django_db_blocker, *, products: int, seed: int, judgments: bool) -> Snapshot:
