@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product, ProductImage
-from embeddings.index import ImagePoint, get_index
+from embeddings.index import ImagePoint, attribute_field, get_index
 from embeddings.model import get_encoder
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,28 @@ def product_payload(product: Product) -> dict:
         "brand": product.brand,
         "price": float(product.price) if product.price is not None else None,
         "is_active": product.is_active,
-        # The faceted attributes (accepted tags among them), for anyone filtering in Qdrant.
-        # (None when absent, so that a refresh also clears a value that was removed.)
-        **{f"attr_{key}": attributes.get(key) for key in settings.VITRINE_FACET_ATTRIBUTES},
+        # For sorting by newest without reading the product rows.
+        "created": product.created_at.timestamp(),
+        # Every attribute, for the search engine's facets over its candidates.
+        "attributes": attributes,
+        # The faceted attributes (accepted tags among them) as indexed keyword lists, for
+        # filters in the index. (None when absent, so that a refresh clears a removed value.)
+        **{attribute_field(key): attribute_keywords(attributes.get(key)) for key in settings.VITRINE_FACET_ATTRIBUTES},
     }
+
+
+def attribute_keywords(value) -> str | list[str] | None:
+    """An attribute's value as the keywords filters match: strings kept, numbers and
+    booleans written as the search page shows them ("true", "12")."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, list):
+        return [str(v) for v in value if isinstance(v, (str, int, float)) and str(v)] or None
+    return None
 
 
 def images_embed(*, image_ids: list[int]) -> EmbedReport:

@@ -197,12 +197,28 @@ VITRINE_TAG_CONFIDENCE = env_float("VITRINE_TAG_CONFIDENCE", 0.6, minimum=0, max
 
 # --- The vector index (only embeddings.index reads these) -------------------------------
 
+# Without QDRANT_URL the index runs in this process: Qdrant Edge (an HNSW engine with payload
+# indexes), or qdrant-client's local mode (the server's code path, brute force: for tests).
+VITRINE_INDEX_ENGINE = env_choice("VITRINE_INDEX_ENGINE", "edge", {"edge", "qdrant-local"})
+VITRINE_INDEX_PATH = env_path("VITRINE_INDEX_PATH", DATA_DIR / "index")
+# The HNSW graph (both engines): links per node and build effort; the search's candidate
+# list (0: the engine's default, about ef_construct). Collections smaller than
+# VITRINE_INDEX_FULL_SCAN_KB kilobytes of vectors are scanned exactly (faster there).
+# https://qdrant.tech/documentation/concepts/indexing/#vector-index
+VITRINE_INDEX_HNSW_M = env_int("VITRINE_INDEX_HNSW_M", 16, minimum=4, maximum=128)
+VITRINE_INDEX_HNSW_EF_CONSTRUCT = env_int("VITRINE_INDEX_HNSW_EF_CONSTRUCT", 100, minimum=4, maximum=1000)
+VITRINE_INDEX_HNSW_EF = env_int("VITRINE_INDEX_HNSW_EF", 0, minimum=0, maximum=10_000)
+VITRINE_INDEX_FULL_SCAN_KB = env_int("VITRINE_INDEX_FULL_SCAN_KB", 10_000, minimum=1)
+# int8 scalar quantization (4x less memory for vectors; results rescored with the originals).
+# https://qdrant.tech/documentation/guides/quantization/
+VITRINE_INDEX_QUANTIZATION = env_choice("VITRINE_INDEX_QUANTIZATION", "none", {"none", "int8"})
+# Keep the original vectors on disk (memory-mapped) instead of in RAM.
+VITRINE_INDEX_ON_DISK = env_bool("VITRINE_INDEX_ON_DISK", False)
 QDRANT_URL = env_str("QDRANT_URL")
 QDRANT_API_KEY = env_str("QDRANT_API_KEY")
 QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
 QDRANT_SHARDS = env_int("QDRANT_SHARDS", 1, minimum=1)
 QDRANT_REPLICAS = env_int("QDRANT_REPLICAS", 1, minimum=1)
-QDRANT_LOCAL_PATH = env_path("VITRINE_QDRANT_PATH", DATA_DIR / "qdrant")
 VITRINE_INDEX_ALIAS = env_str("VITRINE_INDEX_ALIAS", "vitrine-images")
 
 # --- Search ------------------------------------------------------------------------------

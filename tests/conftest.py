@@ -52,7 +52,7 @@ def one_torch_thread():
 def isolated_storage(settings, tmp_path):
     """Every test gets its own media folder and its own embedded vector store."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.QDRANT_LOCAL_PATH = tmp_path / "qdrant"
+    settings.VITRINE_INDEX_PATH = tmp_path / "index"
     settings.QDRANT_URL = ""
     reset_index()
     cache.clear()  # throttling counts and cached query vectors (ids are reused between tests)

@@ -40,7 +40,7 @@ def snapshot_models() -> list:
 def snapshot_restore(snapshot: Snapshot, settings) -> None:
     """Put the snapshot's shop into this test's database and stores."""
     reset_index()
-    shutil.copytree(snapshot.folder / "qdrant", settings.QDRANT_LOCAL_PATH, dirs_exist_ok=True)
+    shutil.copytree(snapshot.folder / "index", settings.VITRINE_INDEX_PATH, dirs_exist_ok=True)
     shutil.copytree(snapshot.folder / "media", settings.MEDIA_ROOT, dirs_exist_ok=True, copy_function=os.link)
     for model, rows in snapshot.rows:
         model.objects.bulk_create([model(**row) for row in rows])
@@ -70,7 +70,7 @@ def snapshot_build(folder: Path, django_db_blocker, *, products: int, seed: int,
     Called by session fixtures, before any test's own rows exist."""
     options = {"judgments": folder / "demo"} if judgments else {"no_judgments": True}
     reset_index()
-    stores = override_settings(MEDIA_ROOT=folder / "media", QDRANT_LOCAL_PATH=folder / "qdrant")
+    stores = override_settings(MEDIA_ROOT=folder / "media", VITRINE_INDEX_PATH=folder / "index")
     with django_db_blocker.unblock(), stores:
         (folder / "media").mkdir(parents=True, exist_ok=True)
         call_command("load_demo_catalog", products=products, seed=seed, verbosity=0, **options)

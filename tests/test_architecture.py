@@ -87,7 +87,8 @@ def test_the_index_is_told_only_through_the_catalogs_signals():
 @pytest.mark.parametrize(
     ("library", "owners"),
     [
-        ("qdrant_client", {"embeddings.index"}),
+        ("qdrant_client", {"embeddings.index.server"}),
+        ("qdrant_edge", {"embeddings.index.edge"}),
         ("open_clip", {"embeddings.model", "embeddings.training"}),
         ("torch", {"embeddings.model", "embeddings.training"}),
     ],

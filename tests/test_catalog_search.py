@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from catalog import services
 from catalog.demo import COLOURS, Attributes, demo_attribute_render
 from catalog.models import Product
 from embeddings.model import get_encoder
@@ -130,9 +131,15 @@ def test_sorting_by_price_and_newest(shop):
     assert [p.price for p in cheap_first] == sorted(p.price for p in shop)
     dear_first = all_results(text="a thing", relevant_only=False, sort="-price")
     assert [p.price for p in dear_first] == sorted((p.price for p in shop), reverse=True)
-    Product.objects.filter(pk=shop[3].pk).update(created_at=shop[-1].created_at + np.timedelta64(1, "h").item())
+    assert [p.pk for p in all_results(text="a thing", relevant_only=False, sort="newest")] == sorted(
+        (p.pk for p in shop), reverse=True
+    )
+    with shop[3].images.first().file.open("rb") as handle:
+        photo = handle.read()
+    added = services.product_upsert(external_id="added-last", title="Red chair, again").product
+    services.image_create(product=added, content=photo)
     newest = all_results(text="a thing", relevant_only=False, sort="newest")
-    assert newest[0] == shop[3]
+    assert newest[0] == added
     with pytest.raises(SearchError):
         catalog_search(SearchQuery(text="a thing", sort="cheapest"))
 

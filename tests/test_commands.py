@@ -76,12 +76,11 @@ def test_importing_again_adds_nothing(photo_folder):
 
 
 def test_it_stops_with_advice_when_the_embedded_store_is_held(photo_folder, settings):
-    from qdrant_client import QdrantClient
-
     from embeddings.index import reset_index
+    from embeddings.index.edge import EdgeIndex
 
     reset_index()
-    holder = QdrantClient(path=str(settings.QDRANT_LOCAL_PATH))  # as the running server would
+    holder = EdgeIndex(root=settings.VITRINE_INDEX_PATH, alias="held")  # as the running server would
     try:
         with pytest.raises(CommandError) as caught:
             run("import_images", str(photo_folder))

@@ -1,8 +1,13 @@
-"""The index module against qdrant-client's local storage in a temp dir."""
+"""The index's contract, on both engines: Qdrant Edge (the embedded mode) and
+qdrant-client's local mode (the Qdrant server's code path), each in a temp dir."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +23,16 @@ from embeddings.index import (
 )
 from embeddings.model import EmbeddingSpace
 
+ROOT = Path(__file__).resolve().parent.parent
 SPACE = EmbeddingSpace(model="test-model", weights="w1", dimension=4)
+
+
+@pytest.fixture(params=["edge", "qdrant-local"], autouse=True)
+def engine(request, settings):
+    settings.VITRINE_INDEX_ENGINE = request.param
+    reset_index()
+    yield request.param
+    reset_index()
 
 
 def unit(*values: float) -> np.ndarray:
@@ -78,10 +92,11 @@ def test_limit_and_offset_page_through_products(index):
         (IndexFilters(brands=("Kito",)), [10, 30]),
         (IndexFilters(price_min=Decimal("6"), price_max=Decimal("20")), [10]),
         (IndexFilters(price_max=Decimal("5")), [30]),
-        (IndexFilters(active_only=False), [10, 20, 40, 30]),
+        (IndexFilters(active=None), [10, 20, 40, 30]),
+        (IndexFilters(active=False), [40]),
         (IndexFilters(exclude_product_ids=(10,)), [20, 30]),
     ],
-    ids=["category", "brand", "price-range", "price-max", "inactive-included", "exclude"],
+    ids=["category", "brand", "price-range", "price-max", "inactive-included", "inactive-only", "exclude"],
 )
 def test_filters(index, filters, expected):
     hits = index.query(SPACE, unit(1, 0, 0, 0), filters=filters, limit=10, offset=0)
@@ -101,9 +116,55 @@ def test_each_space_has_its_own_collection_and_the_alias_names_the_first(index, 
     index.ensure(other)
 
     assert collection_name(other) != collection_name(SPACE)
-    aliases = {a.alias_name: a.collection_name for a in index.client.get_aliases().aliases}
-    assert aliases == {settings.VITRINE_INDEX_ALIAS: collection_name(SPACE)}
+    assert index.alias_target() == collection_name(SPACE)
     assert index.count(other) == 0
+    assert index.other_collections(SPACE) == {collection_name(other): 0}
+
+    index.alias_point(other)
+    assert index.alias_target() == collection_name(other)
+    index.drop(collection_name(SPACE))
+    assert index.other_collections(other) == {}
+
+
+def test_the_store_keeps_its_points_and_alias_when_opened_again(index):
+    reset_index()
+    again = get_index()
+    assert again.count(SPACE) == 5
+    assert again.alias_target() == collection_name(SPACE)
+
+
+def test_candidates_carry_the_payloads_facts_and_honour_a_score_threshold(index):
+    found = index.candidates(SPACE, unit(1, 0, 0, 0), limit=10, score_threshold=0.95, with_facts=True)
+
+    assert [(c.product_id, c.image_id) for c in found] == [(10, 1), (20, 3)]  # 30 scores 0.71
+    assert found[1].facts["category"] == "bags" and found[1].facts["price"] == 50.0
+
+
+def test_attribute_filters_match_any_of_the_values(engine, settings):
+    settings.VITRINE_FACET_ATTRIBUTES = ["colour"]
+    index = get_index()
+    index.upsert(
+        SPACE,
+        [
+            ImagePoint(1, 10, unit(1, 0, 0, 0), {"is_active": True, "attr_colour": "red"}),
+            ImagePoint(2, 20, unit(0.9, 0.1, 0, 0), {"is_active": True, "attr_colour": ["blue", "red"]}),
+            ImagePoint(3, 30, unit(0.8, 0.2, 0, 0), {"is_active": True, "attr_colour": "green"}),
+        ],
+    )
+    only = IndexFilters(attributes=(("colour", ("red",)),))
+    either = IndexFilters(attributes=(("colour", ("green", "blue")),))
+    assert [c.product_id for c in index.candidates(SPACE, unit(1, 0, 0, 0), limit=5, filters=only)] == [10, 20]
+    assert [c.product_id for c in index.candidates(SPACE, unit(1, 0, 0, 0), limit=5, filters=either)] == [20, 30]
+
+
+def test_many_photos_of_one_product_do_not_hide_the_others(index):
+    """Grouping asks the engine for more points when one product's photos fill them."""
+    index.upsert(SPACE, [point(100 + n, 50, unit(1, 0.001 * (n + 1), 0, 0)) for n in range(40)])
+
+    found = index.candidates(SPACE, unit(1, 0, 0, 0), limit=4)
+
+    assert [c.product_id for c in found] == [10, 50, 20, 30]
+    assert found[1].image_id == 100  # the product's best photo
 
 
 def test_vectors_come_back_for_known_images_only(index):
@@ -112,21 +173,26 @@ def test_vectors_come_back_for_known_images_only(index):
     assert np.allclose(vectors[1], unit(1, 0, 0, 0), atol=1e-6)
 
 
-def test_a_store_held_by_another_client_is_reported_as_unavailable(settings):
-    from qdrant_client import QdrantClient
-
-    holder = QdrantClient(path=str(settings.QDRANT_LOCAL_PATH))
+def test_a_store_held_by_another_process_is_reported_as_unavailable(engine, settings, tmp_path):
+    script = (
+        "import os, sys, time, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'searchsite.settings'; django.setup()\n"
+        "from embeddings.index import get_index; get_index(); print('holding', flush=True); time.sleep(60)\n"
+    )
+    env = {**os.environ, "VITRINE_INDEX_PATH": str(settings.VITRINE_INDEX_PATH), "VITRINE_INDEX_ENGINE": engine}
+    holder = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout.readline().strip() == "holding"
         reset_index()
         with pytest.raises(IndexUnavailable) as caught:
-            get_index()
+            get_index().count(SPACE)
         assert "in use by another Vitrine process" in str(caught.value)
-        assert str(settings.QDRANT_LOCAL_PATH) in str(caught.value)
+        assert str(settings.VITRINE_INDEX_PATH) in str(caught.value)
     finally:
-        holder.close()
+        holder.kill()
+        holder.wait()
 
 
-def test_an_unreachable_server_is_reported_as_unavailable(settings):
+def test_an_unreachable_server_is_reported_as_unavailable(engine, settings):
     settings.QDRANT_URL = "http://127.0.0.1:9"  # discard port: nothing listens
     settings.QDRANT_TIMEOUT = 1
     reset_index()

@@ -88,10 +88,11 @@ def test_deleting_one_image_keeps_the_others_vectors():
     keep = services.image_create(product=product, content=images.noise_jpeg(1)).image
     drop = services.image_create(product=product, content=images.noise_jpeg(2)).image
     space = get_encoder().space
+    assert set(get_index().vectors(space, [keep.pk, drop.pk])) == {keep.pk, drop.pk}
 
-    services.image_delete(image=drop)
+    dropped = services.image_delete(image=drop)
 
-    assert set(get_index().vectors(space, [keep.pk, drop.pk])) == {keep.pk}
+    assert set(get_index().vectors(space, [keep.pk, dropped])) == {keep.pk}
 
 
 def test_a_shared_file_deleted_while_another_product_adopts_it_is_restored(settings):

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from catalog.models import Product
-from embeddings.index import collection_name, get_index, image_point_id
+from embeddings.index import get_index
 from embeddings.model import get_encoder
 from embeddings.models import TagFacet, TagSuggestion
 from embeddings.search import FacetFilters, SearchQuery, catalog_search
@@ -56,10 +56,8 @@ def test_accepting_writes_the_tag_into_the_product_and_its_facets(shop):
     assert product.attributes["colour"] == suggestion.value.value
     index = get_index()
     image = product.images.first()
-    (point,) = index.client.retrieve(
-        collection_name(get_encoder().space), ids=[image_point_id(image.pk)], with_payload=True
-    )
-    assert point.payload["attr_colour"] == suggestion.value.value, "the index payload has the accepted tag"
+    payload = index.payloads(get_encoder().space, [image.pk])[image.pk]
+    assert payload["attr_colour"] == suggestion.value.value, "the index payload has the accepted tag"
     page = catalog_search(
         SearchQuery(
             text=product.title,

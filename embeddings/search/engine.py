@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
@@ -20,7 +22,7 @@ from django.core.cache import cache
 from PIL import Image
 
 from catalog.models import Product, ProductImage
-from embeddings.index import get_index
+from embeddings.index import IndexCandidate, IndexFilters, get_index
 from embeddings.model import get_encoder
 from embeddings.relevance import cutoffs_get
 from embeddings.search.facets import facets_count, matches, price_buckets
@@ -29,6 +31,7 @@ from embeddings.search.types import (
     MAX_LIMIT,
     SORTS,
     Candidate,
+    FacetFilters,
     SearchError,
     SearchHit,
     SearchPage,
@@ -77,54 +80,49 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     if query.positive_ids or query.negative_ids:
         rank_vector = refined_vector(space, index, vector, query.positive_ids, query.negative_ids)
 
-    limit = settings.VITRINE_SEARCH_CANDIDATES
-    raw = index.candidates(
-        space,
-        vector,
-        limit=limit,
-        active_only=query.active is True,
-        exclude_product_ids=tuple(sorted(excluded)),
-        with_vectors=rank_vector is not None or two_tests,
-    )
-    capped = len(raw) >= limit
-    rows = {
-        row["pk"]: row
-        for row in Product.objects.filter(pk__in=[c.product_id for c in raw]).values(
-            "pk", "category", "brand", "price", "created_at", "attributes", "is_active"
-        )
-    }
-    candidates = []
-    for c in raw:
-        row = rows.get(c.product_id)
-        # The DB is the truth: a point whose product is gone or was deactivated moments ago is not shown.
-        if row is None or (query.active is not None and row["is_active"] != query.active):
-            continue
-        rank_score = float(c.vector @ rank_vector) if rank_vector is not None else c.score
+    def relevance(candidate: IndexCandidate) -> bool:
         if two_tests:
-            relevant = (
-                float(c.vector @ text_vector) >= cutoffs.text and float(c.vector @ image_vector) >= cutoffs.resemblance
+            return (
+                float(candidate.vector @ text_vector) >= cutoffs.text
+                and float(candidate.vector @ image_vector) >= cutoffs.resemblance
             )
-        else:
-            relevant = cutoff is None or c.score >= cutoff
-        candidates.append(
-            Candidate(
-                product_id=c.product_id,
-                image_id=c.image_id,
-                score=c.score,
-                rank_score=rank_score,
-                relevant=relevant,
-                category=row["category"],
-                brand=row["brand"],
-                price=row["price"],
-                created_at=row["created_at"],
-                attributes=row["attributes"] if isinstance(row["attributes"], dict) else {},
-            )
-        )
+        return cutoff is None or candidate.score >= cutoff
+
+    def candidates_from(found: list[IndexCandidate]) -> list[Candidate]:
+        return [_candidate(c, rank_vector, relevance(c)) for c in found]
+
+    # The nearest products, with the fields filters and facets read (from the index's
+    # payload: the database is read for the one page shown).
+    limit = settings.VITRINE_SEARCH_CANDIDATES
+    base = IndexFilters(active=query.active, exclude_product_ids=tuple(sorted(excluded)))
+    with_vectors = rank_vector is not None or two_tests
+    found = index.candidates(space, vector, limit=limit, filters=base, with_vectors=with_vectors, with_facts=True)
+    candidates = candidates_from(found)
     relevant = [c for c in candidates if c.relevant]
     loose = [c for c in candidates if not c.relevant]
     universe = relevant if query.relevant_only else relevant + loose
     filters = query.filters
     matching = [c for c in universe if matches(c, filters)]
+    # The nearest `limit` products hold every relevant one unless all of them are relevant
+    # (or everything was asked for). Then filters may match products further away: ask the
+    # index for them, filters and cutoff applied there.
+    complete = len(found) < limit or (query.relevant_only and not candidates[-1].relevant)
+    total_is_capped = not complete
+    if not complete and filters.any:
+        threshold = cutoff if query.relevant_only and not two_tests else None
+        narrowed = index.candidates(
+            space,
+            vector,
+            limit=limit,
+            filters=_pushable(base, filters),
+            score_threshold=threshold,
+            with_vectors=with_vectors,
+            with_facts=True,
+        )
+        matching = [
+            c for c in candidates_from(narrowed) if (c.relevant or not query.relevant_only) and matches(c, filters)
+        ]
+        total_is_capped = len(narrowed) >= limit
     attribute_keys = (
         settings.VITRINE_FACET_ATTRIBUTES if query.facet_attributes is None else list(query.facet_attributes)
     )
@@ -141,16 +139,21 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     hits = [
         SearchHit(product=products[c.product_id], image=images[c.image_id], score=c.score)
         for c in page
-        if c.product_id in products and c.image_id in images
+        # The DB is the truth: a point whose product is gone or was deactivated moments
+        # ago (its index update still queued) is not shown.
+        if c.product_id in products
+        and c.image_id in images
+        and (query.active is None or products[c.product_id].is_active == query.active)
     ]
     took_ms = (time.monotonic() - started) * 1000
-    logger.debug("Catalog search (%s) found %d of %d candidates in %.1f ms", kind, len(matching), len(raw), took_ms)
+    logger.debug("Catalog search (%s) found %d of %d candidates in %.1f ms", kind, len(matching), len(found), took_ms)
     return SearchPage(
         hits=hits,
         total=len(matching),
-        total_is_capped=capped,
+        total_is_capped=total_is_capped,
         loosely_related=loosely_related,
         facets=facets,
+        facet_counts_exact=complete,
         price_buckets=buckets,
         price_range=(min(prices), max(prices)) if prices else None,
         cutoff=cutoff,
@@ -160,6 +163,38 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         limit=query.limit,
         offset=query.offset,
         sort=query.sort,
+    )
+
+
+def _candidate(found: IndexCandidate, rank_vector: np.ndarray | None, relevant: bool) -> Candidate:
+    facts = found.facts or {}
+    price = facts.get("price")
+    attributes = facts.get("attributes")
+    return Candidate(
+        product_id=found.product_id,
+        image_id=found.image_id,
+        score=found.score,
+        rank_score=float(found.vector @ rank_vector) if rank_vector is not None else found.score,
+        relevant=relevant,
+        category=facts.get("category") or "",
+        brand=facts.get("brand") or "",
+        price=Decimal(str(round(price, 2))) if isinstance(price, (int, float)) else None,
+        created_at=facts.get("created") or 0.0,
+        attributes=attributes if isinstance(attributes, dict) else {},
+    )
+
+
+def _pushable(base: IndexFilters, filters: FacetFilters) -> IndexFilters:
+    """The filters the index can apply: product fields and the faceted attributes it
+    indexes (any other attribute is checked on the candidates)."""
+    indexed = set(settings.VITRINE_FACET_ATTRIBUTES)
+    return replace(
+        base,
+        categories=filters.categories,
+        brands=filters.brands,
+        price_min=filters.price_min,
+        price_max=filters.price_max,
+        attributes=tuple((key, values) for key, values in filters.attributes if key in indexed),
     )
 
 

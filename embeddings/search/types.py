@@ -107,6 +107,9 @@ class SearchPage:
     total_is_capped: bool
     loosely_related: int  # products below the cutoff matching the filters (hidden when relevant_only)
     facets: list[Facet]
+    # False when the nearest VITRINE_SEARCH_CANDIDATES products were all relevant: the
+    # counts are then over those, and products further away are not counted.
+    facet_counts_exact: bool
     price_buckets: list[PriceBucket]
     price_range: tuple[Decimal, Decimal] | None
     cutoff: float | None
@@ -130,5 +133,5 @@ class Candidate:
     category: str = ""
     brand: str = ""
     price: Decimal | None = None
-    created_at: object = None
+    created_at: float = 0.0  # the product's creation time (seconds since the epoch)
     attributes: dict | None = None

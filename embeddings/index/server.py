@@ -1,27 +1,17 @@
-"""The vector index: the only module that imports qdrant_client.
+"""The index on a Qdrant server, through qdrant-client (the only module that imports it).
 
-One Qdrant collection per embedding space (model + weights + dimension), cosine distance,
-one point per image with id uuid5(namespace, image pk) so retries overwrite. A stable
-alias (``VITRINE_INDEX_ALIAS``) names the live collection for anyone reading Qdrant
-directly. The rest of Vitrine speaks to this module in domain terms: image and product
-ids, vectors, filters.
-
-Embedded mode uses qdrant-client's local storage, which one process may open at a time
-(https://python-client.qdrant.tech/: "local mode"); server mode uses ``QDRANT_URL``.
-Either way an unreachable store raises :class:`IndexUnavailable`.
+Production sets ``QDRANT_URL``; the tests run the same code on qdrant-client's local mode
+(``VITRINE_INDEX_ENGINE=qdrant-local``), which one process may open at a time
+(https://python-client.qdrant.tech/: "local mode"). Point ids are uuid5(image pk), so
+retries overwrite; the server groups hits by product. An unreachable server raises
+:class:`IndexUnavailable`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import hashlib
 import logging
-import re
 import threading
-import uuid
-from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +20,23 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from embeddings.index.base import (
+    COLLECTION_PREFIX,
+    FACT_FIELDS,
+    NO_FILTERS,
+    ImagePoint,
+    IndexCandidate,
+    IndexFilters,
+    IndexUnavailable,
+    VectorIndex,
+    attribute_field,
+    collection_name,
+    image_point_id,
+)
 from embeddings.model import EmbeddingSpace
-from searchsite.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
-POINT_NAMESPACE = uuid.UUID("6f1c3a52-6a43-4e0a-9d7f-2f4f1c3b9a10")
-COLLECTION_PREFIX = "vitrine-"
 # Payload fields that filters use; a Qdrant server gets an index on each.
 PAYLOAD_SCHEMA = {
     "product_id": qm.PayloadSchemaType.INTEGER,
@@ -48,54 +48,9 @@ PAYLOAD_SCHEMA = {
 }
 
 
-class IndexUnavailable(ServiceUnavailable):
-    """The vector store cannot be used right now; the message says why and what to do."""
+class QdrantIndex(VectorIndex):
+    engine = "qdrant"
 
-
-@dataclass(frozen=True)
-class ImagePoint:
-    image_id: int
-    product_id: int
-    vector: np.ndarray
-    payload: dict
-
-
-@dataclass(frozen=True)
-class IndexFilters:
-    categories: tuple[str, ...] = ()
-    brands: tuple[str, ...] = ()
-    price_min: Decimal | None = None
-    price_max: Decimal | None = None
-    active_only: bool = True
-    exclude_product_ids: tuple[int, ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class IndexHit:
-    product_id: int
-    image_id: int
-    score: float
-
-
-@dataclass(frozen=True)
-class IndexCandidate:
-    product_id: int
-    image_id: int
-    score: float
-    vector: np.ndarray | None = None
-
-
-def image_point_id(image_id: int) -> str:
-    return str(uuid.uuid5(POINT_NAMESPACE, f"image:{image_id}"))
-
-
-def collection_name(space: EmbeddingSpace) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", space.model.lower()).strip("-")[:40]
-    digest = hashlib.sha256(space.id.encode()).hexdigest()[:10]
-    return f"{COLLECTION_PREFIX}{slug}-{space.dimension}-{digest}"
-
-
-class VectorIndex:
     def __init__(self, *, client: QdrantClient, is_local: bool, location: str, alias: str):
         self.client = client
         self.is_local = is_local
@@ -114,15 +69,9 @@ class VectorIndex:
             return name
         with self._guard():
             if not self.client.collection_exists(name):
-                self.client.create_collection(
-                    name,
-                    vectors_config=qm.VectorParams(size=space.dimension, distance=qm.Distance.COSINE),
-                    shard_number=settings.QDRANT_SHARDS,
-                    replication_factor=settings.QDRANT_REPLICAS,
-                    metadata={"embedding_space": space.id} if not self.is_local else None,
-                )
+                self.client.create_collection(name, **_collection_config(space, is_local=self.is_local))
                 if not self.is_local:  # local mode has no payload indexes (it scans)
-                    for key, schema in PAYLOAD_SCHEMA.items():
+                    for key, schema in _payload_schema().items():
                         self.client.create_payload_index(name, field_name=key, field_schema=schema)
                 logger.info("Created collection %s for %s", name, space.id)
             aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
@@ -136,6 +85,11 @@ class VectorIndex:
                 )
         self._ensured.add(name)
         return name
+
+    def drop(self, name: str) -> None:
+        with self._guard():
+            self.client.delete_collection(name)
+        self._ensured.discard(name)
 
     def _vitrine_collections(self) -> list[str]:
         names = [c.name for c in self.client.get_collections().collections]
@@ -176,59 +130,47 @@ class VectorIndex:
 
     # --- reads ----------------------------------------------------------------------
 
-    def query(
-        self, space: EmbeddingSpace, vector: np.ndarray, *, filters: IndexFilters, limit: int, offset: int
-    ) -> list[IndexHit]:
-        """The best image of each product, best products first."""
-        groups = self._nearest_groups(space, vector, filters=filters, limit=offset + limit)
-        return [
-            IndexHit(
-                product_id=int(group.id), image_id=int(group.hits[0].payload["image_id"]), score=group.hits[0].score
-            )
-            for group in groups[offset:]
-        ]
-
     def candidates(
         self,
         space: EmbeddingSpace,
         vector: np.ndarray,
         *,
         limit: int,
-        active_only: bool = True,
-        exclude_product_ids: tuple[int, ...] = (),
+        filters: IndexFilters = NO_FILTERS,
+        score_threshold: float | None = None,
         with_vectors: bool = False,
+        with_facts: bool = False,
     ) -> list[IndexCandidate]:
-        """The best image of each of the ``limit`` nearest products, best first, for the
-        search service to cut, filter, count and sort (filters on product fields are applied
-        there, against the database)."""
-        filters = IndexFilters(active_only=active_only, exclude_product_ids=exclude_product_ids)
-        groups = self._nearest_groups(space, vector, filters=filters, limit=limit, with_vectors=with_vectors)
-        return [
-            IndexCandidate(
-                product_id=int(group.id),
-                image_id=int(group.hits[0].payload["image_id"]),
-                score=float(group.hits[0].score),
-                vector=np.asarray(group.hits[0].vector, dtype=np.float32) if with_vectors else None,
-            )
-            for group in groups
-        ]
-
-    def _nearest_groups(
-        self, space: EmbeddingSpace, vector: np.ndarray, *, filters: IndexFilters, limit: int, with_vectors=False
-    ) -> list:
         name = self.ensure(space)
+        payload = ["product_id", "image_id", *FACT_FIELDS] if with_facts else ["product_id", "image_id"]
         with self._guard():
             result = self.client.query_points_groups(
                 name,
-                query=vector.astype(np.float32).tolist(),
+                query=np.asarray(vector, dtype=np.float32).tolist(),
                 group_by="product_id",
                 group_size=1,
                 limit=limit,
                 query_filter=_filter(filters),
-                with_payload=["product_id", "image_id"],
+                score_threshold=score_threshold,
+                search_params=qm.SearchParams(hnsw_ef=settings.VITRINE_INDEX_HNSW_EF)
+                if settings.VITRINE_INDEX_HNSW_EF
+                else None,
+                with_payload=payload,
                 with_vectors=with_vectors,
             )
-        return result.groups
+        found = []
+        for group in result.groups:
+            hit = group.hits[0]
+            found.append(
+                IndexCandidate(
+                    product_id=int(group.id),
+                    image_id=int(hit.payload["image_id"]),
+                    score=float(hit.score),
+                    vector=np.asarray(hit.vector, dtype=np.float32) if with_vectors else None,
+                    facts={key: hit.payload.get(key) for key in FACT_FIELDS} if with_facts else None,
+                )
+            )
+        return found
 
     def vectors(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, np.ndarray]:
         if not image_ids:
@@ -239,6 +181,14 @@ class VectorIndex:
                 name, ids=[image_point_id(i) for i in image_ids], with_vectors=True, with_payload=["image_id"]
             )
         return {int(r.payload["image_id"]): np.asarray(r.vector, dtype=np.float32) for r in records}
+
+    def payloads(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, dict]:
+        if not image_ids:
+            return {}
+        name = self.ensure(space)
+        with self._guard():
+            records = self.client.retrieve(name, ids=[image_point_id(i) for i in image_ids], with_payload=True)
+        return {int(r.payload["image_id"]): r.payload for r in records}
 
     def image_ids(self, space: EmbeddingSpace, *, batch: int = 1000) -> set[int]:
         """Every image id with a point in the space's collection (scrolled in batches)."""
@@ -332,8 +282,8 @@ def _product_filter(product_id: int) -> qm.Filter:
 def _filter(filters: IndexFilters) -> qm.Filter | None:
     must: list = []
     must_not: list = []
-    if filters.active_only:
-        must.append(qm.FieldCondition(key="is_active", match=qm.MatchValue(value=True)))
+    if filters.active is not None:
+        must.append(qm.FieldCondition(key="is_active", match=qm.MatchValue(value=filters.active)))
     if filters.categories:
         must.append(qm.FieldCondition(key="category", match=qm.MatchAny(any=list(filters.categories))))
     if filters.brands:
@@ -348,11 +298,45 @@ def _filter(filters: IndexFilters) -> qm.Filter | None:
                 ),
             )
         )
+    for key, values in filters.attributes:
+        if values:
+            must.append(qm.FieldCondition(key=attribute_field(key), match=qm.MatchAny(any=[str(v) for v in values])))
     if filters.exclude_product_ids:
         must_not.append(qm.FieldCondition(key="product_id", match=qm.MatchAny(any=list(filters.exclude_product_ids))))
     if not must and not must_not:
         return None
     return qm.Filter(must=must or None, must_not=must_not or None)
+
+
+def _payload_schema() -> dict:
+    schema = dict(PAYLOAD_SCHEMA)
+    for key in settings.VITRINE_FACET_ATTRIBUTES:
+        schema[attribute_field(key)] = qm.PayloadSchemaType.KEYWORD
+    return schema
+
+
+def _collection_config(space: EmbeddingSpace, *, is_local: bool) -> dict:
+    """Vectors, HNSW, quantization and sharding from settings (a server only: local mode
+    takes the vectors and ignores the rest)."""
+    quantization = None
+    if settings.VITRINE_INDEX_QUANTIZATION == "int8":
+        quantization = qm.ScalarQuantization(
+            scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=0.99, always_ram=True)
+        )
+    return {
+        "vectors_config": qm.VectorParams(
+            size=space.dimension, distance=qm.Distance.COSINE, on_disk=settings.VITRINE_INDEX_ON_DISK or None
+        ),
+        "hnsw_config": qm.HnswConfigDiff(
+            m=settings.VITRINE_INDEX_HNSW_M,
+            ef_construct=settings.VITRINE_INDEX_HNSW_EF_CONSTRUCT,
+            full_scan_threshold=settings.VITRINE_INDEX_FULL_SCAN_KB,
+        ),
+        "quantization_config": quantization,
+        "shard_number": settings.QDRANT_SHARDS,
+        "replication_factor": settings.QDRANT_REPLICAS,
+        "metadata": {"embedding_space": space.id} if not is_local else None,
+    }
 
 
 @contextlib.contextmanager
@@ -374,41 +358,20 @@ def _translate_errors(location: str):
         raise
 
 
-_index: VectorIndex | None = None
-_index_lock = threading.Lock()
+def server_index_open() -> QdrantIndex:
+    """The Qdrant server at QDRANT_URL."""
+    client = QdrantClient(
+        url=settings.QDRANT_URL,
+        api_key=settings.QDRANT_API_KEY or None,
+        timeout=int(max(1, settings.QDRANT_TIMEOUT)),
+        # The version check is a request at construction; a down server would stall start-up.
+        check_compatibility=False,
+    )
+    return QdrantIndex(client=client, is_local=False, location=settings.QDRANT_URL, alias=settings.VITRINE_INDEX_ALIAS)
 
 
-def get_index() -> VectorIndex:
-    """The process's index client, opened on first use (raises IndexUnavailable)."""
-    global _index
-    if _index is None:
-        with _index_lock:
-            if _index is None:
-                _index = _open()
-    return _index
-
-
-def reset_index() -> None:
-    """Close and forget the client (tests; and a worker releasing the local store)."""
-    global _index
-    with _index_lock:
-        if _index is not None:
-            _index.close()
-        _index = None
-
-
-def _open() -> VectorIndex:
-    alias = settings.VITRINE_INDEX_ALIAS
-    if settings.QDRANT_URL:
-        client = QdrantClient(
-            url=settings.QDRANT_URL,
-            api_key=settings.QDRANT_API_KEY or None,
-            timeout=int(max(1, settings.QDRANT_TIMEOUT)),
-            # The version check is a request at construction; a down server would stall start-up.
-            check_compatibility=False,
-        )
-        return VectorIndex(client=client, is_local=False, location=settings.QDRANT_URL, alias=alias)
-    path = Path(settings.QDRANT_LOCAL_PATH)
+def local_index_open(path: Path) -> QdrantIndex:
+    """qdrant-client's local mode in a folder: the server's code path, in this process."""
     path.mkdir(parents=True, exist_ok=True)
     try:
         client = QdrantClient(path=str(path))
@@ -420,6 +383,4 @@ def _open() -> VectorIndex:
             "server started by `make run`, or a worker). Only one process can open it at a time: stop that "
             "process and try again, or run Qdrant as a server (QDRANT_URL) to share it."
         ) from None
-    # Close explicitly at exit: the client's own __del__ runs too late and prints a traceback.
-    atexit.register(reset_index)
-    return VectorIndex(client=client, is_local=True, location=str(path), alias=alias)
+    return QdrantIndex(client=client, is_local=True, location=str(path), alias=settings.VITRINE_INDEX_ALIAS)

@@ -1,0 +1,460 @@
+"""The embedded index: Qdrant Edge, the Qdrant engine inside this process (the only module
+that imports ``qdrant_edge``). https://qdrant.tech/documentation/edge/
+
+Each embedding space is an Edge shard in its own folder under ``VITRINE_INDEX_PATH``; a
+small JSON file there names the collections' spaces and the alias. One process owns the
+folder (a lock file, taken when the index opens): the web server in the embedded mode, or
+a command when no server runs. Payload indexes on every filterable field; the HNSW graph
+is built by :meth:`EdgeIndex.optimize` once a collection is large enough to need one
+(below ``indexing_threshold`` an exact scan is faster). Facts measured on this machine:
+``docs/architecture.md`` ("The vector index").
+
+Point ids encode the product and the image (``product_id << 32 | image_id``): the best
+photo of each product is found from the ids alone, without reading payloads, and a retried
+upsert overwrites its point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from qdrant_edge import (
+    CountRequest,
+    Distance,
+    EdgeConfig,
+    EdgeOptimizersConfig,
+    EdgeShard,
+    EdgeVectorParams,
+    FieldCondition,
+    Filter,
+    HnswIndexConfig,
+    MatchAny,
+    MatchValue,
+    PayloadSchemaType,
+    PayloadSelector,
+    Point,
+    Query,
+    QueryBatchRequest,
+    QueryRequest,
+    RangeFloat,
+    ScalarQuantizationConfig,
+    ScalarType,
+    ScrollRequest,
+    SearchParams,
+    UpdateOperation,
+)
+
+from embeddings.index.base import (
+    COLLECTION_PREFIX,
+    FACT_FIELDS,
+    NO_FILTERS,
+    ImagePoint,
+    IndexCandidate,
+    IndexFilters,
+    IndexUnavailable,
+    VectorIndex,
+    attribute_field,
+    collection_name,
+    group_best_per_product,
+)
+from embeddings.model import EmbeddingSpace
+
+logger = logging.getLogger(__name__)
+
+VECTOR = "image"
+META_FILE = "vitrine-index.json"
+LOCK_FILE = ".lock"
+IMAGE_BITS = 32
+IMAGE_MASK = (1 << IMAGE_BITS) - 1
+# Points fetched per product wanted: most products have one to three photos; a query that
+# finds fewer products than asked in a full page of points asks again for more.
+FANOUT = 3
+UPSERT_BATCH = 1000
+PAYLOAD_INDEXES = {
+    "product_id": PayloadSchemaType.Integer,
+    "image_id": PayloadSchemaType.Integer,
+    "category": PayloadSchemaType.Keyword,
+    "brand": PayloadSchemaType.Keyword,
+    "price": PayloadSchemaType.Float,
+    "is_active": PayloadSchemaType.Bool,
+}
+
+
+def edge_point_id(product_id: int, image_id: int) -> int:
+    if not (0 <= image_id <= IMAGE_MASK and 0 <= product_id < 1 << (64 - IMAGE_BITS)):
+        raise ValueError(f"Image {image_id} of product {product_id}: ids beyond 2^32 do not fit a point id.")
+    return product_id << IMAGE_BITS | image_id
+
+
+def _ids_of(point_id) -> tuple[int, int]:
+    value = int(point_id)
+    return value >> IMAGE_BITS, value & IMAGE_MASK
+
+
+class EdgeIndex(VectorIndex):
+    engine = "edge"
+
+    def __init__(self, *, root: Path, alias: str):
+        self.root = root
+        self.location = str(root)
+        self.alias = alias
+        self._shards: dict[str, EdgeShard] = {}
+        self._lock = threading.RLock()
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = _lock_folder(root)
+
+    # --- collections ----------------------------------------------------------------
+
+    def ensure(self, space: EmbeddingSpace) -> str:
+        name = collection_name(space)
+        with self._lock:
+            if name in self._shards:
+                return name
+            meta = self._meta()
+            path = self.root / name
+            if (path / "edge_config.json").exists():
+                shard = _load(path)
+            else:
+                shard = EdgeShard.create(str(path), _config(space.dimension))
+                logger.info("Created collection %s for %s", name, space.id)
+            for key, schema in _payload_indexes().items():
+                shard.update(UpdateOperation.create_field_index(key, schema))
+            self._shards[name] = shard
+            meta["collections"][name] = space.id
+            meta["aliases"].setdefault(self.alias, name)
+            self._meta_write(meta)
+        return name
+
+    def alias_point(self, space: EmbeddingSpace) -> None:
+        name = self.ensure(space)
+        with self._lock:
+            meta = self._meta()
+            meta["aliases"][self.alias] = name
+            self._meta_write(meta)
+
+    def alias_target(self) -> str | None:
+        with self._lock:
+            return self._meta()["aliases"].get(self.alias)
+
+    def other_collections(self, space: EmbeddingSpace) -> dict[str, int]:
+        current = collection_name(space)
+        return {name: self._count(name) for name in self._collections() if name != current}
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self.root / name, ignore_errors=True)
+            meta = self._meta()
+            meta["collections"].pop(name, None)
+            meta["aliases"] = {alias: target for alias, target in meta["aliases"].items() if target != name}
+            self._meta_write(meta)
+
+    # --- writes ---------------------------------------------------------------------
+
+    def upsert(self, space: EmbeddingSpace, points: list[ImagePoint]) -> None:
+        if not points:
+            return
+        shard = self._shard(self.ensure(space))
+        structs = [
+            Point(
+                edge_point_id(point.product_id, point.image_id),
+                {VECTOR: np.asarray(point.vector, dtype=np.float32)},
+                {**point.payload, "image_id": point.image_id, "product_id": point.product_id},
+            )
+            for point in points
+        ]
+        for start in range(0, len(structs), UPSERT_BATCH):
+            with _translate_errors(self.location):
+                shard.update(UpdateOperation.upsert_points(structs[start : start + UPSERT_BATCH]))
+
+    def delete_images(self, image_ids: list[int]) -> None:
+        if not image_ids:
+            return
+        selector = Filter(must=[FieldCondition("image_id", match=MatchAny([int(i) for i in image_ids]))])
+        for name in self._collections():
+            with _translate_errors(self.location):
+                self._shard(name).update(UpdateOperation.delete_points_by_filter(selector))
+
+    def set_product_payload(self, product_id: int, payload: dict) -> None:
+        selector = Filter(must=[FieldCondition("product_id", match=MatchValue(int(product_id)))])
+        for name in self._collections():
+            with _translate_errors(self.location):
+                self._shard(name).update(UpdateOperation.set_payload_by_filter(selector, payload))
+
+    def optimize(self, space: EmbeddingSpace) -> bool:
+        """Build the HNSW graph (and quantized vectors) of segments past the indexing
+        threshold. Blocking, and it holds the GIL: run it from commands and workers."""
+        with _translate_errors(self.location):
+            return bool(self._shard(self.ensure(space)).optimize())
+
+    # --- reads ----------------------------------------------------------------------
+
+    def candidates(
+        self,
+        space: EmbeddingSpace,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        filters: IndexFilters = NO_FILTERS,
+        score_threshold: float | None = None,
+        with_vectors: bool = False,
+        with_facts: bool = False,
+    ) -> list[IndexCandidate]:
+        shard = self._shard(self.ensure(space))
+        query = Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=VECTOR)
+        condition = _filter(filters)
+        params = SearchParams(hnsw_ef=settings.VITRINE_INDEX_HNSW_EF) if settings.VITRINE_INDEX_HNSW_EF else None
+        fetch = limit * FANOUT
+        while True:
+            with _translate_errors(self.location):
+                hits = shard.query(
+                    QueryRequest(
+                        query=query,
+                        limit=fetch,
+                        filter=condition,
+                        score_threshold=score_threshold,
+                        params=params,
+                        with_payload=False,
+                        with_vector=[VECTOR] if with_vectors else False,
+                    )
+                )
+            best = group_best_per_product(hits, lambda hit: _ids_of(hit.id)[0], limit)
+            if len(best) >= limit or len(hits) < fetch:
+                break
+            fetch *= 4  # products with many photos filled the page: look further
+        facts = self._facts(shard, [hit.id for hit in best]) if with_facts else {}
+        found = []
+        for hit in best:
+            product_id, image_id = _ids_of(hit.id)
+            found.append(
+                IndexCandidate(
+                    product_id=product_id,
+                    image_id=image_id,
+                    score=float(hit.score),
+                    vector=np.asarray(hit.vector[VECTOR], dtype=np.float32) if with_vectors else None,
+                    facts=facts.get(int(hit.id)),
+                )
+            )
+        return found
+
+    def _facts(self, shard: EdgeShard, point_ids: list) -> dict[int, dict]:
+        if not point_ids:
+            return {}
+        with _translate_errors(self.location):
+            records = shard.retrieve(point_ids, PayloadSelector.Include(list(FACT_FIELDS)), False)
+        return {int(record.id): record.payload or {} for record in records}
+
+    def vectors(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, np.ndarray]:
+        records = self._by_image(space, image_ids, with_payload=False, with_vector=True)
+        return {_ids_of(r.id)[1]: np.asarray(r.vector[VECTOR], dtype=np.float32) for r in records}
+
+    def payloads(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, dict]:
+        records = self._by_image(space, image_ids, with_payload=True, with_vector=False)
+        return {_ids_of(r.id)[1]: r.payload for r in records}
+
+    def _by_image(self, space: EmbeddingSpace, image_ids: list[int], *, with_payload: bool, with_vector: bool):
+        if not image_ids:
+            return []
+        shard = self._shard(self.ensure(space))
+        selector = Filter(must=[FieldCondition("image_id", match=MatchAny([int(i) for i in image_ids]))])
+        with _translate_errors(self.location):
+            records, _ = shard.scroll(
+                ScrollRequest(limit=len(image_ids), filter=selector, with_payload=with_payload, with_vector=with_vector)
+            )
+        return records
+
+    def image_ids(self, space: EmbeddingSpace, *, batch: int = 5000) -> set[int]:
+        shard = self._shard(self.ensure(space))
+        found: set[int] = set()
+        offset = None
+        while True:
+            with _translate_errors(self.location):
+                records, offset = shard.scroll(
+                    ScrollRequest(limit=batch, offset=offset, with_payload=False, with_vector=False)
+                )
+            found.update(_ids_of(record.id)[1] for record in records)
+            if offset is None:
+                return found
+
+    def nearest_older(self, space: EmbeddingSpace, vectors: dict[int, np.ndarray], *, threshold: float) -> dict:
+        if not vectors:
+            return {}
+        shard = self._shard(self.ensure(space))
+        ids = list(vectors)
+        requests = [
+            QueryRequest(
+                query=Query.Nearest(np.asarray(vectors[i], dtype=np.float32).tolist(), using=VECTOR),
+                limit=4,
+                score_threshold=threshold,
+            )
+            for i in ids
+        ]
+        with _translate_errors(self.location):
+            responses = shard.query_batch(QueryBatchRequest(requests))
+        found = {}
+        for image_id, hits in zip(ids, responses, strict=True):
+            older = [(_ids_of(hit.id)[1], float(hit.score)) for hit in hits]
+            older = [(other, score) for other, score in older if other < image_id]
+            if older:
+                found[image_id] = min(older)  # the original: the oldest of the copies
+        return found
+
+    def count(self, space: EmbeddingSpace) -> int:
+        return self._count(self.ensure(space))
+
+    def _count(self, name: str) -> int:
+        with _translate_errors(self.location):
+            return int(self._shard(name).count(CountRequest(exact=True)))
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                with contextlib.suppress(Exception):
+                    shard.close()
+            self._shards.clear()
+            if self._lock_handle is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+                self._lock_handle.close()
+                self._lock_handle = None
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _shard(self, name: str) -> EdgeShard:
+        with self._lock:
+            shard = self._shards.get(name)
+            if shard is None:
+                path = self.root / name
+                if not (path / "edge_config.json").exists():
+                    raise IndexUnavailable(f"The collection {name} is missing from {self.location}.")
+                shard = self._shards[name] = _load(path)
+            return shard
+
+    def _collections(self) -> list[str]:
+        on_disk = [p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith(COLLECTION_PREFIX)]
+        return sorted(name for name in on_disk if (self.root / name / "edge_config.json").exists())
+
+    def _meta(self) -> dict:
+        path = self.root / META_FILE
+        meta = json.loads(path.read_text()) if path.exists() else {}
+        return {"collections": meta.get("collections", {}), "aliases": meta.get("aliases", {})}
+
+    def _meta_write(self, meta: dict) -> None:
+        path = self.root / META_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        os.replace(temporary, path)
+
+
+def _lock_folder(root: Path):
+    """One process owns the embedded index (Edge shards also refuse a second opener, but
+    only when a shard is first used; this refuses at once, with advice)."""
+    handle = (root / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise IndexUnavailable(_in_use(root)) from None
+    return handle
+
+
+def _in_use(root: Path) -> str:
+    return (
+        f"The embedded vector store at {root} is in use by another Vitrine process (most likely the "
+        "server started by `make run`, or a worker). Only one process can open it at a time: stop that "
+        "process and try again, or run Qdrant as a server (QDRANT_URL) to share it."
+    )
+
+
+def _load(path: Path) -> EdgeShard:
+    try:
+        return EdgeShard.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - Edge raises bare Exception; say what it means
+        if "WouldBlock" in str(exc):
+            raise IndexUnavailable(_in_use(path.parent)) from None
+        raise IndexUnavailable(f"The embedded vector store at {path} cannot be opened: {exc}") from exc
+
+
+def _config(dimension: int) -> EdgeConfig:
+    quantization = (
+        ScalarQuantizationConfig(type=ScalarType.Int8, quantile=0.99, always_ram=True)
+        if settings.VITRINE_INDEX_QUANTIZATION == "int8"
+        else None
+    )
+    return EdgeConfig(
+        vectors={
+            VECTOR: EdgeVectorParams(
+                size=dimension,
+                distance=Distance.Cosine,
+                on_disk=settings.VITRINE_INDEX_ON_DISK or None,
+                quantization_config=quantization,
+            )
+        },
+        hnsw_config=HnswIndexConfig(
+            m=settings.VITRINE_INDEX_HNSW_M,
+            ef_construct=settings.VITRINE_INDEX_HNSW_EF_CONSTRUCT,
+            full_scan_threshold=settings.VITRINE_INDEX_FULL_SCAN_KB,
+        ),
+        optimizers=EdgeOptimizersConfig(indexing_threshold=settings.VITRINE_INDEX_FULL_SCAN_KB),
+    )
+
+
+def _payload_indexes() -> dict:
+    indexes = dict(PAYLOAD_INDEXES)
+    for key in settings.VITRINE_FACET_ATTRIBUTES:
+        indexes[attribute_field(key)] = PayloadSchemaType.Keyword
+    return indexes
+
+
+def _filter(filters: IndexFilters) -> Filter | None:
+    must: list = []
+    if filters.active is not None:
+        # A Python bool becomes the integer 1 in Edge's MatchValue and matches nothing:
+        # numpy's bool is kept a bool (measured, qdrant-edge-py 0.9.0).
+        must.append(FieldCondition("is_active", match=MatchValue(np.bool_(filters.active))))
+    if filters.categories:
+        must.append(FieldCondition("category", match=MatchAny(list(filters.categories))))
+    if filters.brands:
+        must.append(FieldCondition("brand", match=MatchAny(list(filters.brands))))
+    if filters.price_min is not None or filters.price_max is not None:
+        must.append(
+            FieldCondition(
+                "price",
+                range=RangeFloat(
+                    gte=float(filters.price_min) if filters.price_min is not None else None,
+                    lte=float(filters.price_max) if filters.price_max is not None else None,
+                ),
+            )
+        )
+    for key, values in filters.attributes:
+        if values:
+            must.append(FieldCondition(attribute_field(key), match=MatchAny([str(v) for v in values])))
+    must_not = []
+    if filters.exclude_product_ids:
+        must_not.append(FieldCondition("product_id", match=MatchAny([int(p) for p in filters.exclude_product_ids])))
+    if not must and not must_not:
+        return None
+    return Filter(must=must or None, must_not=must_not or None)
+
+
+@contextlib.contextmanager
+def _translate_errors(location: str):
+    try:
+        yield
+    except IndexUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Edge raises bare Exception for every engine error
+        if type(exc) is not Exception:
+            raise  # TypeError, ValueError…: a bug of ours, not an unavailable store
+        raise IndexUnavailable(f"The embedded vector store at {location} failed: {exc}") from exc
