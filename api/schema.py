@@ -128,6 +128,7 @@ class examples:  # noqa: N801 - a namespace, read as ``examples.SEARCH_TEXT``
             "total": 1,
             "total_is_lower_bound": False,
             "loosely_related": 12,
+            "facet_counts_exact": True,
             "facets": {"brand": [{"value": "Nordhem", "count": 1, "selected": False}]},
             "query_kind": "text",
             "embedding_space": "vitrine-demo-clip@…",

@@ -186,6 +186,7 @@ def _search_response(request: Request, page: SearchPage, facets: list[str]) -> d
         "total": page.total,
         "total_is_lower_bound": page.total_is_capped,
         "loosely_related": page.loosely_related,
+        "facet_counts_exact": page.facet_counts_exact,
         # Asked-for facets with no values are listed too, empty.
         "facets": {name: [] for name in wanted.values()},
         "query_kind": page.kind,

@@ -403,6 +403,10 @@ class SearchResponseSerializer(serializers.Serializer):
         help_text="true when the query reached VITRINE_SEARCH_CANDIDATES products (there may be more)"
     )
     loosely_related = serializers.IntegerField(help_text="Products below the relevance cutoff (cutoff on)")
+    facet_counts_exact = serializers.BooleanField(
+        help_text="False when the query's nearest VITRINE_SEARCH_CANDIDATES products were all relevant: "
+        "facet counts are then over those products only"
+    )
     facets = serializers.DictField(
         child=FacetValueSerializer(many=True), help_text="Per asked facet: its values and counts"
     )

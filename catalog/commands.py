@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -12,6 +13,8 @@ from tqdm import tqdm
 from catalog import signals
 from catalog.models import ProductImage
 from searchsite.errors import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 def is_in_process() -> bool:
@@ -26,6 +29,14 @@ def intake_start(sender: object) -> None:
         signals.intake_starting.send(sender=sender)
     except ServiceUnavailable as exc:
         raise CommandError(str(exc)) from None
+
+
+def intake_finish(sender: object) -> None:
+    """Tell the index a command has added its images (a failure there is logged: the
+    images are in, whatever the index does next)."""
+    for receiver, outcome in signals.intake_finished.send_robust(sender=sender):
+        if isinstance(outcome, Exception):
+            logger.warning("After the intake, %s failed: %s", receiver.__name__, outcome)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ Each signal carries primitive ids:
 - ``intake_starting()``: a command is about to add images and, in the embedded mode, to
   embed them in this process; a receiver raises
   :class:`~searchsite.errors.ServiceUnavailable` when that cannot work (the embedded store
-  is held by another process), so the command stops before writing anything.
+  is held by another process), so the command stops before writing anything;
+- ``intake_finished()``: such a command is done (in the embedded mode its images are
+  embedded): the index may build what makes a large collection fast.
 
 :func:`deferred` holds the signals sent inside it and sends them merged, once: a command
 or a feed import that adds thousands of images has them embedded in full batches, not
@@ -38,6 +40,7 @@ images_added = Signal()
 images_removed = Signal()
 products_changed = Signal()
 intake_starting = Signal()
+intake_finished = Signal()
 
 _local = threading.local()
 

@@ -14,8 +14,9 @@ from django.conf import settings
 from django.db import transaction
 
 from catalog import signals
+from catalog.commands import is_in_process
 from embeddings import tasks
-from embeddings.commands import index_claim
+from embeddings.commands import index_claim, index_optimize
 from embeddings.indexing import PAYLOAD_FIELDS
 
 
@@ -52,8 +53,16 @@ def on_intake_starting(sender, **kwargs) -> None:
     index_claim()
 
 
+def on_intake_finished(sender, **kwargs) -> None:
+    """A command added many images in this process (the embedded mode): build the HNSW
+    graph where the collection has outgrown an exact scan."""
+    if is_in_process():
+        index_optimize()
+
+
 def connect() -> None:
     signals.images_added.connect(on_images_added, dispatch_uid="embeddings.images_added")
     signals.images_removed.connect(on_images_removed, dispatch_uid="embeddings.images_removed")
     signals.products_changed.connect(on_products_changed, dispatch_uid="embeddings.products_changed")
     signals.intake_starting.connect(on_intake_starting, dispatch_uid="embeddings.intake_starting")
+    signals.intake_finished.connect(on_intake_finished, dispatch_uid="embeddings.intake_finished")

@@ -214,3 +214,24 @@ def test_bad_queries_are_refused(shop):
         with pytest.raises(SearchError):
             catalog_search(query)
     assert catalog_search(SearchQuery(text="mug", filters=FacetFilters(brands=("No such brand",)))).total == 0
+
+
+def test_filters_reach_products_beyond_the_nearest_candidates(shop, settings):
+    """When the nearest candidates were all kept, a filter asks the index for the products it
+    matches, wherever they are; the facet counts then say they are not exact."""
+    settings.VITRINE_SEARCH_CANDIDATES = 10
+    everything = catalog_search(SearchQuery(text="a thing", relevant_only=False, limit=50))
+    nearest = {hit.product.pk for hit in everything.hits}
+    assert len(nearest) == 10 and everything.total_is_capped
+    by_brand: dict[str, set[int]] = {}
+    for product in shop:
+        by_brand.setdefault(product.brand, set()).add(product.pk)
+    brand, expected = next((b, pks) for b, pks in sorted(by_brand.items()) if len(pks) < 10 and pks - nearest)
+
+    page = catalog_search(
+        SearchQuery(text="a thing", relevant_only=False, filters=FacetFilters(brands=(brand,)), limit=50)
+    )
+
+    assert {hit.product.pk for hit in page.hits} == expected
+    assert page.total == len(expected) and not page.total_is_capped
+    assert not page.facet_counts_exact

@@ -199,3 +199,19 @@ def test_an_unreachable_server_is_reported_as_unavailable(engine, settings):
     with pytest.raises(IndexUnavailable) as caught:
         get_index().count(SPACE)
     assert "127.0.0.1:9" in str(caught.value)
+
+
+def test_optimize_builds_the_graph_once_a_collection_outgrows_an_exact_scan(engine, settings):
+    settings.VITRINE_INDEX_FULL_SCAN_KB = 1  # 300 points × 4 floats is past it
+    index = get_index()
+    vectors = np.random.default_rng(3).standard_normal((300, 4)).astype(np.float32)
+    index.upsert(SPACE, [point(n + 1, n + 1, vectors[n] / np.linalg.norm(vectors[n])) for n in range(300)])
+
+    built = index.optimize(SPACE)
+
+    if engine == "edge":
+        assert built and index.optimize(SPACE) is False  # built once
+    else:
+        assert built is False  # a Qdrant server builds its graph by itself
+    found = index.candidates(SPACE, vectors[6], limit=1)
+    assert (found[0].image_id, index.count(SPACE)) == (7, 300)

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog import signals
-from catalog.commands import held_images_index, intake_start, is_in_process
+from catalog.commands import held_images_index, intake_finish, intake_start, is_in_process
 from catalog.feeds.formats import FORMATS, FeedError, feed_format, feed_read
 from catalog.feeds.importer import feed_import
 
@@ -38,6 +38,7 @@ class Command(BaseCommand):
             with tqdm(total=len(rows), desc="Feed", unit="row", disable=verbosity == 0) as bar:
                 result = feed_import(rows, on_row=lambda row: bar.update(1))
             run = held_images_index(held, show_progress=verbosity > 0)
+        intake_finish(self)
         if report:
             report.write_text(result.csv(), encoding="utf-8")
         for line in result.lines:

@@ -9,7 +9,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 from catalog import services, signals
-from catalog.commands import held_images_index, intake_start, is_in_process
+from catalog.commands import held_images_index, intake_finish, intake_start, is_in_process
 from catalog.intake import ImageRejected
 from catalog.models import ProductImage
 
@@ -78,6 +78,7 @@ class Command(BaseCommand):
                 else:
                     already_present += 1
             run = held_images_index(held, show_progress=verbosity > 0)
+        intake_finish(self)
 
         paths_by_id = {}
         if run.failures:

@@ -13,7 +13,7 @@ from catalog.commands import held_images_index
 from catalog.demo import demo_products
 from catalog.demo_judgments import demo_judgments_write
 from catalog.models import Product, ProductImage
-from embeddings.commands import index_claim_for_command
+from embeddings.commands import index_claim_for_command, index_optimize
 from embeddings.model import get_encoder
 from embeddings.models import RelevanceCutoff, TagFacet
 from embeddings.relevance import cutoffs_calibrate
@@ -86,6 +86,7 @@ class Command(BaseCommand):
             known = set(held.added)
             held.added.extend(pk for pk in sorted(pending) if pk not in known)
             run = held_images_index(held, show_progress=verbosity > 0)
+        index_optimize()
         folder = judgments or Path(settings.DATA_DIR) / "demo"
         judgments_file = folder / "judgments.jsonl"
         if not no_judgments and (created_products or not judgments_file.exists()):

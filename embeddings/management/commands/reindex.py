@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from catalog import selectors, services, signals
 from catalog.commands import held_images_index, is_in_process
 from catalog.models import ProductImage
-from embeddings.commands import index_claim_for_command
+from embeddings.commands import index_claim_for_command, index_optimize
 from embeddings.index import get_index
 from embeddings.management.commands.calibrate_relevance import describe_cutoffs
 from embeddings.model import get_encoder
@@ -31,6 +31,8 @@ class Command(BaseCommand):
         with signals.deferred() as held:
             services.images_reembed(image_ids=image_ids)
             run = held_images_index(held, show_progress=verbosity > 0)
+        if is_in_process():
+            index_optimize()
         if not is_in_process():
             self.stdout.write(f"Queued {run.queued} images for the workers (space {space.id}).")
             return
