@@ -114,3 +114,39 @@ def test_a_shared_file_deleted_while_another_product_adopts_it_is_restored(setti
     assert default_storage.exists(adopted.file.name)
     with adopted.file.open("rb") as handle:
         assert handle.read() == content
+
+
+def test_many_images_at_once_have_the_outcomes_one_at_a_time_would(sent_signals, settings):
+    mug = services.product_upsert(external_id="mug", title="Mug").product
+    bag = services.product_upsert(external_id="bag", title="Bag").product
+    before = services.image_create(product=mug, content=images.noise_jpeg(1)).image
+    failed = services.image_create(product=bag, content=images.noise_jpeg(2)).image
+    ProductImage.objects.filter(pk=failed.pk).update(state="failed", error="store was down")
+    sent_signals.clear()
+
+    results = services.images_create_many(
+        items=[
+            (mug, images.noise_jpeg(1)),  # already the mug's photo
+            (mug, images.noise_jpeg(3)),  # new
+            (bag, images.noise_jpeg(3)),  # the same file, another product: its own image
+            (mug, images.noise_jpeg(3)),  # the same photo twice in one batch: one image
+            (bag, images.truncated_jpeg()),  # refused, writes nothing
+            (bag, images.noise_jpeg(2)),  # the bag's failed photo, sent again: back in the queue
+        ]
+    )
+
+    assert [r.is_created if not isinstance(r, Exception) else r.code for r in results] == [
+        False,
+        True,
+        True,
+        False,
+        "damaged_image",
+        False,
+    ]
+    assert results[0].image == before and results[3].image == results[1].image
+    assert results[1].image.position == 1 and results[2].image.position == 1
+    assert ProductImage.objects.count() == 4
+    assert len(stored_files(settings)) == 3  # noise 1, 2, 3: the shared photo is stored once
+    added = [ids for name, kw in sent_signals if name == "images_added" for ids in kw["image_ids"]]
+    assert sorted(added) == sorted([failed.pk, results[1].image.pk, results[2].image.pk])
+    assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}

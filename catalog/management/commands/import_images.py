@@ -3,17 +3,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from tqdm import tqdm
 
 from catalog import services, signals
 from catalog.commands import held_images_index, intake_finish, intake_start, is_in_process
-from catalog.intake import ImageRejected
+from catalog.intake import AcceptedImage, ImageRejected, image_accept
 from catalog.models import ProductImage
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+# Files read, validated and written together: a few queries per batch instead of a dozen
+# per file; small enough that a batch's files sit in memory comfortably.
+READ_BATCH = 64
 
 
 class Command(BaseCommand):
@@ -49,34 +50,25 @@ class Command(BaseCommand):
         new_image_ids: list[int] = []
         products: set[int] = set()
         already_present = added = 0
-        # The new images are embedded at the end, in full batches, with a progress bar.
+        # Files go in batches (a few queries per batch, not a dozen per file); the new images
+        # are embedded at the end, in full batches, with a progress bar.
         with signals.deferred() as held:
-            for path in tqdm(files, desc="Reading", unit="img", disable=verbosity == 0):
-                relative = path.relative_to(directory)
-                key = relative.parent if group_by_folder and relative.parent != Path(".") else relative.with_suffix("")
-                try:
-                    content = path.read_bytes()
-                    with transaction.atomic():
-                        result = services.product_upsert(
-                            external_id=key.as_posix(), title=_title(key.name), **given_fields
-                        )
-                        image = services.image_create(product=result.product, content=content)
-                except ImageRejected as exc:
-                    failures[relative.as_posix()] = exc.message
-                    continue
-                except ValidationError as exc:
-                    failures[relative.as_posix()] = "; ".join(exc.messages)
-                    continue
-                except OSError as exc:
-                    failures[relative.as_posix()] = f"The file could not be read ({exc.strerror or exc})."
-                    continue
-                products.add(result.product.pk)
-                if image.needs_indexing:
-                    new_image_ids.append(image.image.pk)
-                if image.is_created:
-                    added += 1
-                else:
-                    already_present += 1
+            with tqdm(total=len(files), desc="Reading", unit="img", disable=verbosity == 0) as bar:
+                for start in range(0, len(files), READ_BATCH):
+                    batch = files[start : start + READ_BATCH]
+                    outcome = self._batch(directory, batch, group_by_folder, given_fields)
+                    for relative, result in outcome:
+                        if isinstance(result, str):
+                            failures[relative] = result
+                            continue
+                        products.add(result.image.product_id)
+                        if result.needs_indexing:
+                            new_image_ids.append(result.image.pk)
+                        if result.is_created:
+                            added += 1
+                        else:
+                            already_present += 1
+                    bar.update(len(batch))
             run = held_images_index(held, show_progress=verbosity > 0)
         intake_finish(self)
 
@@ -102,6 +94,41 @@ class Command(BaseCommand):
             self.stderr.write(f"FAILED {name}: {reason}")
         if failures:
             raise CommandError(f"{len(failures)} of {len(files)} images failed (listed above).")
+
+    @staticmethod
+    def _batch(
+        directory: Path, paths: list[Path], group_by_folder: bool, given_fields: dict
+    ) -> list[tuple[str, object]]:
+        """Import some files: [(relative path, its ImageCreateResult or why it failed)]."""
+        outcome: list[tuple[str, object]] = []
+        read: list[tuple[str, str, AcceptedImage]] = []
+        for path in paths:
+            relative = path.relative_to(directory)
+            key = relative.parent if group_by_folder and relative.parent != Path(".") else relative.with_suffix("")
+            try:
+                read.append((relative.as_posix(), key.as_posix(), image_accept(content=path.read_bytes())))
+            except ImageRejected as exc:
+                outcome.append((relative.as_posix(), exc.message))
+            except OSError as exc:
+                outcome.append((relative.as_posix(), f"The file could not be read ({exc.strerror or exc})."))
+        # Products only for files whose image is good: a refused file leaves nothing behind.
+        keys = list(dict.fromkeys(key for _, key, _ in read))
+        written = services.products_bulk_upsert(
+            products=[{"external_id": key, "title": _title(Path(key).name), **given_fields} for key in keys]
+        )
+        products = {}
+        for key, result in zip(keys, written, strict=True):
+            if isinstance(result, services.ProductWriteError):
+                messages = [m for errors in (result.fields or {}).values() for m in errors] or [result.message]
+                products[key] = "; ".join(messages)
+            else:
+                products[key] = result.product
+        outcome += [(relative, products[key]) for relative, key, _ in read if isinstance(products[key], str)]
+        good = [(relative, products[key], image) for relative, key, image in read if not isinstance(products[key], str)]
+        results = services.images_create_many(items=[(product, image) for _, product, image in good])
+        for (relative, _, _), result in zip(good, results, strict=True):
+            outcome.append((relative, result.message if isinstance(result, ImageRejected) else result))
+        return outcome
 
 
 def _title(stem: str) -> str:
