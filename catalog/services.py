@@ -101,32 +101,63 @@ def products_bulk_upsert(*, products: list[dict]) -> list[ProductUpsertResult | 
     """Create or update many products (dicts with ``external_id``, ``title`` and any other
     fields), each like :func:`product_upsert`. One that fails is not written at all; the
     others are. Results come in the given order; an ``external_id`` given twice is an error
-    the second time. The index is told once, for all of them."""
+    the second time. The index is told once, for all of them.
+
+    New products are validated, then inserted in one statement; existing ones are read in
+    one query and only those that differ are written."""
     results: dict[int, ProductUpsertResult | ProductWriteError] = {}
-    seen: set[str] = set()
-    # Rows are locked in external_id order, whatever the given order: two bulk writes
-    # sharing products then wait for each other instead of deadlocking.
-    order = sorted(range(len(products)), key=lambda i: (str(products[i].get("external_id", "")), i))
+    wanted: dict[str, tuple[int, dict]] = {}
+    for index, raw in enumerate(products):
+        values = dict(raw)
+        external_id = str(values.pop("external_id", ""))
+        problem = external_id_problem(external_id)
+        if problem:
+            results[index] = ProductWriteError(external_id, "bad_external_id", problem)
+        elif external_id in wanted:
+            message = "This external_id came earlier in the same request."
+            results[index] = ProductWriteError(external_id, "duplicate_external_id", message)
+        else:
+            wanted[external_id] = (index, values)
     with transaction.atomic(), signals.deferred():
-        for index in order:
-            values = dict(products[index])
-            external_id = str(values.pop("external_id", ""))
-            problem = external_id_problem(external_id)
-            if problem:
-                results[index] = ProductWriteError(external_id, "bad_external_id", problem)
-                continue
-            if external_id in seen:
-                message = "This external_id came earlier in the same request."
-                results[index] = ProductWriteError(external_id, "duplicate_external_id", message)
-                continue
-            seen.add(external_id)
+        # Rows are locked in external_id order, whatever the given order: two bulk writes
+        # sharing products then wait for each other instead of deadlocking.
+        stored = {
+            product.external_id: product
+            for product in Product.objects.select_for_update().filter(external_id__in=wanted).order_by("external_id")
+        }
+        to_create: list[tuple[int, Product, tuple[str, ...]]] = []
+        for external_id, (index, values) in sorted(wanted.items()):
             try:
-                with transaction.atomic():  # a failing product rolls back alone
-                    results[index] = product_upsert(external_id=external_id, **values)
+                checked = _product_values(values)
+                if external_id in stored:
+                    with transaction.atomic():  # a failing product rolls back alone
+                        results[index] = _product_write(stored[external_id], checked)
+                    continue
+                product = Product(external_id=external_id, **checked)
+                product.full_clean(validate_unique=False)
             except ValidationError as exc:
-                results[index] = ProductWriteError(
-                    external_id, "invalid", "The product is not valid.", validation_fields(exc)
-                )
+                fields = validation_fields(exc)
+                results[index] = ProductWriteError(external_id, "invalid", "The product is not valid.", fields)
+                continue
+            to_create.append((index, product, tuple(checked)))
+        try:
+            with transaction.atomic():
+                Product.objects.bulk_create([product for _, product, _ in to_create])
+        except IntegrityError:
+            # Another writer created one of them meanwhile: one by one, each finds its row
+            # (and one the database refuses is rolled back alone).
+            for index, product, given in to_create:
+                values = {name: getattr(product, name) for name in given}
+                try:
+                    with transaction.atomic():
+                        results[index] = product_upsert(external_id=product.external_id, **values)
+                except ValidationError as exc:
+                    results[index] = ProductWriteError(
+                        product.external_id, "invalid", "The product is not valid.", validation_fields(exc)
+                    )
+        else:
+            for index, product, given in to_create:
+                results[index] = ProductUpsertResult(product=product, is_created=True, changed_fields=given)
     return [results[index] for index in range(len(products))]
 
 

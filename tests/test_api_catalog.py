@@ -248,9 +248,17 @@ def test_bulk_errors_are_per_product_and_write_nothing_for_that_product(api):
 
 
 def test_a_product_failing_halfway_through_its_write_leaves_nothing(api, monkeypatch):
-    """A product whose write fails after it started (here: the database refuses it) is
-    rolled back alone; the products around it are written."""
+    """A product whose write fails after it started is rolled back alone; the products
+    around it are written. Here another writer makes the one-statement insert fail (the
+    products are then written one by one), and the database refuses one of them."""
+    from django.db import IntegrityError
+
     real_upsert = services.product_upsert
+
+    def concurrent_insert(*args, **kwargs):
+        raise IntegrityError("UNIQUE constraint failed: catalog_product.external_id")
+
+    monkeypatch.setattr(Product.objects, "bulk_create", concurrent_insert)
 
     def upsert_then_fail(*, external_id, **fields):
         result = real_upsert(external_id=external_id, **fields)

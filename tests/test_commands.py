@@ -152,3 +152,18 @@ def test_reindex_can_retry_failed_images():
     run("reindex", "--include-failed")
     image.refresh_from_db()
     assert (image.state, image.error) == ("indexed", "")
+
+
+def test_a_synthetic_catalog_gives_every_product_its_own_indexed_photo():
+    out, _ = run("make_synthetic_catalog", "--products", "30", "--photos", "5")
+
+    assert Product.objects.count() == 30
+    photos = ProductImage.objects.all()
+    assert set(photos.values_list("state", flat=True)) == {"indexed"}
+    assert photos.values("product").distinct().count() == 30
+    assert photos.values("sha256").distinct().count() == 30
+    assert get_index().count(get_encoder().space) == 30
+    assert "30 photos embedded" in out and "0 failed" in out
+
+    run("make_synthetic_catalog", "--products", "30", "--photos", "5")
+    assert (Product.objects.count(), ProductImage.objects.count()) == (30, 30)
