@@ -17,6 +17,7 @@ from catalog.models import ProductImage
 from embeddings.index import IndexUnavailable, collection_name, get_index
 from embeddings.model import ModelUnavailable, get_encoder
 from embeddings.reconcile import index_drift, reconcile
+from embeddings.spaces import space_build_progress, space_build_running, space_build_start
 
 logger = logging.getLogger(__name__)
 QUEUE = "embeddings"
@@ -59,6 +60,8 @@ def index_health(request: HttpRequest) -> HttpResponse:
     }
     context["queue_depth"], context["queue_note"] = queue_depth()
     try:
+        context["build"] = space_build_progress()
+        context["build_running"] = space_build_running()
         space = get_encoder().space
         index = get_index()
         context.update(
@@ -79,7 +82,16 @@ def _act(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     action = request.POST.get("action")
     try:
-        if action == "reconcile":
+        if action == "build":
+            queued = space_build_start()
+            messages.success(
+                request,
+                f"Re-embedding {queued} images with the configured model; searches keep using the live one "
+                "until it is done."
+                if queued
+                else "Nothing to re-embed (or a re-embedding is already running).",
+            )
+        elif action == "reconcile":
             report = reconcile()
             messages.success(
                 request,

@@ -18,6 +18,7 @@ from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product, ProductImage
 from embeddings.index import ImagePoint, attribute_field, get_index
 from embeddings.model import get_encoder
+from embeddings.spaces import building_space_note, serving_encoder, space_switch_if_complete
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     space = encoder.space
     index = get_index()
     index.ensure(space)
+    # After a model change the live space still serves searches: new images go there too.
+    building = building_space_note(encoder)
 
     started = time.monotonic()
     images = list(ProductImage.objects.select_related("product").filter(pk__in=image_ids).order_by("pk"))
@@ -102,6 +105,8 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     ]
     index.upsert(space, points)
     embedded_ids = [image.pk for image in to_embed]
+    if building is not None:
+        _live_space_also(index, building, to_embed, decoded, points)
     duplicates = index.nearest_older(
         space,
         {image.pk: vector for image, vector in zip(to_embed, vectors, strict=True) if not image.duplicate_kept},
@@ -135,6 +140,8 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
         if payload != written[product.pk]:
             index.set_product_payload(product.pk, payload)
     report.indexed = [image_id for image_id in embedded_ids if image_id in still_there]
+    if building is not None:
+        space_switch_if_complete()
     write_seconds = time.monotonic() - started
 
     logger.info(
@@ -148,6 +155,25 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
         write_seconds,
     )
     return report
+
+
+def _live_space_also(index, building, images: list[ProductImage], decoded: list, points: list[ImagePoint]) -> None:
+    """Index in the live space too the images it lacks (new ones, while a build runs)."""
+    serving = serving_encoder()
+    if serving.space.id == building.embedding_space:
+        return
+    present = index.vectors(serving.space, [image.pk for image in images])
+    fresh = [n for n, image in enumerate(images) if image.pk not in present]
+    if not fresh:
+        return
+    vectors = serving.images_encode([decoded[n] for n in fresh])
+    index.upsert(
+        serving.space,
+        [
+            ImagePoint(image_id=images[n].pk, product_id=images[n].product_id, vector=vector, payload=points[n].payload)
+            for n, vector in zip(fresh, vectors, strict=True)
+        ],
+    )
 
 
 def images_mark_failed(*, image_ids: list[int], reason: str) -> None:

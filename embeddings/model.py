@@ -139,30 +139,47 @@ def _normalised(features) -> np.ndarray:
     return array / np.maximum(norms, 1e-12)
 
 
-_encoder: ClipEncoder | None = None
+_encoders: dict[tuple[str, str], ClipEncoder] = {}
 _encoder_lock = threading.Lock()
 
 
 def get_encoder() -> ClipEncoder:
-    """The process's encoder, loaded on first use (raises ModelUnavailable)."""
-    global _encoder
-    if _encoder is None:
+    """The configured model's encoder (VITRINE_CLIP_MODEL / VITRINE_CLIP_PRETRAINED), loaded
+    on first use (raises ModelUnavailable). New images are embedded with it; searches use
+    the live space's encoder (``embeddings.spaces.serving_encoder``), the same one except
+    while a model change is being built."""
+    return encoder_for(settings.VITRINE_CLIP_MODEL, settings.VITRINE_CLIP_PRETRAINED)
+
+
+def encoder_for(model_name: str, pretrained: str) -> ClipEncoder:
+    """The encoder of a model, loaded once per process."""
+    key = (model_name, pretrained)
+    encoder = _encoders.get(key)
+    if encoder is None:
         with _encoder_lock:
-            if _encoder is None:
-                _encoder = _load(
-                    model_name=settings.VITRINE_CLIP_MODEL,
-                    pretrained=settings.VITRINE_CLIP_PRETRAINED,
+            encoder = _encoders.get(key)
+            if encoder is None:
+                encoder = _encoders[key] = _load(
+                    model_name=model_name,
+                    pretrained=pretrained,
                     device_preference=settings.VITRINE_DEVICE,
                     cache_dir=Path(settings.VITRINE_MODEL_CACHE_DIR),
                 )
-    return _encoder
+    return encoder
+
+
+def encoders_release(keep: set[str]) -> None:
+    """Forget the loaded models whose space is not in ``keep`` (after a switch)."""
+    with _encoder_lock:
+        for key, encoder in list(_encoders.items()):
+            if encoder.space.id not in keep:
+                del _encoders[key]
 
 
 def reset_encoder() -> None:
-    """Forget the loaded model (tests change the model settings)."""
-    global _encoder
+    """Forget the loaded models (tests change the model settings)."""
     with _encoder_lock:
-        _encoder = None
+        _encoders.clear()
 
 
 def _load(*, model_name: str, pretrained: str, device_preference: str, cache_dir: Path) -> ClipEncoder:

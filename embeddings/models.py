@@ -89,3 +89,36 @@ class TagSuggestion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product.external_id}: {self.value} ({self.confidence:.2f}, {self.state})"
+
+
+# --- Blue/green: which embedding space serves searches --------------------------------
+
+
+class IndexSpace(models.Model):
+    """An embedding space's collection and how to load its model.
+
+    The live one serves every search. After a model change the configured model's space is
+    built in the background (new images go to both), and takes over, alias and all, once it
+    holds every image; the old one is then retired (its collection kept until dropped).
+    """
+
+    class State(models.TextChoices):
+        BUILDING = "building", "Building"
+        LIVE = "live", "Live"
+        RETIRED = "retired", "Retired"
+
+    embedding_space = models.CharField(max_length=300, unique=True)
+    model_name = models.CharField(max_length=500, help_text="VITRINE_CLIP_MODEL that loads it")
+    pretrained = models.CharField(max_length=1000, blank=True, help_text="VITRINE_CLIP_PRETRAINED that loads it")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.BUILDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    live_since = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["state"], condition=models.Q(state="live"), name="one_live_space"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.embedding_space} ({self.state})"

@@ -140,6 +140,25 @@ def test_candidates_carry_the_payloads_facts_and_honour_a_score_threshold(index)
     assert found[1].facts["category"] == "bags" and found[1].facts["price"] == 50.0
 
 
+def test_facts_read_once_follow_every_later_change(index):
+    """Facts are product fields: a payload refresh, a photo upserted again and a new space's
+    collection all show in the next read (the embedded engine keeps them in memory)."""
+    read = lambda: {c.product_id: c.facts for c in index.candidates(SPACE, unit(1, 0, 0, 0), limit=10, with_facts=True)}
+    assert read()[10]["price"] == 10.0
+
+    index.set_product_payload(10, {"category": "mugs", "brand": "Kito", "price": 12.5, "is_active": True})
+    assert read()[10]["price"] == 12.5
+    index.upsert(SPACE, [point(1, 10, unit(1, 0, 0, 0), price=14.0, brand="Nordlys")])
+    assert (read()[10]["price"], read()[10]["brand"]) == (14.0, "Nordlys")
+    assert read()[20]["category"] == "bags"  # the others kept theirs
+
+    other = EmbeddingSpace(model="test-model", weights="w2", dimension=4)
+    index.upsert(other, [point(1, 10, unit(1, 0, 0, 0), price=20.0)])
+    found = index.candidates(other, unit(1, 0, 0, 0), limit=10, with_facts=True)
+    assert [(c.product_id, c.facts["price"]) for c in found] == [(10, 20.0)]
+    assert read()[10]["price"] == 14.0
+
+
 def test_attribute_filters_match_any_of_the_values(engine, settings):
     settings.VITRINE_FACET_ATTRIBUTES = ["colour"]
     index = get_index()

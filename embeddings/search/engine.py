@@ -10,6 +10,7 @@ candidates, so counts agree exactly with what is listed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -23,7 +24,6 @@ from PIL import Image
 
 from catalog.models import Product, ProductImage
 from embeddings.index import IndexCandidate, IndexFilters, get_index
-from embeddings.model import get_encoder
 from embeddings.relevance import cutoffs_get
 from embeddings.search.facets import facets_count, matches, price_buckets
 from embeddings.search.refinement import MAX_REFINEMENTS, liked_vector, reference_vector, refined_vector, unit
@@ -37,6 +37,7 @@ from embeddings.search.types import (
     SearchPage,
     SearchQuery,
 )
+from embeddings.spaces import serving_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     """
     started = time.monotonic()
     _validate(query)
-    encoder = get_encoder()
+    encoder = serving_encoder()  # the live space's model: its collection is read throughout
     space = encoder.space
     index = get_index()
     kind = query.kind
@@ -110,17 +111,22 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     total_is_capped = not complete
     if not complete and filters.any:
         threshold = cutoff if query.relevant_only and not two_tests else None
+        pushed = _pushable(base, filters)
+        # The index applied every filter: facts are needed only to sort by a field.
+        check = len(pushed.attributes) < len(filters.attributes)
         narrowed = index.candidates(
             space,
             vector,
             limit=limit,
-            filters=_pushable(base, filters),
+            filters=pushed,
             score_threshold=threshold,
             with_vectors=with_vectors,
-            with_facts=True,
+            with_facts=check or query.sort != "relevance",
         )
         matching = [
-            c for c in candidates_from(narrowed) if (c.relevant or not query.relevant_only) and matches(c, filters)
+            c
+            for c in candidates_from(narrowed)
+            if (c.relevant or not query.relevant_only) and (not check or matches(c, filters))
         ]
         total_is_capped = len(narrowed) >= limit
     attribute_keys = (
@@ -178,10 +184,16 @@ def _candidate(found: IndexCandidate, rank_vector: np.ndarray | None, relevant: 
         relevant=relevant,
         category=facts.get("category") or "",
         brand=facts.get("brand") or "",
-        price=Decimal(str(round(price, 2))) if isinstance(price, (int, float)) else None,
+        price=_price(price) if isinstance(price, (int, float)) else None,
         created_at=facts.get("created") or 0.0,
         attributes=attributes if isinstance(attributes, dict) else {},
     )
+
+
+@functools.lru_cache(maxsize=65536)
+def _price(value: float) -> Decimal:
+    """A payload's price as the shop wrote it (prices repeat: converted once each)."""
+    return Decimal(str(round(value, 2)))
 
 
 def _pushable(base: IndexFilters, filters: FacetFilters) -> IndexFilters:

@@ -10,6 +10,7 @@ from embeddings.index import get_index
 from embeddings.management.commands.calibrate_relevance import describe_cutoffs
 from embeddings.model import get_encoder
 from embeddings.relevance import cutoffs_calibrate, cutoffs_get
+from embeddings.spaces import space_switch_if_complete
 
 
 class Command(BaseCommand):
@@ -43,8 +44,10 @@ class Command(BaseCommand):
             f"{len(run.failures)} failed, {failed} failed in all, {remaining} still to index."
         )
         if remaining == 0:
-            get_index().alias_point(space)
-            self.stdout.write(f"The alias {get_index().alias} now names the collection of {space.id}.")
+            if space_switch_if_complete():
+                self.stdout.write(f"Searches now use {space.id}; the alias {get_index().alias} names its collection.")
+            else:
+                get_index().alias_point(space)
             row = cutoffs_calibrate(space)
             if row is not None:
                 self.stdout.write(describe_cutoffs(row, cutoffs_get(space)))
