@@ -20,7 +20,8 @@ services with ``manage.py make_synthetic_catalog`` (one photo per product; with
   3. ``bare engine query``: the index's own nearest-24 query, a vector given,
      unfiltered and with a filter (active products at most the median price);
   4. the same on qdrant-client's local mode (the previous embedded engine) holding the
-     same points and payloads, for sizes up to ``--local-max``;
+     same points and payloads, for sizes up to ``--local-max`` (the first
+     ``--local-queries`` texts only: it takes seconds a query at 20k);
   5. ``catalog_search``: the engine behind every face, text with the price filter and
      the category, brand, price and colour facets;
   6. ``API search``: ``POST /api/v1/search`` with the same filter and facets through
@@ -64,7 +65,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_one(size: int, data_dir: Path, queries_count: int, rounds: int, local_max: int) -> dict:
+def measure_one(size: int, data_dir: Path, queries_count: int, rounds: int, local_max: int, local_queries: int) -> dict:
     os.environ["VITRINE_DATA_DIR"] = str(data_dir)
     for name in ("CELERY_BROKER_URL", "QDRANT_URL", "DATABASE_URL", "CACHE_URL", "VITRINE_INDEX_ENGINE"):
         os.environ.pop(name, None)
@@ -139,9 +140,7 @@ def measure_one(size: int, data_dir: Path, queries_count: int, rounds: int, loca
             local.upsert(
                 space,
                 [
-                    ImagePoint(
-                        image_id=i, product_id=payloads[i]["product_id"], vector=vectors[i], payload=payloads[i]
-                    )
+                    ImagePoint(image_id=i, product_id=payloads[i]["product_id"], vector=vectors[i], payload=payloads[i])
                     for i in chunk
                 ],
             )
@@ -161,6 +160,9 @@ def measure_one(size: int, data_dir: Path, queries_count: int, rounds: int, loca
         top = np.argpartition(-scores, min(1000, len(scores) - 1))[:1000]
         return ids[top[np.argsort(-scores[top])]].tolist()
 
+    def nearest(store, text: str, filters) -> None:
+        store.candidates(space, query_vectors[text], limit=24, filters=filters)
+
     def api(text: str) -> None:
         response = client.post(
             "/api/v1/search",
@@ -177,13 +179,29 @@ def measure_one(size: int, data_dir: Path, queries_count: int, rounds: int, loca
     ways = [
         ("encode", lambda t: encoder.texts_encode([t]), False),
         ("numpy exact top-1000", exact, False),
-        ("bare engine query, unfiltered", lambda t: index.candidates(space, query_vectors[t], limit=24, filters=unfiltered), False),
-        ("bare engine query, filtered", lambda t: index.candidates(space, query_vectors[t], limit=24, filters=filtered), False),
+        (
+            "bare engine query, unfiltered",
+            lambda t: index.candidates(space, query_vectors[t], limit=24, filters=unfiltered),
+            False,
+        ),
+        (
+            "bare engine query, filtered",
+            lambda t: index.candidates(space, query_vectors[t], limit=24, filters=filtered),
+            False,
+        ),
     ]
     if local is not None:
         ways += [
-            ("local mode query, unfiltered", lambda t: local.candidates(space, query_vectors[t], limit=24, filters=unfiltered), False),
-            ("local mode query, filtered", lambda t: local.candidates(space, query_vectors[t], limit=24, filters=filtered), False),
+            (
+                "local mode query, unfiltered",
+                lambda t: local.candidates(space, query_vectors[t], limit=24, filters=unfiltered),
+                False,
+            ),
+            (
+                "local mode query, filtered",
+                lambda t: local.candidates(space, query_vectors[t], limit=24, filters=filtered),
+                False,
+            ),
         ]
     ways += [
         (
@@ -202,8 +220,10 @@ def measure_one(size: int, data_dir: Path, queries_count: int, rounds: int, loca
     wall: dict[str, list[float]] = {name: [] for name, _, _ in ways}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in ways}
     for _ in range(rounds):
-        for text in texts:
+        for number, text in enumerate(texts):
             for name, run, clear in ways:
+                if name.startswith("local") and number >= local_queries:
+                    continue
                 if clear:
                     cache.clear()
                 started, started_cpu = time.perf_counter(), time.process_time()
@@ -236,15 +256,19 @@ def measure_one(size: int, data_dir: Path, queries_count: int, rounds: int, loca
 def report(results: list[dict]) -> None:
     for result in results:
         size = result["size"]
-        print(f"\n== {size:,} products ({result['points']:,} points), model {result['model']}, {result['queries']} queries")
+        points, queries = result["points"], result["queries"]
+        print(f"\n== {size:,} products ({points:,} points), model {result['model']}, {queries} queries")
         if "build_s" in result:
-            print(f"   built in {result['build_s']:.0f} s ({size / result['build_s']:.0f} products/s with their photos)")
+            print(
+                f"   built in {result['build_s']:.0f} s ({size / result['build_s']:.0f} products/s, photos included)"
+            )
         line = f"   index open {result['open_s'] * 1000:.0f} ms"
         if "local_open_s" in result:
             line += f" (local mode {result['local_open_s'] * 1000:.0f} ms)"
         print(line)
         print(
-            f"   RSS {result['rss_before_index_mb']:.0f} MB before the index, {result['rss_after_mb']:.0f} MB after the queries; "
+            f"   RSS {result['rss_before_index_mb']:.0f} MB before the index, "
+            f"{result['rss_after_mb']:.0f} MB after the queries; "
             f"recall@24 of the engine's unfiltered query vs exact {result['recall_at_24']:.3f}"
         )
         ways = result["ways"]
@@ -265,12 +289,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="build (or reuse) the catalogs under this folder")
     parser.add_argument("--local-max", type=int, default=20000, help="largest size also measured on local mode")
+    parser.add_argument("--local-queries", type=int, default=10, help="queries timed on local mode (it is slow)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.one:
-        result = measure_one(args.one, args.data_dir, args.queries, args.rounds, args.local_max)
+        result = measure_one(args.one, args.data_dir, args.queries, args.rounds, args.local_max, args.local_queries)
         print("RESULT " + json.dumps(result), flush=True)
         return
 
@@ -280,8 +305,20 @@ def main() -> None:
         data_dir = base / str(size)
         print(f"{size:,} products in {data_dir} …", flush=True)
         command = [
-            sys.executable, __file__, "--one", str(size), "--data-dir", str(data_dir),
-            "--queries", str(args.queries), "--rounds", str(args.rounds), "--local-max", str(args.local_max),
+            sys.executable,
+            __file__,
+            "--one",
+            str(size),
+            "--data-dir",
+            str(data_dir),
+            "--queries",
+            str(args.queries),
+            "--rounds",
+            str(args.rounds),
+            "--local-max",
+            str(args.local_max),
+            "--local-queries",
+            str(args.local_queries),
         ]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.split("RESULT ", 1)[1]))

@@ -66,9 +66,14 @@ def image_accept(*, content: bytes) -> AcceptedImage:
     )
 
 
-def image_decode_rgb(*, content: bytes) -> Image.Image:
-    """Decode accepted bytes to an upright 8-bit RGB image (raises ImageRejected)."""
-    rgb, _ = _decode(content)
+def image_decode_rgb(*, content: bytes, min_side: int = 0) -> Image.Image:
+    """Decode accepted bytes to an upright 8-bit RGB image (raises ImageRejected).
+
+    ``min_side``: the size a model needs; a JPEG is then decoded at the smallest of its
+    built-in 1/2, 1/4, 1/8 scales that keeps both sides at least that long (Pillow's draft
+    mode: a large photo decodes several times faster; benchmarks/indexing_throughput.py
+    measures what it changes in the vectors)."""
+    rgb, _ = _decode(content, min_side=min_side)
     return rgb
 
 
@@ -83,7 +88,7 @@ def _check_size(content: bytes) -> None:
         )
 
 
-def _decode(content: bytes) -> tuple[Image.Image, str]:
+def _decode(content: bytes, *, min_side: int = 0) -> tuple[Image.Image, str]:
     _check_size(content)
     max_pixels = settings.VITRINE_MAX_IMAGE_PIXELS
     # Pillow's own guard stays as a backstop at twice our limit, so that our check (after
@@ -105,6 +110,8 @@ def _decode(content: bytes) -> tuple[Image.Image, str]:
                 raise _too_many_pixels(image.width, image.height, max_pixels)
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame
+            if min_side and image_format == "JPEG":
+                image.draft("RGB", (min_side, min_side))
             image.load()
             upright = ImageOps.exif_transpose(image)
     except ImageRejected:

@@ -6,10 +6,13 @@ space it was indexed in) or ``failed`` with a reason a person can act on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -78,23 +81,14 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
 
     started = time.monotonic()
     images = list(ProductImage.objects.select_related("product").filter(pk__in=image_ids).order_by("pk"))
-    to_embed = []
-    decoded = []
+    waiting = []
     for image in images:
         # Idempotent: the file of a row never changes, so indexed in this space means done.
         if image.state == ProductImage.State.INDEXED and image.embedding_space == space.id:
             report.skipped.append(image.pk)
-            continue
-        try:
-            decoded.append(image_decode_rgb(content=_read(image)))
-            to_embed.append(image)
-        except (ImageRejected, OSError) as exc:
-            report.failed[image.pk] = _read_failure_reason(exc)
-    read_seconds = time.monotonic() - started
-
-    started = time.monotonic()
-    vectors = encoder.images_encode(decoded)
-    encode_seconds = time.monotonic() - started
+        else:
+            waiting.append(image)
+    to_embed, decoded, vectors, read_seconds, encode_seconds = _encode_pipelined(encoder, waiting, report)
 
     started = time.monotonic()
     points = [
@@ -155,6 +149,54 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
         write_seconds,
     )
     return report
+
+
+# Photos per forward pass in the pipeline: small enough that decoding the next ones
+# overlaps the forward pass of these, large enough to batch well.
+PIPELINE_CHUNK = 16
+
+
+def _prepared(encoder, image: ProductImage, min_side: int):
+    rgb = image_decode_rgb(content=_read(image), min_side=min_side)
+    return rgb, encoder.preprocess(rgb)
+
+
+def _encode_pipelined(encoder, images: list[ProductImage], report: EmbedReport):
+    """Read, decode and preprocess photos on VITRINE_DECODE_THREADS threads while the model
+    encodes the chunk before (Pillow and torch release the GIL). Returns the images
+    encoded, their decoded pixels, their vectors, and the seconds spent waiting for
+    decoding and encoding."""
+    factor = settings.VITRINE_DECODE_DRAFT_FACTOR
+    min_side = encoder.input_side * factor if factor else 0
+    threads = settings.VITRINE_DECODE_THREADS
+    to_embed, decoded, parts = [], [], []
+    read_seconds = encode_seconds = 0.0
+    with contextlib.ExitStack() as stack:
+        if threads:
+            pool = stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="vitrine-decode"))
+            futures = [pool.submit(_prepared, encoder, image, min_side) for image in images]
+            results = [future.result for future in futures]
+        else:
+            results = [lambda image=image: _prepared(encoder, image, min_side) for image in images]
+        for start in range(0, len(images), PIPELINE_CHUNK):
+            started = time.monotonic()
+            tensors = []
+            chunk = slice(start, start + PIPELINE_CHUNK)
+            for image, result in zip(images[chunk], results[chunk], strict=True):
+                try:
+                    rgb, tensor = result()
+                except (ImageRejected, OSError) as exc:
+                    report.failed[image.pk] = _read_failure_reason(exc)
+                    continue
+                to_embed.append(image)
+                decoded.append(rgb)
+                tensors.append(tensor)
+            read_seconds += time.monotonic() - started
+            started = time.monotonic()
+            parts.append(encoder.tensors_encode(tensors))
+            encode_seconds += time.monotonic() - started
+    vectors = np.concatenate(parts) if parts else np.zeros((0, encoder.space.dimension), dtype=np.float32)
+    return to_embed, decoded, vectors, read_seconds, encode_seconds
 
 
 def _live_space_also(index, building, images: list[ProductImage], decoded: list, points: list[ImagePoint]) -> None:

@@ -111,14 +111,24 @@ class ClipEncoder:
         self.space = space
 
     def images_encode(self, images: list[Image.Image]) -> np.ndarray:
+        return self.tensors_encode([self.preprocess(image) for image in images])
+
+    def tensors_encode(self, tensors: list) -> np.ndarray:
+        """Encode preprocessed images (``self.preprocess``'s tensors)."""
         import torch
 
-        if not images:
+        if not tensors:
             return np.zeros((0, self.space.dimension), dtype=np.float32)
-        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        batch = torch.stack(tensors).to(self.device)
         with torch.inference_mode():
             features = self.model.encode_image(batch)
         return _normalised(features)
+
+    @property
+    def input_side(self) -> int:
+        """The side of the square the model sees (224 for most CLIP models)."""
+        size = getattr(getattr(self.model, "visual", None), "image_size", 224)
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def texts_encode(self, texts: list[str]) -> np.ndarray:
         import torch

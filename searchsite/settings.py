@@ -186,6 +186,12 @@ VITRINE_TORCH_THREADS = env_int("VITRINE_TORCH_THREADS", 0, minimum=0, maximum=2
 # Images per forward pass. 32 keeps a ViT-B-32 batch under ~1 GB on CPU and is where the
 # throughput measured on 2 cores stops improving (see ARCHITECTURE.md).
 VITRINE_EMBED_BATCH_SIZE = env_int("VITRINE_EMBED_BATCH_SIZE", 32, minimum=1, maximum=1024)
+# Threads that read, decode and preprocess photos while the model encodes the previous
+# ones (Pillow and torch release the GIL). 0: none (all in the encoding thread).
+VITRINE_DECODE_THREADS = env_int("VITRINE_DECODE_THREADS", 2, minimum=0, maximum=64)
+# JPEGs are decoded at a reduced scale (draft mode) that keeps both sides at least this
+# many times the model's input size; 0 decodes every pixel.
+VITRINE_DECODE_DRAFT_FACTOR = env_int("VITRINE_DECODE_DRAFT_FACTOR", 2, minimum=0, maximum=16)
 # An image whose nearest older image scores at least this is flagged as its duplicate.
 # 0.997 is measured on the demo model (benchmarks/near_duplicates.py): re-saved and resized
 # copies score 0.9987 or more, another photo of the same product at most 0.9948. Measure

@@ -314,7 +314,11 @@ class EdgeIndex(VectorIndex):
         attributes = facts["attributes"]
         if isinstance(attributes, dict):
             try:
-                key = _frozen(attributes)
+                try:
+                    key = tuple(attributes.items())  # flat (the common case): cheap to hash
+                    hash(key)
+                except TypeError:
+                    key = _frozen(attributes)
             except TypeError:
                 return facts
             if len(self._shared_attributes) > FACTS_CACHE_MAX:

@@ -25,7 +25,7 @@ from PIL import Image
 from catalog.models import Product, ProductImage
 from embeddings.index import IndexCandidate, IndexFilters, get_index
 from embeddings.relevance import cutoffs_get
-from embeddings.search.facets import facets_count, matches, price_buckets
+from embeddings.search.facets import facets_count, failed_filters, matches, price_buckets
 from embeddings.search.refinement import MAX_REFINEMENTS, liked_vector, reference_vector, refined_vector, unit
 from embeddings.search.types import (
     MAX_LIMIT,
@@ -103,12 +103,14 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     loose = [c for c in candidates if not c.relevant]
     universe = relevant if query.relevant_only else relevant + loose
     filters = query.filters
-    matching = [c for c in universe if matches(c, filters)]
+    failures = [failed_filters(c, filters) for c in universe]
+    matching = [c for c, failed in zip(universe, failures, strict=True) if not failed]
     # The nearest `limit` products hold every relevant one unless all of them are relevant
     # (or everything was asked for). Then filters may match products further away: ask the
     # index for them, filters and cutoff applied there.
     complete = len(found) < limit or (query.relevant_only and not candidates[-1].relevant)
     total_is_capped = not complete
+    narrowed_total = None
     if not complete and filters.any:
         threshold = cutoff if query.relevant_only and not two_tests else None
         pushed = _pushable(base, filters)
@@ -123,21 +125,28 @@ def catalog_search(query: SearchQuery) -> SearchPage:
             with_vectors=with_vectors,
             with_facts=check or query.sort != "relevance",
         )
-        matching = [
-            c
-            for c in candidates_from(narrowed)
-            if (c.relevant or not query.relevant_only) and (not check or matches(c, filters))
-        ]
+        every_one_relevant = threshold is not None or not query.relevant_only
+        if not check and query.sort == "relevance" and rank_vector is None and every_one_relevant:
+            # The index filtered and cut, best first: only the page needs candidates.
+            matching = candidates_from(narrowed[: query.offset + query.limit])
+            narrowed_total = len(narrowed)
+        else:
+            matching = [
+                c
+                for c in candidates_from(narrowed)
+                if (c.relevant or not query.relevant_only) and (not check or matches(c, filters))
+            ]
         total_is_capped = len(narrowed) >= limit
     attribute_keys = (
         settings.VITRINE_FACET_ATTRIBUTES if query.facet_attributes is None else list(query.facet_attributes)
     )
-    facets = facets_count(universe, filters, attribute_keys)
-    prices_universe = [c for c in universe if matches(c, filters, skip="price")]
+    facets = facets_count(universe, filters, attribute_keys, failures)
+    prices_universe = [c for c, failed in zip(universe, failures, strict=True) if not failed or failed == ("price",)]
     buckets = price_buckets(prices_universe)
     prices = [c.price for c in prices_universe if c.price is not None]
     loosely_related = sum(1 for c in loose if matches(c, filters)) if query.relevant_only else 0
 
+    total = len(matching) if narrowed_total is None else narrowed_total
     matching = _sorted(matching, query.sort)
     page = matching[query.offset : query.offset + query.limit]
     products = Product.objects.in_bulk([c.product_id for c in page])
@@ -155,7 +164,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     logger.debug("Catalog search (%s) found %d of %d candidates in %.1f ms", kind, len(matching), len(found), took_ms)
     return SearchPage(
         hits=hits,
-        total=len(matching),
+        total=total,
         total_is_capped=total_is_capped,
         loosely_related=loosely_related,
         facets=facets,

@@ -41,9 +41,38 @@ def matches(candidate: Candidate, filters: FacetFilters, skip: str = "") -> bool
     return True
 
 
-def facets_count(universe: list[Candidate], filters: FacetFilters, attribute_keys: list[str]) -> list[Facet]:
+def failed_filters(candidate: Candidate, filters: FacetFilters) -> tuple[str, ...]:
+    """The names of the filters a candidate fails (as ``matches``' ``skip`` names them)."""
+    failed = []
+    if filters.categories and candidate.category not in filters.categories:
+        failed.append("category")
+    if filters.brands and candidate.brand not in filters.brands:
+        failed.append("brand")
+    if filters.price_min is not None or filters.price_max is not None:
+        price = candidate.price
+        if (
+            price is None
+            or (filters.price_min is not None and price < filters.price_min)
+            or (filters.price_max is not None and price > filters.price_max)
+        ):
+            failed.append("price")
+    for key, values in filters.attributes:
+        if values and not set(values) & set(_attribute_values(candidate, key)):
+            failed.append(f"attr.{key}")
+    return tuple(failed)
+
+
+def facets_count(
+    universe: list[Candidate],
+    filters: FacetFilters,
+    attribute_keys: list[str],
+    failures: list[tuple[str, ...]] | None = None,
+) -> list[Facet]:
     """Counts per value over the results that match every *other* active filter, so a
-    shopper sees how many results each choice would give (chosen values always listed)."""
+    shopper sees how many results each choice would give (chosen values always listed).
+    ``failures``: ``failed_filters`` of each candidate, if already known."""
+    if failures is None:
+        failures = [failed_filters(candidate, filters) for candidate in universe]
     chosen_attributes = dict(filters.attributes)
     dimensions = [
         ("category", "Category", lambda c: [c.category] if c.category else [], filters.categories),
@@ -61,8 +90,8 @@ def facets_count(universe: list[Candidate], filters: FacetFilters, attribute_key
     facets = []
     for name, label, values_of, chosen in dimensions:
         counts: dict[str, int] = {}
-        for candidate in universe:
-            if matches(candidate, filters, skip=name):
+        for candidate, failed in zip(universe, failures, strict=True):
+            if not failed or failed == (name,):  # matches every other filter
                 for value in set(values_of(candidate)):
                     counts[value] = counts.get(value, 0) + 1
         for value in chosen:
