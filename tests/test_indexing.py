@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from catalog import services
 from catalog.models import ProductImage
@@ -57,6 +60,29 @@ def test_a_damaged_stored_file_fails_with_a_reason_and_the_rest_are_indexed():
     assert good.state == "indexed"
     assert broken.state == "failed"
     assert "damaged or incomplete" in broken.error
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_decoding_beside_the_model_gives_each_image_its_own_vector(settings, threads):
+    """More photos than one forward pass takes, one of them damaged mid-way: every other
+    one gets the vector of its own pixels, whether decoded on threads or not."""
+    settings.VITRINE_DECODE_THREADS = threads
+    batch = make_images(indexing.PIPELINE_CHUNK + 5)
+    broken = batch[indexing.PIPELINE_CHUNK - 1]
+    with open(broken.file.path, "wb") as handle:
+        handle.write(images.truncated_jpeg())
+
+    report = indexing.images_embed(image_ids=[image.pk for image in batch])
+
+    assert list(report.failed) == [broken.pk]
+    good = [image for image in batch if image.pk != broken.pk]
+    assert report.indexed == [image.pk for image in good]
+    encoder = get_encoder()
+    stored = get_index().vectors(encoder.space, report.indexed)
+    for number, image in enumerate(batch):
+        if image.pk != broken.pk:
+            expected = encoder.images_encode([Image.open(io.BytesIO(images.noise_jpeg(number))).convert("RGB")])[0]
+            assert stored[image.pk] @ expected == pytest.approx(1.0, abs=1e-5)
 
 
 def test_a_missing_stored_file_fails_with_a_reason():

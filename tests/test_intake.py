@@ -132,3 +132,24 @@ def test_every_allowed_format_is_accepted_and_stored(product, settings, fmt):
     assert image.format == fmt
     assert len(stored_files(settings)) == 1
     assert Product.objects.count() == 1
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_that_keeps_the_size_asked():
+    big = images.noise_jpeg(3, size=(1600, 1200))
+
+    assert image_decode_rgb(content=big).size == (1600, 1200)
+    assert image_decode_rgb(content=big, min_side=448).size == (800, 600)  # 1/2: 1/4 would be 300 high
+    assert image_decode_rgb(content=big, min_side=100).size == (200, 150)  # 1/8
+    assert image_decode_rgb(content=images.image_bytes("PNG", size=(1600, 1200)), min_side=100).size == (1600, 1200)
+
+
+def test_draft_decoding_keeps_the_exif_orientation():
+    from io import BytesIO
+
+    image = Image.open(BytesIO(images.noise_jpeg(4, size=(1600, 800))))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    buffer = BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+
+    assert image_decode_rgb(content=buffer.getvalue(), min_side=200).size == (200, 400)
