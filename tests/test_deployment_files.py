@@ -28,6 +28,14 @@ def test_third_party_images_are_pinned_to_a_version(name):
     assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?(-alpine)?", tag), image
 
 
+def test_the_qdrant_server_is_the_minor_version_of_the_installed_client():
+    from importlib.metadata import version
+
+    server = re.match(r"v(\d+)\.(\d+)", SERVICES["qdrant"]["image"].rsplit(":", 1)[1]).groups()
+    client = version("qdrant-client").split(".")[:2]
+    assert list(server) == client
+
+
 def test_the_web_runs_migrations_and_gunicorn_on_the_project_wsgi_module():
     command = " ".join(SERVICES["web"]["command"])
     assert "python manage.py migrate --noinput" in command

@@ -267,14 +267,14 @@ class EdgeIndex(VectorIndex):
         facts = self._facts(name, shard, [hit.id for hit in best]) if with_facts else {}
         found = []
         for hit in best:
-            product_id, image_id = _ids_of(hit.id)
+            point_id = int(hit.id)
             found.append(
                 IndexCandidate(
-                    product_id=product_id,
-                    image_id=image_id,
-                    score=float(hit.score),
-                    vector=np.asarray(hit.vector[VECTOR], dtype=np.float32) if with_vectors else None,
-                    facts=facts.get(int(hit.id)),
+                    point_id >> IMAGE_BITS,
+                    point_id & IMAGE_MASK,
+                    hit.score,
+                    np.asarray(hit.vector[VECTOR], dtype=np.float32) if with_vectors else None,
+                    facts.get(point_id),
                 )
             )
         return found

@@ -121,7 +121,7 @@ class SearchPage:
     sort: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """One of the nearest products, with the fields filters, facets and sorting read."""
 
