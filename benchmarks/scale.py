@@ -259,9 +259,7 @@ def report(results: list[dict]) -> None:
         points, queries = result["points"], result["queries"]
         print(f"\n== {size:,} products ({points:,} points), model {result['model']}, {queries} queries")
         if "build_s" in result:
-            print(
-                f"   built in {result['build_s']:.0f} s ({size / result['build_s']:.0f} products/s, photos included)"
-            )
+            print(f"   built in {result['build_s']:.0f} s ({size / result['build_s']:.0f} products/s, photos included)")
         line = f"   index open {result['open_s'] * 1000:.0f} ms"
         if "local_open_s" in result:
             line += f" (local mode {result['local_open_s'] * 1000:.0f} ms)"

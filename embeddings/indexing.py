@@ -11,9 +11,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -149,6 +151,36 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
         write_seconds,
     )
     return report
+
+
+# Pending images older than this are left to reconcile (they were not part of a trickle).
+COALESCE_WINDOW_SECONDS = 600
+
+
+def images_waiting_claim(*, exclude: list[int]) -> list[int]:
+    """Up to a batch (less ``exclude``) of other recent pending images, each claimed in the
+    cache for this task only, so concurrent tasks do not embed the same ones twice. None
+    when coalescing is off, the batch is full, or the cache cannot say."""
+    room = settings.VITRINE_EMBED_BATCH_SIZE - len(exclude)
+    if not settings.VITRINE_EMBED_COALESCE_SECONDS or room <= 0:
+        return []
+    since = timezone.now() - timedelta(seconds=COALESCE_WINDOW_SECONDS)
+    waiting = (
+        ProductImage.objects.filter(state=ProductImage.State.PENDING, created_at__gte=since)
+        .exclude(pk__in=exclude)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: room * 2]
+    )
+    claimed = []
+    try:
+        for image_id in waiting:
+            if cache.add(f"vitrine:embed-claim:{image_id}", 1, COALESCE_WINDOW_SECONDS):
+                claimed.append(image_id)
+                if len(claimed) == room:
+                    break
+    except Exception:  # noqa: BLE001 - a cache outage only means no coalescing
+        logger.warning("The cache cannot claim images to coalesce; embedding the batch alone.", exc_info=True)
+    return claimed
 
 
 # Photos per forward pass in the pipeline: small enough that decoding the next ones

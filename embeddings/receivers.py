@@ -21,11 +21,24 @@ from embeddings.indexing import PAYLOAD_FIELDS
 
 
 def images_enqueue(image_ids: list[int]) -> None:
-    """Queue images for embedding, in batches of VITRINE_EMBED_BATCH_SIZE."""
+    """Queue images for embedding, in batches of VITRINE_EMBED_BATCH_SIZE; a trickle waits
+    a moment (``coalesce_seconds``) so that its task embeds what arrives meanwhile."""
     size = settings.VITRINE_EMBED_BATCH_SIZE
+    wait = coalesce_seconds(len(image_ids))
     for start in range(0, len(image_ids), size):
         batch = list(image_ids[start : start + size])
-        transaction.on_commit(lambda batch=batch: tasks.embed_images.delay(batch), robust=True)
+        transaction.on_commit(
+            lambda batch=batch: tasks.embed_images.apply_async((batch,), countdown=wait or None), robust=True
+        )
+
+
+def coalesce_seconds(count: int) -> float:
+    """How long a task of ``count`` images waits in the queue: fewer than a batch, with a
+    broker, VITRINE_EMBED_COALESCE_SECONDS (uploads one file per request, from the bulk
+    page or the API, then share forward passes); otherwise none."""
+    if is_in_process() or count >= settings.VITRINE_EMBED_BATCH_SIZE:
+        return 0.0
+    return settings.VITRINE_EMBED_COALESCE_SECONDS
 
 
 def on_images_added(sender, image_ids: list[int], **kwargs) -> None:

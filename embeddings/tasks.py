@@ -31,6 +31,9 @@ def retry_countdown(retries: int) -> float:
 @shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=1800, time_limit=1900)
 def embed_images(self, image_ids: list[int]) -> None:
     try:
+        # A small batch takes along other images waiting (a trickle of uploads): one
+        # forward pass for many; their own tasks then find them indexed and skip.
+        image_ids = list(image_ids) + indexing.images_waiting_claim(exclude=image_ids)
         indexing.images_embed(image_ids=image_ids)
     except ModelUnavailable as exc:
         # A configuration problem, not a hiccup: retrying would not help.

@@ -186,6 +186,10 @@ VITRINE_TORCH_THREADS = env_int("VITRINE_TORCH_THREADS", 0, minimum=0, maximum=2
 # Images per forward pass. 32 keeps a ViT-B-32 batch under ~1 GB on CPU and is where the
 # throughput measured on 2 cores stops improving (see ARCHITECTURE.md).
 VITRINE_EMBED_BATCH_SIZE = env_int("VITRINE_EMBED_BATCH_SIZE", 32, minimum=1, maximum=1024)
+# A trickle of uploads (a task with fewer images than a batch) is coalesced: with a broker
+# its task waits this many seconds, and a task takes along up to a batch of other images
+# still waiting, so single uploads share forward passes. 0: one task per upload, alone.
+VITRINE_EMBED_COALESCE_SECONDS = env_float("VITRINE_EMBED_COALESCE_SECONDS", 2.0, minimum=0, maximum=60)
 # Threads that read, decode and preprocess photos while the model encodes the previous
 # ones (Pillow and torch release the GIL). 0: none (all in the encoding thread).
 VITRINE_DECODE_THREADS = env_int("VITRINE_DECODE_THREADS", 2, minimum=0, maximum=64)
@@ -208,12 +212,14 @@ VITRINE_TAG_CONFIDENCE = env_float("VITRINE_TAG_CONFIDENCE", 0.6, minimum=0, max
 VITRINE_INDEX_ENGINE = env_choice("VITRINE_INDEX_ENGINE", "edge", {"edge", "qdrant-local"})
 VITRINE_INDEX_PATH = env_path("VITRINE_INDEX_PATH", DATA_DIR / "index")
 # The HNSW graph (both engines): links per node and build effort; the search's candidate
-# list (0: the engine's default, about ef_construct). Collections smaller than
+# list (at least the results asked for; 256 found 99.9 % of the exact nearest 24 at 100k
+# points where the engine's default found 90 %: benchmarks/index_options.py; 0: the
+# engine's default). Collections smaller than
 # VITRINE_INDEX_FULL_SCAN_KB kilobytes of vectors are scanned exactly (faster there).
 # https://qdrant.tech/documentation/concepts/indexing/#vector-index
 VITRINE_INDEX_HNSW_M = env_int("VITRINE_INDEX_HNSW_M", 16, minimum=4, maximum=128)
 VITRINE_INDEX_HNSW_EF_CONSTRUCT = env_int("VITRINE_INDEX_HNSW_EF_CONSTRUCT", 100, minimum=4, maximum=1000)
-VITRINE_INDEX_HNSW_EF = env_int("VITRINE_INDEX_HNSW_EF", 0, minimum=0, maximum=10_000)
+VITRINE_INDEX_HNSW_EF = env_int("VITRINE_INDEX_HNSW_EF", 256, minimum=0, maximum=10_000)
 VITRINE_INDEX_FULL_SCAN_KB = env_int("VITRINE_INDEX_FULL_SCAN_KB", 10_000, minimum=1)
 # int8 scalar quantization (4x less memory for vectors; results rescored with the originals).
 # https://qdrant.tech/documentation/guides/quantization/

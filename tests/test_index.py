@@ -143,7 +143,11 @@ def test_candidates_carry_the_payloads_facts_and_honour_a_score_threshold(index)
 def test_facts_read_once_follow_every_later_change(index):
     """Facts are product fields: a payload refresh, a photo upserted again and a new space's
     collection all show in the next read (the embedded engine keeps them in memory)."""
-    read = lambda: {c.product_id: c.facts for c in index.candidates(SPACE, unit(1, 0, 0, 0), limit=10, with_facts=True)}
+
+    def read():
+        found = index.candidates(SPACE, unit(1, 0, 0, 0), limit=10, with_facts=True)
+        return {c.product_id: c.facts for c in found}
+
     assert read()[10]["price"] == 10.0
 
     index.set_product_payload(10, {"category": "mugs", "brand": "Kito", "price": 12.5, "is_active": True})

@@ -161,3 +161,40 @@ def test_product_changes_reach_the_payload_of_its_points():
     vector = get_index().vectors(space, [image.pk])[image.pk]
     hits = get_index().query(space, vector, filters=IndexFilters(categories=("garden",)), limit=5, offset=0)
     assert [h.image_id for h in hits] == [image.pk]
+
+
+def test_a_small_batch_takes_along_other_images_waiting_and_their_tasks_then_skip(settings):
+    """Uploads one file per request (the bulk page, the API) share a forward pass."""
+    settings.VITRINE_EMBED_COALESCE_SECONDS = 2.0
+    batch = make_images(5)
+
+    tasks.embed_images([batch[0].pk])
+
+    assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}
+    assert get_index().count(get_encoder().space) == 5
+    report = indexing.images_embed(image_ids=[batch[3].pk])  # its own task, later
+    assert report.skipped == [batch[3].pk]
+
+
+def test_images_taken_along_are_claimed_once_and_only_while_coalescing_is_on(settings):
+    settings.VITRINE_EMBED_BATCH_SIZE = 3
+    batch = make_images(6)
+    ids = [image.pk for image in batch]
+
+    settings.VITRINE_EMBED_COALESCE_SECONDS = 0
+    assert indexing.images_waiting_claim(exclude=ids[:1]) == []
+
+    settings.VITRINE_EMBED_COALESCE_SECONDS = 2.0
+    assert indexing.images_waiting_claim(exclude=ids[:1]) == ids[1:3]  # room for two
+    assert indexing.images_waiting_claim(exclude=ids[1:2]) == [ids[0], ids[3]]  # not 2 again
+    assert indexing.images_waiting_claim(exclude=ids[:3]) == []  # a full batch takes none
+
+
+def test_only_a_trickle_waits_in_the_queue_and_only_with_a_broker(settings):
+    from embeddings.receivers import coalesce_seconds
+
+    settings.VITRINE_EMBED_COALESCE_SECONDS = 2.0
+    assert coalesce_seconds(1) == 0.0  # the tests run in-process: embedded at once
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    assert coalesce_seconds(1) == 2.0
+    assert coalesce_seconds(settings.VITRINE_EMBED_BATCH_SIZE) == 0.0

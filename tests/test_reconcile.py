@@ -156,10 +156,12 @@ def test_the_queue_depth_is_read_from_a_real_redis_broker(settings, tmp_path):
             server.terminate()
 
 
-def test_reconcile_requeues_images_left_pending_too_long(indexed):
+def test_reconcile_requeues_images_left_pending_too_long(indexed, settings):
     from datetime import timedelta
 
     from django.utils import timezone
+
+    settings.VITRINE_EMBED_COALESCE_SECONDS = 0  # its task alone: what reconcile picked
 
     ProductImage.objects.filter(pk=indexed[0]).update(state="pending", updated_at=timezone.now() - timedelta(hours=1))
     ProductImage.objects.filter(pk=indexed[1]).update(state="pending")  # just queued: left alone
