@@ -131,15 +131,15 @@ def main() -> None:
         assert all(bool((encoder.tokenizer([t]) == tokens).all()) for t in texts), query
 
     reset_index()  # let go of the embedded vector store while it is copied for the server
-    server_qdrant = workdir / "qdrant-server"
-    shutil.copytree(settings.QDRANT_LOCAL_PATH, server_qdrant)
+    server_index = workdir / "index-server"
+    shutil.copytree(settings.VITRINE_INDEX_PATH, server_index)
     port = free_port()
     server_log = (workdir / "gunicorn.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "searchsite.wsgi", "--chdir", str(ROOT)]
         + ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "120"],
         cwd=ROOT,
-        env={**os.environ, "VITRINE_QDRANT_PATH": str(server_qdrant)},
+        env={**os.environ, "VITRINE_INDEX_PATH": str(server_index)},
         stdout=server_log,
         stderr=subprocess.STDOUT,
     )

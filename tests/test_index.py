@@ -224,6 +224,21 @@ def test_an_unreachable_server_is_reported_as_unavailable(engine, settings):
     assert "127.0.0.1:9" in str(caught.value)
 
 
+def test_a_changed_threshold_applies_to_a_stored_collection_at_its_next_optimize(engine, settings):
+    """The embedded store takes the current settings when opened; a Qdrant server builds
+    its graph by itself (its optimize is a no-op)."""
+    index = get_index()
+    vectors = np.random.default_rng(4).standard_normal((300, 4)).astype(np.float32)
+    index.upsert(SPACE, [point(n + 1, n + 1, vectors[n] / np.linalg.norm(vectors[n])) for n in range(300)])
+    assert index.optimize(SPACE) is False  # 300 points: under the default threshold
+    reset_index()
+
+    settings.VITRINE_INDEX_FULL_SCAN_KB = 1
+    index = get_index()
+    assert index.optimize(SPACE) is (engine == "edge")
+    assert index.candidates(SPACE, vectors[9], limit=1)[0].image_id == 10
+
+
 def test_optimize_builds_the_graph_once_a_collection_outgrows_an_exact_scan(engine, settings):
     settings.VITRINE_INDEX_FULL_SCAN_KB = 1  # 300 points × 4 floats is past it
     index = get_index()

@@ -136,7 +136,7 @@ class EdgeIndex(VectorIndex):
             meta = self._meta()
             path = self.root / name
             if (path / "edge_config.json").exists():
-                shard = _load(path)
+                shard = _load(path, space.dimension)
             else:
                 shard = EdgeShard.create(str(path), _config(space.dimension))
                 logger.info("Created collection %s for %s", name, space.id)
@@ -409,7 +409,7 @@ class EdgeIndex(VectorIndex):
                 path = self.root / name
                 if not (path / "edge_config.json").exists():
                     raise IndexUnavailable(f"The collection {name} is missing from {self.location}.")
-                shard = self._shards[name] = _load(path)
+                shard = self._shards[name] = _load(path, _stored_dimension(path))
             return shard
 
     def _collections(self) -> list[str]:
@@ -471,9 +471,20 @@ def _in_use(root: Path) -> str:
     )
 
 
-def _load(path: Path) -> EdgeShard:
+def _stored_dimension(path: Path) -> int | None:
     try:
-        return EdgeShard.load(str(path))
+        stored = json.loads((path / "edge_config.json").read_text())
+        return int(stored["vectors"][VECTOR]["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _load(path: Path, dimension: int | None) -> EdgeShard:
+    """Open a shard with the current settings (HNSW, full-scan threshold, quantization,
+    on-disk vectors: a changed setting applies to the stored collection, and the next
+    ``optimize`` rebuilds what it changes)."""
+    try:
+        return EdgeShard.load(str(path), _config(dimension) if dimension else None)
     except Exception as exc:  # noqa: BLE001 - Edge raises bare Exception; say what it means
         if "WouldBlock" in str(exc):
             raise IndexUnavailable(_in_use(path.parent)) from None
