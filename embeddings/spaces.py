@@ -57,14 +57,21 @@ def live_space_forget() -> None:
     _live_cache = (0.0, None)
 
 
+def _other_live(encoder: ClipEncoder) -> IndexSpace | None:
+    """The live row if another space than ``encoder``'s is live (the first space ever used
+    is made live)."""
+    live = live_space_row()
+    if live is None:
+        _live_claim(encoder)
+        return None
+    return None if live.embedding_space == encoder.space.id else live
+
+
 def serving_encoder() -> ClipEncoder:
     """The encoder of the live space: the one every search uses."""
     configured = get_encoder()
-    live = live_space_row()
+    live = _other_live(configured)
     if live is None:
-        _live_claim(configured)
-        return configured
-    if live.embedding_space == configured.space.id:
         return configured
     try:
         encoder = encoder_for(live.model_name, live.pretrained)
@@ -99,11 +106,7 @@ def _live_claim(encoder: ClipEncoder) -> None:
 
 def building_space_note(target: ClipEncoder) -> IndexSpace | None:
     """The row of the configured space when it is not the live one (made if missing)."""
-    live = live_space_row()
-    if live is None:
-        _live_claim(target)
-        return None
-    if live.embedding_space == target.space.id:
+    if _other_live(target) is None:
         return None
     row, created = IndexSpace.objects.get_or_create(
         embedding_space=target.space.id,
