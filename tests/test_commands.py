@@ -167,3 +167,20 @@ def test_a_synthetic_catalog_gives_every_product_its_own_indexed_photo():
 
     run("make_synthetic_catalog", "--products", "30", "--photos", "5")
     assert (Product.objects.count(), ProductImage.objects.count()) == (30, 30)
+
+
+def test_loading_the_demo_again_fills_an_index_that_lost_its_points(settings):
+    import shutil
+
+    from embeddings.index import reset_index
+
+    run("load_demo_catalog", "--products", "4", "--seed", "3", "--no-judgments")
+    images_count = ProductImage.objects.count()
+    reset_index()
+    shutil.rmtree(settings.VITRINE_INDEX_PATH)  # say, a data folder from another engine
+
+    out, _ = run("load_demo_catalog", "--products", "4", "--seed", "3", "--no-judgments")
+
+    assert get_index().count(get_encoder().space) == images_count
+    assert f"{images_count} images the index lacked were embedded again" in out
+    assert set(ProductImage.objects.values_list("state", flat=True)) == {"indexed"}

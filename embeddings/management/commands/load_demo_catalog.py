@@ -16,6 +16,7 @@ from catalog.models import Product, ProductImage
 from embeddings.commands import index_claim_for_command, index_optimize
 from embeddings.model import get_encoder
 from embeddings.models import RelevanceCutoff, TagFacet
+from embeddings.reconcile import reconcile
 from embeddings.relevance import cutoffs_calibrate
 from embeddings.tagging import demo_taxonomy_create
 
@@ -86,6 +87,9 @@ class Command(BaseCommand):
             known = set(held.added)
             held.added.extend(pk for pk in sorted(pending) if pk not in known)
             run = held_images_index(held, show_progress=verbosity > 0)
+        # A store that lost points, or a data folder from before the embedded engine
+        # changed: embed again what the index lacks (cheap when nothing is missing).
+        repaired = reconcile()
         index_optimize()
         folder = judgments or Path(settings.DATA_DIR) / "demo"
         judgments_file = folder / "judgments.jsonl"
@@ -98,6 +102,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo catalog: {created_products} products created, {len(new_image_ids)} images added, "
             f"{run.queued} embedded, {len(run.failures)} failed."
+            + (f" {repaired.requeued} images the index lacked were embedded again." if repaired.requeued else "")
             + ("" if no_judgments else f" Judged queries: {judgments_file}")
         )
 
