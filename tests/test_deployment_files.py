@@ -54,7 +54,12 @@ def test_the_worker_consumes_the_queue_the_tasks_are_routed_to():
 
 def test_every_environment_variable_given_to_vitrine_is_read_by_the_settings():
     environment = SERVICES["web"]["environment"]
-    assert environment == SERVICES["worker"]["environment"]
+    # The same model, stores and secrets; only the torch threads differ by role (the web
+    # encodes one query per gunicorn worker, the Celery worker batches of photos).
+    per_process = {"VITRINE_TORCH_THREADS"}
+    shared = {name: value for name, value in environment.items() if name not in per_process}
+    assert shared == SERVICES["worker"]["environment"]
+    assert environment["VITRINE_TORCH_THREADS"] == "1"
     for name in environment:
         assert f'"{name}"' in SETTINGS_SOURCE or name.startswith("HF_"), f"{name} is not read by settings.py"
 
