@@ -110,15 +110,17 @@ def _zip_members(name: str, source) -> Iterator[_File]:
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
             yield _File(member_name, None, f"The file cannot be unpacked: {exc}.")
             continue
-        if len(data) > max_member:
-            message = f"Unpacked, the file is over the {max_member / 1048576:.0f} MB limit (VITRINE_MAX_IMAGE_BYTES)."
-            yield _File(member_name, None, message)
-            continue
+        # Every byte unpacked counts, refused members' too: a zip of many oversized
+        # members must not make the server decompress far more than the total limit.
         total += len(data)
         if total > max_total:
             message = f"The zip unpacks to more than {max_total / 1048576:.0f} MB (VITRINE_MAX_ZIP_BYTES)."
             yield _File(member_name, None, message + " The rest is skipped.")
             break
+        if len(data) > max_member:
+            message = f"Unpacked, the file is over the {max_member / 1048576:.0f} MB limit (VITRINE_MAX_IMAGE_BYTES)."
+            yield _File(member_name, None, message)
+            continue
         yield _File(info.filename, data)
 
 

@@ -103,6 +103,20 @@ def test_zip_limits_are_enforced_while_reading(settings):
     assert not ProductImage.objects.exists()
 
 
+def test_members_refused_for_their_size_count_towards_the_zips_total(settings):
+    """400 members of zeros, each over the per-file limit, once unpacked ~10 GiB against a
+    1 GiB cap: scaled down here. Unpacking stops once the total is passed."""
+    settings.VITRINE_MAX_IMAGE_BYTES = 2000
+    settings.VITRINE_MAX_ZIP_BYTES = 10_000
+    upload = BulkUpload.objects.create(mode="per_file")
+
+    items = bulk_add(upload, name="bomb.zip", content=zipped({f"{n}.jpg": bytes(50_000) for n in range(40)}))
+
+    assert len(items) == 5  # 4 refused for their size (2,001 bytes read each), then the total
+    assert all("VITRINE_MAX_IMAGE_BYTES" in item.error for item in items[:4])
+    assert "unpacks to more than" in items[4].error and "The rest is skipped" in items[4].error
+
+
 def test_adding_to_an_existing_product_needs_it_to_exist():
     upload = BulkUpload.objects.create(mode="existing", product_external_id="nope")
     (item,) = bulk_add(upload, name="a.jpg", content=images.noise_jpeg(1))
