@@ -311,11 +311,17 @@ def _vet(target: _Target, addresses: list[IPAddress], allowed: list[IPNetwork]) 
         if reason is None or _is_allowed(address, allowed):
             continue
         shown = _address_text(address)
-        what = f"it is {reason}" if target.literal is not None else f"it resolves to {shown}, which is {reason}"
+        if target.literal is not None:  # the sender wrote the address: naming its kind tells nothing new
+            where, what = shown, f"it is {reason}"
+        else:
+            # What a host name resolves to stays in the log: told to whoever asked, it would
+            # map the internal network name by name.
+            logger.info("Refused to fetch from %s: it resolves to %s, %s.", target.host, shown, reason)
+            where, what = target.host, "it is not a public address"
         raise FetchRefused(
             "private_address",
-            f"Not fetching from {target.host if target.literal is None else shown}: {what}. Only public "
-            "addresses are fetched, and those in the networks of the setting VITRINE_FETCH_ALLOWED_NETWORKS.",
+            f"Not fetching from {where}: {what}. Only public addresses are fetched, and those in the "
+            "networks of the setting VITRINE_FETCH_ALLOWED_NETWORKS.",
         )
 
 

@@ -234,7 +234,7 @@ def test_loopback_by_name_is_refused_by_default(server, resolver, settings):
     settings.VITRINE_FETCH_ALLOWED_NETWORKS = []
     error = refused(f"http://shop.example:{server.server_port}/image.png", resolver=resolver)
     assert error.code == "private_address"
-    assert "shop.example" in error.message and "127.0.0.1" in error.message
+    assert "shop.example" in error.message and "127.0.0.1" not in error.message
     assert "VITRINE_FETCH_ALLOWED_NETWORKS" in error.message
     assert server.requests == []
 
@@ -308,23 +308,36 @@ def test_odd_ipv4_forms_are_bad_urls_before_any_lookup(host, no_connections):
 @pytest.mark.parametrize(
     "host, address", [("evil.example", "10.0.0.5"), ("mapped.example", "::ffff:127.0.0.1"), ("localhost", None)]
 )
-def test_names_resolving_to_private_addresses_are_refused(host, address, no_connections):
+def test_names_resolving_to_private_addresses_are_refused(host, address, no_connections, caplog):
+    """The refusal names the host, never what it resolves to (that would map internal
+    names for whoever asks); the log keeps the address and its kind for operators."""
     resolver = StubResolver({"localhost": ["127.0.0.1", "::1"]})
-    error = refused(f"http://{host}/image.png", resolver=resolver)
+    with caplog.at_level("INFO", logger="searchsite.fetch"):
+        error = refused(f"http://{host}/image.png", resolver=resolver)
     assert error.code == "private_address"
-    assert host in error.message
+    assert host in error.message and "not a public address" in error.message
+    logged = caplog.text
+    for shown in [address or "127.0.0.1", "loopback", "private"]:
+        assert shown not in error.message
     if address:
-        assert address in error.message
+        assert address in logged
     if host == "mapped.example":
-        assert "loopback" in error.message  # judged by the IPv4 address inside
+        assert "loopback" in logged  # judged by the IPv4 address inside
     assert no_connections == []
 
 
-def test_one_private_address_among_several_refuses_the_host(resolver, no_connections, settings):
-    settings.VITRINE_FETCH_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # allows another network, not loopback
-    error = refused("http://mixed.example/image.png", resolver=resolver)
+def test_a_literal_private_address_is_named_with_its_kind(no_connections):
+    error = refused("http://10.0.0.5/image.png", resolver=StubResolver({}))
     assert error.code == "private_address"
-    assert "127.0.0.1" in error.message
+    assert "10.0.0.5" in error.message and "private" in error.message
+
+
+def test_one_private_address_among_several_refuses_the_host(resolver, no_connections, settings, caplog):
+    settings.VITRINE_FETCH_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # allows another network, not loopback
+    with caplog.at_level("INFO", logger="searchsite.fetch"):
+        error = refused("http://mixed.example/image.png", resolver=resolver)
+    assert error.code == "private_address"
+    assert "127.0.0.1" not in error.message and "127.0.0.1" in caplog.text
     assert no_connections == []
 
 
