@@ -39,10 +39,12 @@ class Drift:
     other_space: list[int]
     pending: int
     other_collections: dict[str, int] = field(default_factory=dict)
+    # Pending for longer than STALE_PENDING: their task was lost (a broker or database outage).
+    stale_pending: list[int] = field(default_factory=list)
 
     @property
     def is_clean(self) -> bool:
-        return not (self.missing or self.orphans or self.other_space)
+        return not (self.missing or self.orphans or self.other_space or self.stale_pending)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ def index_drift(space: EmbeddingSpace | None = None) -> Drift:
         other_space=sorted(other_space),
         pending=ProductImage.objects.filter(state=ProductImage.State.PENDING).count(),
         other_collections=index.other_collections(space),
+        stale_pending=sorted(
+            ProductImage.objects.filter(
+                state=ProductImage.State.PENDING, updated_at__lt=timezone.now() - STALE_PENDING
+            ).values_list("pk", flat=True)
+        ),
     )
 
 
@@ -81,10 +88,7 @@ def reconcile(drift: Drift | None = None) -> ReconcileReport:
     """Repair the drift: re-queue what the index lacks (and images left pending for longer
     than STALE_PENDING, whose task was lost), delete what it should not hold."""
     drift = drift or index_drift()
-    stale = ProductImage.objects.filter(
-        state=ProductImage.State.PENDING, updated_at__lt=timezone.now() - STALE_PENDING
-    ).values_list("pk", flat=True)
-    requeue = sorted(set(drift.missing) | set(drift.other_space) | set(stale))
+    requeue = sorted(set(drift.missing) | set(drift.other_space) | set(drift.stale_pending))
     if drift.orphans:
         get_index().delete_images(drift.orphans)
     services.images_reembed(image_ids=requeue)

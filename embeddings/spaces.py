@@ -27,8 +27,15 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from catalog.models import ProductImage
-from embeddings.index import get_index
-from embeddings.model import ClipEncoder, ModelUnavailable, encoder_for, encoders_release, get_encoder
+from embeddings.index import collection_name, get_index
+from embeddings.model import (
+    ClipEncoder,
+    EmbeddingSpace,
+    ModelUnavailable,
+    encoder_for,
+    encoders_release,
+    get_encoder,
+)
 from embeddings.models import IndexSpace
 
 logger = logging.getLogger(__name__)
@@ -180,6 +187,19 @@ def space_switch_if_complete() -> bool:
     if cutoffs_get(target.space).text is None:
         cutoffs_calibrate(target.space)
     return True
+
+
+def retired_spaces_drop() -> list[str]:
+    """Delete the collections of retired spaces (and their rows); returns their names."""
+    index = get_index()
+    dropped = []
+    for row in IndexSpace.objects.filter(state=IndexSpace.State.RETIRED):
+        model, weights, dimension = row.embedding_space.rsplit("|", 2)
+        name = collection_name(EmbeddingSpace(model=model, weights=weights, dimension=int(dimension)))
+        index.drop(name)
+        row.delete()
+        dropped.append(name)
+    return dropped
 
 
 def space_build_start() -> int:

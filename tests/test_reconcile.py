@@ -169,3 +169,48 @@ def test_reconcile_requeues_images_left_pending_too_long(indexed, settings):
     assert report.requeued == 1
     assert ProductImage.objects.get(pk=indexed[0]).state == "indexed"
     assert ProductImage.objects.get(pk=indexed[1]).state == "pending"
+
+
+def test_the_command_requeues_stale_pending_images_when_nothing_else_drifted(indexed, settings):
+    """A database outage once left images pending with their tasks acknowledged: with no
+    other drift, the command must still queue them again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.VITRINE_EMBED_COALESCE_SECONDS = 0
+    ProductImage.objects.filter(pk=indexed[2]).update(state="pending", updated_at=timezone.now() - timedelta(hours=1))
+    get_index().delete_images([indexed[2]])  # re-uploaded: its new task was lost before it ran
+    out = io.StringIO()
+
+    call_command("reconcile", stdout=out)
+
+    assert "(1 for too long)" in out.getvalue() and "Re-queued 1 images" in out.getvalue()
+    assert ProductImage.objects.get(pk=indexed[2]).state == "indexed"
+
+
+def test_retired_collections_are_dropped_only_when_asked(indexed, settings):
+    from embeddings.index import collection_name
+    from embeddings.indexing import images_embed
+    from embeddings.models import IndexSpace
+    from embeddings.search import SearchQuery, catalog_search
+    from embeddings.spaces import images_missing_from, live_space_forget
+
+    old = get_encoder().space
+    catalog_search(SearchQuery(text="thing"))  # the demo model's space is live
+    settings.VITRINE_CLIP_MODEL, settings.VITRINE_CLIP_PRETRAINED = "vitrine-tiny", ""
+    new = get_encoder().space
+    images_embed(image_ids=list(images_missing_from(new.id).values_list("pk", flat=True)))
+    live_space_forget()
+    assert IndexSpace.objects.get(embedding_space=old.id).state == "retired"
+    assert get_index().count(old) == 4
+
+    call_command("reconcile", stdout=io.StringIO())
+    assert collection_name(old) in get_index().other_collections(new)  # kept for a rollback
+
+    out = io.StringIO()
+    call_command("reconcile", "--drop-retired", stdout=out)
+    assert f"Dropped the collection {collection_name(old)}" in out.getvalue()
+    assert get_index().other_collections(new) == {}
+    assert not IndexSpace.objects.filter(embedding_space=old.id).exists()
+    assert get_index().count(new) == 4
