@@ -109,8 +109,9 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
         threshold=settings.VITRINE_NEAR_DUPLICATE_THRESHOLD,
     )
     with transaction.atomic():
+        now = timezone.now()
         ProductImage.objects.filter(pk__in=embedded_ids).update(
-            state=ProductImage.State.INDEXED, error="", embedding_space=space.id, indexed_at=timezone.now()
+            state=ProductImage.State.INDEXED, error="", embedding_space=space.id, indexed_at=now, updated_at=now
         )
         # A point can outlive its row for a moment (a delete in flight): only real images count.
         alive = set(
@@ -119,10 +120,12 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
         for image_id, (other_id, score) in duplicates.items():
             if other_id in alive:
                 ProductImage.objects.filter(pk=image_id).update(
-                    duplicate_of_id=other_id, duplicate_score=round(score, 5)
+                    duplicate_of_id=other_id, duplicate_score=round(score, 5), updated_at=now
                 )
         for image_id, reason in report.failed.items():
-            ProductImage.objects.filter(pk=image_id).update(state=ProductImage.State.FAILED, error=reason)
+            ProductImage.objects.filter(pk=image_id).update(
+                state=ProductImage.State.FAILED, error=reason, updated_at=now
+            )
         still_there = set(ProductImage.objects.filter(pk__in=embedded_ids).values_list("pk", flat=True))
     # An image deleted while its batch ran must not leave its point behind.
     vanished = [image_id for image_id in embedded_ids if image_id not in still_there]
@@ -252,7 +255,7 @@ def _live_space_also(index, building, images: list[ProductImage], decoded: list,
 
 def images_mark_failed(*, image_ids: list[int], reason: str) -> None:
     ProductImage.objects.filter(pk__in=image_ids).exclude(state=ProductImage.State.INDEXED).update(
-        state=ProductImage.State.FAILED, error=reason
+        state=ProductImage.State.FAILED, error=reason, updated_at=timezone.now()
     )
 
 

@@ -198,3 +198,17 @@ def test_only_a_trickle_waits_in_the_queue_and_only_with_a_broker(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     assert coalesce_seconds(1) == 2.0
     assert coalesce_seconds(settings.VITRINE_EMBED_BATCH_SIZE) == 0.0
+
+
+def test_each_state_change_touches_the_rows_updated_at():
+    """The admin's lists and the API's `updated_since` sort by it; reconcile reads it."""
+    good, broken = make_images(2)
+    with open(broken.file.path, "wb") as handle:
+        handle.write(images.truncated_jpeg())
+    before = {row.pk: row.updated_at for row in ProductImage.objects.all()}
+
+    tasks.embed_images([good.pk, broken.pk])
+
+    after = {row.pk: (row.state, row.updated_at) for row in ProductImage.objects.all()}
+    assert after[good.pk][0] == "indexed" and after[good.pk][1] > before[good.pk]
+    assert after[broken.pk][0] == "failed" and after[broken.pk][1] > before[broken.pk]
