@@ -22,6 +22,7 @@ from catalog.intake import ImageRejected
 from catalog.models import Product, ProductImage
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
+from searchsite.errors import RETRY_AFTER_UNAVAILABLE
 from searchsite.fetch import FetchRefused
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ IMAGE_STATUS = {"file_too_large": 413, "unsupported_format": 415, "not_an_image"
 # Fetcher codes → status: a URL that is not a URL is bad input; one that can be read but
 # may not or could not be fetched is an impossible request.
 FETCH_STATUS = {"bad_url": 400, "bad_scheme": 400, "too_large": 413}
-RETRY_AFTER_UNAVAILABLE = "30"
 
 
 class ApiError(APIException):

@@ -10,6 +10,10 @@ class InputRejected(Exception):
         self.message = message
 
 
+# Seconds a client is told to wait (Retry-After) when a face answers 503.
+RETRY_AFTER_UNAVAILABLE = "30"
+
+
 class ServiceUnavailable(Exception):
     """Something Vitrine depends on (the vector store, the model) cannot be used right now;
     the message says why and what to do. Faces answer 503; commands stop with the message."""

@@ -26,6 +26,7 @@ from catalog.models import Product
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
 from embeddings.search import SORTS, FacetFilters, SearchError, SearchQuery, catalog_search
+from searchsite.errors import RETRY_AFTER_UNAVAILABLE
 from searchsite.fetch import FetchRefused, url_fetch
 from storefront.forms import PhotoSearchForm, ShopperSearchForm, facet_param
 from storefront.query_photos import query_photo_load, query_photo_path, query_photo_store
@@ -66,6 +67,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
     response = render(request, template, context, status=status)
     # The same URL is a whole page or a fragment: caches (and Back) must keep them apart.
     patch_vary_headers(response, ["X-Vitrine-Partial"])
+    if status == 503:
+        response["Retry-After"] = RETRY_AFTER_UNAVAILABLE
     return response
 
 

@@ -218,6 +218,7 @@ def test_an_unavailable_store_gives_a_503_page_that_says_so(shop, monkeypatch):
     monkeypatch.setattr(search, "get_index", down)
     response = Client().get("/", {"q": "mug"})
     assert response.status_code == 503
+    assert response["Retry-After"] == "30"  # when to try again, as the API says too
     assert "Search is unavailable right now" in page(response)
     assert "in use by another Vitrine process" in page(response)
 
