@@ -13,6 +13,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from api.keys import ApiKeyRefused, api_key_check
 from api.models import ApiKey
+from searchsite.caching import cache_outage_log
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,13 @@ class ApiKeyThrottle(SimpleRateThrottle):
             return True  # refused anyway, by authentication
         self.rate = api_key.rate or settings.VITRINE_API_RATE
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001 - the cache (Redis) is down: serve, unthrottled
+            # Counting needs the shared cache; refusing every request while it is away would
+            # turn a cache outage into an API outage. Said in the log, once a minute at most.
+            cache_outage_log(exc)
+            return True
 
     def get_cache_key(self, request: Request, view) -> str:
         return f"vitrine:throttle:{request.auth.pk}"

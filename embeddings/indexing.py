@@ -15,7 +15,6 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +23,7 @@ from catalog.models import Product, ProductImage
 from embeddings.index import ImagePoint, attribute_field, get_index
 from embeddings.model import get_encoder
 from embeddings.spaces import building_space_note, serving_encoder, space_switch_if_complete
+from searchsite.caching import cache_call
 
 logger = logging.getLogger(__name__)
 
@@ -175,14 +175,12 @@ def images_waiting_claim(*, exclude: list[int]) -> list[int]:
         .values_list("pk", flat=True)[: room * 2]
     )
     claimed = []
-    try:
-        for image_id in waiting:
-            if cache.add(f"vitrine:embed-claim:{image_id}", 1, COALESCE_WINDOW_SECONDS):
-                claimed.append(image_id)
-                if len(claimed) == room:
-                    break
-    except Exception:  # noqa: BLE001 - a cache outage only means no coalescing
-        logger.warning("The cache cannot claim images to coalesce; embedding the batch alone.", exc_info=True)
+    for image_id in waiting:
+        # A cache that is down claims nothing: the batch is embedded alone.
+        if cache_call("add", False, f"vitrine:embed-claim:{image_id}", 1, COALESCE_WINDOW_SECONDS):
+            claimed.append(image_id)
+            if len(claimed) == room:
+                break
     return claimed
 
 

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
@@ -43,6 +42,7 @@ from catalog.models import Product, ProductImage
 from embeddings.index import get_index
 from embeddings.model import EmbeddingSpace, get_encoder
 from embeddings.models import RelevanceCutoff
+from searchsite.caching import cache_call
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +94,9 @@ def _grown(space: EmbeddingSpace, row: RelevanceCutoff) -> bool:
     if row.sample_products >= SAMPLE_PRODUCTS:
         return False
     key = f"vitrine:cutoff-checked:{space.id}"
-    if cache.get(key):
+    if cache_call("get", True, key):  # a cache that is down counts as checked: no count per search
         return False
-    cache.set(key, True, RECHECK_SECONDS)
+    cache_call("set", None, key, True, RECHECK_SECONDS)
     return _indexed_products(space).count() >= 2 * max(row.sample_products, MIN_PRODUCTS // 2)
 
 

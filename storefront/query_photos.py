@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
 from PIL import Image
+
+from searchsite.caching import cache_call
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def query_photo_load(token: str) -> Image.Image | None:
 
 
 def _prune() -> None:
-    if not cache.add("vitrine:query-photos-pruned", True, PRUNE_EVERY_SECONDS):
+    if not cache_call("add", False, "vitrine:query-photos-pruned", True, PRUNE_EVERY_SECONDS):
         return
     oldest = time.time() - settings.VITRINE_QUERY_PHOTO_DAYS * 86400
     removed = 0

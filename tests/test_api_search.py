@@ -325,3 +325,23 @@ def test_multipart_filters_must_be_a_json_object_within_limits(search_api, db):
         response = search_api.multipart("/api/v1/search", {"text": "mug", "filters": filters})
         assert response.status_code == 400, filters
         assert response.json()["error"]["fields"] == {"filters": ["Not JSON."]}
+
+
+def test_a_cache_that_is_down_slows_nothing_to_a_failure(search_api, shop, settings, caplog, monkeypatch):
+    """Redis stopped (here: nothing listening on its port): keyed API calls are served
+    unthrottled and searches encode their query instead of answering 500."""
+    from searchsite import caching
+    from tests.live import free_port
+
+    monkeypatch.setattr(caching, "_last_logged", 0.0)  # said once a minute: this test must see it
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    body = search(search_api, text="red striped mug")
+    assert body["results"]
+    assert Client().get("/", {"q": "red striped mug"}).status_code == 200
+    assert "The cache is unavailable" in caplog.text

@@ -22,7 +22,13 @@ ALLOWED = {
     "api": {"api", "embeddings", "catalog", "searchsite"},
 }
 # searchsite modules every app may use: nothing in them imports an app.
-SHARED_SEARCHSITE = {"searchsite.env", "searchsite.errors", "searchsite.fetch", "searchsite.celery"}
+SHARED_SEARCHSITE = {
+    "searchsite.env",
+    "searchsite.errors",
+    "searchsite.fetch",
+    "searchsite.celery",
+    "searchsite.caching",
+}
 
 
 def modules(app: str) -> list[Path]:

@@ -19,7 +19,6 @@ from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from PIL import Image
 
 from catalog.models import Product, ProductImage
@@ -38,6 +37,7 @@ from embeddings.search.types import (
     SearchQuery,
 )
 from embeddings.spaces import serving_encoder
+from searchsite.caching import cache_call
 
 logger = logging.getLogger(__name__)
 
@@ -251,11 +251,11 @@ def _image_vector(encoder, image: Image.Image, image_key: str) -> np.ndarray:
 def _cached_vector(encoder, name: str, encode) -> np.ndarray:
     """A query's vector, cached for an hour (paging and filtering a search re-use it)."""
     key = "vitrine:qv:" + hashlib.sha256(f"{encoder.space.id}\0{name}".encode()).hexdigest()
-    cached = cache.get(key)
+    cached = cache_call("get", None, key)
     if cached is not None:
         return np.frombuffer(cached, dtype=np.float32)
     vector = encode().astype(np.float32)
-    cache.set(key, vector.tobytes(), 3600)
+    cache_call("set", None, key, vector.tobytes(), 3600)
     return vector
 
 
