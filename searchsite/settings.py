@@ -41,6 +41,21 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# Served over HTTPS only (behind a TLS proxy, say): redirect http, secure cookies, HSTS.
+VITRINE_HTTPS = env_bool("VITRINE_HTTPS", False)
+SECURE_SSL_REDIRECT = VITRINE_HTTPS
+SESSION_COOKIE_SECURE = VITRINE_HTTPS
+CSRF_COOKIE_SECURE = VITRINE_HTTPS
+# An hour to start with: raise it (a year: 31536000) once every subdomain serves HTTPS.
+SECURE_HSTS_SECONDS = env_int("VITRINE_HSTS_SECONDS", 3600 if VITRINE_HTTPS else 0, minimum=0)
+# Both are hard to take back (browsers remember them): off unless set.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("VITRINE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("VITRINE_HSTS_PRELOAD", False)
+# The header a TLS-terminating proxy sets, e.g. HTTP_X_FORWARDED_PROTO (it must overwrite
+# what clients send); requests carrying it with "https" count as secure.
+_proxy_header = env_str("VITRINE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,40 @@ def test_a_bad_database_url_is_reported(tmp_path):
     result = settings_in_subprocess(tmp_path, DATABASE_URL="nosuchdb://x", SECRET_KEY="x" * 50)
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+def deploy_check(**environment) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": "k" * 20 + secrets.token_urlsafe(60),
+        "ALLOWED_HOSTS": "shop.example",
+        **environment,
+    }
+    for name in ("VITRINE_HTTPS", "VITRINE_HSTS_SECONDS", "VITRINE_PROXY_SSL_HEADER"):
+        if name not in environment:
+            env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_deploy_checks_pass_when_the_environment_says_the_site_is_https_only():
+    plain = deploy_check()
+    assert plain.returncode != 0
+    for warning in ("W004", "W008", "W012", "W016"):  # HSTS, redirect, session and CSRF cookies
+        assert warning in plain.stderr + plain.stdout
+
+    https = deploy_check(
+        VITRINE_HTTPS="1",
+        VITRINE_HSTS_INCLUDE_SUBDOMAINS="1",
+        VITRINE_HSTS_PRELOAD="1",
+        VITRINE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO",
+    )
+    assert https.returncode == 0, https.stderr + https.stdout
+    assert "no issues" in https.stdout
