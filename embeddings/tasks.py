@@ -11,6 +11,7 @@ import logging
 import random
 
 from celery import shared_task
+from django.conf import settings
 
 from embeddings import indexing
 from embeddings.index import IndexUnavailable
@@ -24,8 +25,12 @@ RETRY_CAP_SECONDS = 600
 
 
 def retry_countdown(retries: int) -> float:
-    """Exponential backoff with full jitter, capped."""
-    return random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**retries))
+    """Exponential backoff with full jitter, capped, and at most half the broker's
+    visibility timeout: a worker holds a waiting retry unacknowledged, and one held past
+    that timeout is handed out again (the same batch twice)."""
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    cap = min(RETRY_CAP_SECONDS, visibility / 2)
+    return random.uniform(0, min(cap, RETRY_BASE_SECONDS * 2**retries))
 
 
 @shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=1800, time_limit=1900)

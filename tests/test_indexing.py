@@ -150,6 +150,14 @@ def test_retry_backoff_grows_and_is_capped():
     assert max(tasks.retry_countdown(20) for _ in range(200)) <= tasks.RETRY_CAP_SECONDS
 
 
+def test_a_retry_never_waits_past_half_the_visibility_timeout(settings):
+    """A waiting retry is held unacknowledged; past the visibility timeout the broker would
+    hand the same batch out again."""
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 300}
+    waits = [tasks.retry_countdown(20) for _ in range(200)]
+    assert max(waits) <= 150 and max(waits) > 100  # capped there, not below
+
+
 def test_product_changes_reach_the_payload_of_its_points():
     (image,) = make_images(1)
     tasks.embed_images([image.pk])
