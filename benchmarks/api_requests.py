@@ -53,10 +53,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+from benchmarks.common import percentile  # noqa: E402 - needs the root on sys.path
 
 
 def spelling(text: str, number: int) -> str:

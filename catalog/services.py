@@ -218,24 +218,8 @@ def image_create(
         return ImageCreateResult(image=existing, is_created=False)
     if position is None:
         position = ProductImage.objects.filter(product=product).count()
-    image = ProductImage(
-        product=product,
-        source_url=source_url,
-        sha256=accepted.sha256,
-        format=accepted.format,
-        width=accepted.width,
-        height=accepted.height,
-        byte_size=accepted.byte_size,
-        position=position,
-    )
-    filename = f"{accepted.sha256}.{accepted.extension}"
-    stored_name = image.file.field.generate_filename(image, filename)
-    # Content-addressed names: if the file is already stored (another product has the same
-    # photo), reuse it instead of writing a copy.
-    is_new_file = not default_storage.exists(stored_name)
-    if is_new_file:
-        stored_name = default_storage.save(stored_name, ContentFile(content))
-    image.file.name = stored_name
+    image = _image_row(product, accepted, source_url=source_url, position=position)
+    stored_name, is_new_file = _file_store(image, accepted)
     try:
         with transaction.atomic():
             image.save()
@@ -249,13 +233,7 @@ def image_create(
             default_storage.delete(stored_name)
         raise
     if not is_new_file:
-        # Another product's delete may have removed the shared file between our check
-        # and our commit (it saw no committed row using it): put it back.
-        def file_restore_if_deleted() -> None:
-            if not default_storage.exists(stored_name):
-                default_storage.save(stored_name, ContentFile(content))
-
-        transaction.on_commit(file_restore_if_deleted)
+        _file_restore_after_commit(stored_name, accepted.content)
     signals.send_images_added([image.pk])
     logger.debug(
         "Accepted image %s for product %s (%dx%d %s)",
@@ -297,6 +275,7 @@ def images_create_many(
         .values_list("product_id", "n")
     )
     new_rows: dict[tuple[int, str], tuple[int, ProductImage]] = {}
+    shared_files: list[tuple[str, bytes]] = []  # files other products' rows already used
     for number, image in accepted.items():
         product = items[number][0]
         key = (product.pk, image.sha256)
@@ -304,21 +283,16 @@ def images_create_many(
             continue  # the same photo of the same product twice: one image (below)
         position = positions.get(product.pk, 0)
         positions[product.pk] = position + 1
-        row = ProductImage(
-            product=product,
-            source_url=urls[number],
-            sha256=image.sha256,
-            format=image.format,
-            width=image.width,
-            height=image.height,
-            byte_size=image.byte_size,
-            position=position,
-        )
-        row.file.name = _file_store(row, image)
+        row = _image_row(product, image, source_url=urls[number], position=position)
+        stored_name, is_new_file = _file_store(row, image)
+        if not is_new_file:
+            shared_files.append((stored_name, image.content))
         new_rows[key] = (number, row)
     try:
         with transaction.atomic():
             ProductImage.objects.bulk_create([row for _, row in new_rows.values()])
+            for stored_name, content in shared_files:
+                _file_restore_after_commit(stored_name, content)
     except IntegrityError:
         # Another writer added one of these meanwhile: do them one by one (each finds its twin).
         return [
@@ -348,21 +322,40 @@ def _bytes(content: bytes | AcceptedImage) -> bytes:
     return content.content if isinstance(content, AcceptedImage) else content
 
 
-def _file_store(image: ProductImage, accepted: AcceptedImage) -> str:
-    """Store the bytes under their content's name (once: another product's identical photo
-    shares the file) and return the stored name."""
-    stored_name = image.file.field.generate_filename(image, f"{accepted.sha256}.{accepted.extension}")
-    if not default_storage.exists(stored_name):
-        return default_storage.save(stored_name, ContentFile(accepted.content))
+def _image_row(product: Product, accepted: AcceptedImage, *, source_url: str, position: int) -> ProductImage:
+    return ProductImage(
+        product=product,
+        source_url=source_url,
+        sha256=accepted.sha256,
+        format=accepted.format,
+        width=accepted.width,
+        height=accepted.height,
+        byte_size=accepted.byte_size,
+        position=position,
+    )
 
-    # Another product's delete may remove the shared file between this check and our
-    # commit (it saw no committed row using it): put it back.
+
+def _file_store(image: ProductImage, accepted: AcceptedImage) -> tuple[str, bool]:
+    """Store the bytes under their content's name, once (another product's identical photo
+    shares the file); sets and returns the stored name, and whether this call wrote it."""
+    stored_name = image.file.field.generate_filename(image, f"{accepted.sha256}.{accepted.extension}")
+    is_new_file = not default_storage.exists(stored_name)
+    if is_new_file:
+        stored_name = default_storage.save(stored_name, ContentFile(accepted.content))
+    image.file.name = stored_name
+    return stored_name, is_new_file
+
+
+def _file_restore_after_commit(stored_name: str, content: bytes) -> None:
+    """Another product's delete may remove a shared file between our check and our commit
+    (it saw no committed row using it): put it back once the rows are committed. Call it
+    after the rows are written, inside their transaction."""
+
     def file_restore_if_deleted() -> None:
         if not default_storage.exists(stored_name):
-            default_storage.save(stored_name, ContentFile(accepted.content))
+            default_storage.save(stored_name, ContentFile(content))
 
     transaction.on_commit(file_restore_if_deleted)
-    return stored_name
 
 
 def image_delete(*, image: ProductImage) -> int:

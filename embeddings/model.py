@@ -66,6 +66,11 @@ class EmbeddingSpace:
     def id(self) -> str:
         return f"{self.model}|{self.weights}|{self.dimension}"
 
+    @classmethod
+    def from_id(cls, space_id: str) -> EmbeddingSpace:
+        model, weights, dimension = space_id.rsplit("|", 2)
+        return cls(model=model, weights=weights, dimension=int(dimension))
+
 
 def configured_model_label() -> str:
     """A short description of the configured model for pages, without loading it."""

@@ -99,16 +99,22 @@ def _live_claim(encoder: ClipEncoder) -> None:
     """The first space ever used becomes the live one."""
     with transaction.atomic():
         if not IndexSpace.objects.filter(state=IndexSpace.State.LIVE).exists():
-            IndexSpace.objects.update_or_create(
-                embedding_space=encoder.space.id,
-                defaults={
-                    "model_name": settings.VITRINE_CLIP_MODEL,
-                    "pretrained": settings.VITRINE_CLIP_PRETRAINED,
-                    "state": IndexSpace.State.LIVE,
-                    "live_since": timezone.now(),
-                },
-            )
+            _live_row_write(encoder.space.id)
     live_space_forget()
+
+
+def _live_row_write(space_id: str) -> None:
+    """The configured model's space becomes the live one (its row made if missing)."""
+    IndexSpace.objects.update_or_create(
+        embedding_space=space_id,
+        defaults={
+            "model_name": settings.VITRINE_CLIP_MODEL,
+            "pretrained": settings.VITRINE_CLIP_PRETRAINED,
+            "state": IndexSpace.State.LIVE,
+            "live_since": timezone.now(),
+            "retired_at": None,
+        },
+    )
 
 
 def building_space_note(target: ClipEncoder) -> IndexSpace | None:
@@ -166,18 +172,10 @@ def space_switch_if_complete() -> bool:
         return False
     index = get_index()
     with transaction.atomic():
-        now = timezone.now()
-        IndexSpace.objects.filter(state=IndexSpace.State.LIVE).update(state=IndexSpace.State.RETIRED, retired_at=now)
-        IndexSpace.objects.update_or_create(
-            embedding_space=target.space.id,
-            defaults={
-                "model_name": settings.VITRINE_CLIP_MODEL,
-                "pretrained": settings.VITRINE_CLIP_PRETRAINED,
-                "state": IndexSpace.State.LIVE,
-                "live_since": now,
-                "retired_at": None,
-            },
+        IndexSpace.objects.filter(state=IndexSpace.State.LIVE).update(
+            state=IndexSpace.State.RETIRED, retired_at=timezone.now()
         )
+        _live_row_write(target.space.id)
     index.alias_point(target.space)
     live_space_forget()
     encoders_release(keep={target.space.id})
@@ -194,8 +192,7 @@ def retired_spaces_drop() -> list[str]:
     index = get_index()
     dropped = []
     for row in IndexSpace.objects.filter(state=IndexSpace.State.RETIRED):
-        model, weights, dimension = row.embedding_space.rsplit("|", 2)
-        name = collection_name(EmbeddingSpace(model=model, weights=weights, dimension=int(dimension)))
+        name = collection_name(EmbeddingSpace.from_id(row.embedding_space))
         index.drop(name)
         row.delete()
         dropped.append(name)

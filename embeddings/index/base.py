@@ -183,15 +183,3 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
-
-
-def group_best_per_product(hits, product_of, limit: int) -> list:
-    """Hits come best first: the first of each product is its best. At most ``limit``."""
-    best: dict[int, object] = {}
-    for hit in hits:
-        product_id = product_of(hit)
-        if product_id not in best:
-            best[product_id] = hit
-            if len(best) >= limit:
-                break
-    return list(best.values())

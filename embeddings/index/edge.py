@@ -312,15 +312,8 @@ class EdgeIndex(VectorIndex):
         catalog has far fewer distinct ones than products)."""
         facts = {field: payload.get(field) for field in FACT_FIELDS}
         attributes = facts["attributes"]
-        if isinstance(attributes, dict):
-            try:
-                try:
-                    key = tuple(attributes.items())  # flat (the common case): cheap to hash
-                    hash(key)
-                except TypeError:
-                    key = _frozen(attributes)
-            except TypeError:
-                return facts
+        key = _attributes_key(attributes) if isinstance(attributes, dict) else None
+        if key is not None:
             if len(self._shared_attributes) > FACTS_CACHE_MAX:
                 self._shared_attributes.clear()
             facts["attributes"] = self._shared_attributes.setdefault(key, attributes)
@@ -440,6 +433,20 @@ def _best_per_product(hits: list, limit: int) -> tuple[list, int]:
             if len(best) == limit:
                 return best, position + 1
     return best, len(hits)
+
+
+def _attributes_key(attributes: dict) -> tuple | None:
+    """A hashable key equal for equal attributes dicts (None if a value cannot be hashed)."""
+    key = tuple(attributes.items())  # flat, the common case: cheap
+    try:
+        hash(key)
+        return key
+    except TypeError:
+        pass
+    try:
+        return _frozen(attributes)
+    except TypeError:
+        return None
 
 
 def _frozen(value):

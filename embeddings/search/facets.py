@@ -24,21 +24,9 @@ def _attribute_values(candidate: Candidate, key: str) -> list[str]:
 
 
 def matches(candidate: Candidate, filters: FacetFilters, skip: str = "") -> bool:
-    if skip != "category" and filters.categories and candidate.category not in filters.categories:
-        return False
-    if skip != "brand" and filters.brands and candidate.brand not in filters.brands:
-        return False
-    if skip != "price" and (filters.price_min is not None or filters.price_max is not None):
-        if candidate.price is None:
-            return False
-        if filters.price_min is not None and candidate.price < filters.price_min:
-            return False
-        if filters.price_max is not None and candidate.price > filters.price_max:
-            return False
-    for key, values in filters.attributes:
-        if skip != f"attr.{key}" and values and not set(values) & set(_attribute_values(candidate, key)):
-            return False
-    return True
+    """Whether the candidate passes every filter but ``skip`` (a facet's own)."""
+    failed = failed_filters(candidate, filters)
+    return not failed or failed == (skip,)
 
 
 def failed_filters(candidate: Candidate, filters: FacetFilters) -> tuple[str, ...]:

@@ -44,10 +44,9 @@ class Command(BaseCommand):
             f"{len(run.failures)} failed, {failed} failed in all, {remaining} still to index."
         )
         if remaining == 0:
-            if space_switch_if_complete():
-                self.stdout.write(f"Searches now use {space.id}; the alias {get_index().alias} names its collection.")
-            else:
-                get_index().alias_point(space)
+            space_switch_if_complete()  # after a model change (the last batch has usually done it)
+            get_index().alias_point(space)
+            self.stdout.write(f"Searches use {space.id}; the alias {get_index().alias} names its collection.")
             row = cutoffs_calibrate(space)
             if row is not None:
                 self.stdout.write(describe_cutoffs(row, cutoffs_get(space)))
