@@ -302,3 +302,31 @@ def _draw_silhouette(draw: ImageDraw.ImageDraw, kind: str, size: int) -> None:
         draw.polygon(box(66, 74, 74, 74, 82, 90, 76, 90), fill=255)
     else:
         raise ValueError(f"Unknown kind {kind!r}")
+
+
+# The synonym table a merchandiser of the demo shop would start with (loaded into the
+# admin's Synonyms by load_demo_catalog). (words, one way: only the first stands for the rest)
+DEMO_SYNONYMS = (
+    ("mug, cup, coffee cup, 马克杯, 杯子", False),
+    ("t-shirt, tee, tshirt, t恤, 短袖", False),
+    ("shoe, sneaker, trainer, 鞋, 鞋子", False),
+    ("bag, handbag, tote, 包, 包包, 手提包", False),
+    ("hat, cap, 帽子", False),
+    ("umbrella, parasol, 雨伞, 伞", False),
+    ("bottle, flask, water bottle, 瓶子, 水瓶", False),
+    ("chair, seat, 椅子", False),
+    ("lamp, light, desk lamp, 台灯, 灯", False),
+    ("clock, 时钟, 钟, 钟表", False),
+    ("vase, 花瓶", False),
+    ("sock, 袜子", False),
+    ("grey, gray, 灰色, 灰", False),
+    ("crimson, red", True),
+    ("scarlet, red", True),
+    ("红, 红色", True),
+    ("navy, blue", True),
+    ("蓝, 蓝色", True),
+    ("violet, purple", True),
+    ("checked, plaid, checkered, tartan, 格子, 格纹", False),
+    ("dotted, polka dot, spotted, 圆点, 波点", False),
+    ("striped, stripy, 条纹", False),
+)

@@ -8,9 +8,17 @@ Judgments are JSON Lines, one query per line::
 ``image`` paths are relative to the judgments file. ``language`` and ``group`` are
 optional; metrics are reported overall and per language and per group.
 
+A line may give both ``query`` and ``image`` (a photo with words), and ``"expect": "none"``
+with an empty ``relevant`` list for a query that should show nothing (out of domain).
+``split`` (trained, held-out, checks, image) groups lines further.
+
 R@k is the share of queries with at least one relevant product in the first k results
 (the usual "recall at k" of CLIP retrieval); MRR is the mean reciprocal rank of the first
-relevant product (0 beyond the results fetched); nDCG@10 uses binary relevance.
+relevant product (0 beyond the results fetched); nDCG@10 uses binary relevance. Measured
+on what shoppers are shown (after the relevance cutoff), they are "as shown". P(shown)
+and R(shown) are the precision and recall of the whole shown set (a query showing
+nothing has precision 0); "none shown" is the share of out-of-domain queries showing
+nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-METRICS = ("R@1", "R@5", "R@10", "MRR", "nDCG@10")
+METRICS = ("R@1", "R@5", "R@10", "MRR", "nDCG@10", "P(shown)", "R(shown)", "none shown")
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,8 @@ class Judgment:
     image: Path | None = None
     language: str = ""
     group: str = ""
+    split: str = ""
+    expect_none: bool = False
 
     @property
     def label(self) -> str:
@@ -56,11 +66,18 @@ def judgments_load(path: Path) -> list[Judgment]:
         if not isinstance(row, dict):
             raise JudgmentsError(f"{path}:{number}: each line must be a JSON object.")
         query, image = row.get("query", ""), row.get("image", "")
-        if bool(query) == bool(image):
-            raise JudgmentsError(f"{path}:{number}: give exactly one of 'query' or 'image'.")
+        if not query and not image:
+            raise JudgmentsError(f"{path}:{number}: give 'query', 'image', or both.")
         relevant = row.get("relevant")
-        if not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) for r in relevant):
-            raise JudgmentsError(f"{path}:{number}: 'relevant' must be a non-empty list of external ids.")
+        expect_none = row.get("expect") == "none"
+        if expect_none:
+            if relevant != []:
+                raise JudgmentsError(f'{path}:{number}: "expect": "none" needs an empty \'relevant\' list.')
+        elif not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) for r in relevant):
+            raise JudgmentsError(
+                f"{path}:{number}: 'relevant' must be a non-empty list of external ids "
+                '(or empty, with "expect": "none").'
+            )
         image_path = (path.parent / image) if image else None
         if image_path is not None and not image_path.is_file():
             raise JudgmentsError(f"{path}:{number}: image {image_path} does not exist.")
@@ -71,11 +88,25 @@ def judgments_load(path: Path) -> list[Judgment]:
                 image=image_path,
                 language=str(row.get("language", "")),
                 group=str(row.get("group", "")),
+                split=str(row.get("split", "")),
+                expect_none=expect_none,
             )
         )
     if not judgments:
         raise JudgmentsError(f"{path}: no judgments.")
     return judgments
+
+
+def shown_metrics(shown_ids: Sequence[str], relevant: frozenset[str], *, expect_none: bool = False) -> dict:
+    """Metrics of what shoppers are shown, best first: the ranking ones, and the shown
+    set's precision and recall; for an out-of-domain query, only whether nothing shows."""
+    if expect_none:
+        return {"none shown": float(not shown_ids)}
+    metrics = ranking_metrics(shown_ids, relevant)
+    found = sum(1 for product_id in shown_ids if product_id in relevant)
+    metrics["P(shown)"] = found / len(shown_ids) if shown_ids else 0.0
+    metrics["R(shown)"] = found / len(relevant)
+    return metrics
 
 
 def ranking_metrics(ranked_ids: Sequence[str], relevant: frozenset[str]) -> dict[str, float]:
@@ -104,9 +135,17 @@ def metrics_summarise(rows: list[tuple[Judgment, dict[str, float]]]) -> dict[str
             buckets[f"group:{judgment.group}"].append(metrics)
         if judgment.group and judgment.language:
             buckets[f"{judgment.group}/{judgment.language}"].append(metrics)
+        if judgment.split:
+            buckets[f"split:{judgment.split}"].append(metrics)
+            if judgment.language:
+                buckets[f"split:{judgment.split}/{judgment.language}"].append(metrics)
     summary = {}
     for name, values in buckets.items():
-        summary[name] = {metric: float(np.mean([v[metric] for v in values])) for metric in METRICS}
+        summary[name] = {}
+        for metric in METRICS:
+            present = [v[metric] for v in values if metric in v]
+            if present:
+                summary[name][metric] = float(np.mean(present))
         summary[name]["queries"] = len(values)
     return summary
 
@@ -116,7 +155,8 @@ def summary_table(summary: dict[str, dict[str, float]]) -> str:
     lines = [header, "-" * len(header)]
     for name in sorted(summary, key=lambda n: (n != "overall", n)):
         row = summary[name]
-        lines.append(f"{name:<24}{int(row['queries']):>8}" + "".join(f"{row[m]:>9.3f}" for m in METRICS))
+        cells = "".join(f"{row[m]:>9.3f}" if m in row else f"{'':>9}" for m in METRICS)
+        lines.append(f"{name:<24}{int(row['queries']):>8}" + cells)
     return "\n".join(lines)
 
 
@@ -131,7 +171,7 @@ def summary_chart(summary: dict[str, dict[str, float]], path: Path, title: str) 
     width = 0.8 / len(METRICS)
     for offset, metric in enumerate(METRICS):
         positions = [i + offset * width for i in range(len(names))]
-        axes.bar(positions, [summary[n][metric] for n in names], width=width, label=metric)
+        axes.bar(positions, [summary[n].get(metric, 0.0) for n in names], width=width, label=metric)
     axes.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=20, ha="right")
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("score")

@@ -21,6 +21,7 @@ from django.utils import timezone
 from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product, ProductImage
 from embeddings.index import ImagePoint, attribute_field, get_index
+from embeddings.keywords import product_terms
 from embeddings.model import get_encoder
 from embeddings.spaces import building_space_note, serving_encoder, space_switch_if_complete
 from searchsite.caching import cache_call
@@ -37,11 +38,17 @@ class EmbedReport:
 
 # The product fields copied into each of its images' points (the payload), so the index
 # can filter on them; a change to any of them refreshes the payload.
-PAYLOAD_FIELDS = frozenset({"category", "brand", "price", "is_active", "attributes"})
+# (Title, description and external id are the keyword side's: its terms are a payload too.)
+PAYLOAD_FIELDS = frozenset(
+    {"category", "brand", "price", "is_active", "attributes", "title", "description", "external_id"}
+)
 
 
-def product_payload(product: Product) -> dict:
+def product_payload(product: Product, keywords: dict[str, float] | None = None) -> dict:
+    """The product's fields its points carry. ``keywords``: its terms (computed if not given)."""
     attributes = product.attributes if isinstance(product.attributes, dict) else {}
+    if keywords is None:
+        keywords = product_terms(product)
     return {
         "category": product.category,
         "brand": product.brand,
@@ -54,6 +61,8 @@ def product_payload(product: Product) -> dict:
         # The faceted attributes (accepted tags among them) as indexed keyword lists, for
         # filters in the index. (None when absent, so that a refresh clears a removed value.)
         **{attribute_field(key): attribute_keywords(attributes.get(key)) for key in settings.VITRINE_FACET_ATTRIBUTES},
+        # The keyword side's terms, for "every word matches" filters (weights: the sparse vector).
+        "terms": sorted(keywords),
     }
 
 
@@ -93,9 +102,14 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     to_embed, decoded, vectors, read_seconds, encode_seconds = _encode_pipelined(encoder, waiting, report)
 
     started = time.monotonic()
+    keywords = {image.product_id: product_terms(image.product) for image in to_embed}
     points = [
         ImagePoint(
-            image_id=image.pk, product_id=image.product_id, vector=vector, payload=product_payload(image.product)
+            image_id=image.pk,
+            product_id=image.product_id,
+            vector=vector,
+            payload=product_payload(image.product, keywords[image.product_id]),
+            keywords=keywords[image.product_id],
         )
         for image, vector in zip(to_embed, vectors, strict=True)
     ]
@@ -135,9 +149,10 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     # to the index by refresh_product_payload, and this batch just wrote the older ones.
     written = {point.product_id: point.payload for point in points}
     for product in Product.objects.filter(pk__in=written):
-        payload = product_payload(product)
+        terms = product_terms(product)
+        payload = product_payload(product, terms)
         if payload != written[product.pk]:
-            index.set_product_payload(product.pk, payload)
+            index.set_product_payload(product.pk, payload, terms)
     report.indexed = [image_id for image_id in embedded_ids if image_id in still_there]
     if building is not None:
         space_switch_if_complete()
@@ -245,7 +260,13 @@ def _live_space_also(index, building, images: list[ProductImage], decoded: list,
     index.upsert(
         serving.space,
         [
-            ImagePoint(image_id=images[n].pk, product_id=images[n].product_id, vector=vector, payload=points[n].payload)
+            ImagePoint(
+                image_id=images[n].pk,
+                product_id=images[n].product_id,
+                vector=vector,
+                payload=points[n].payload,
+                keywords=points[n].keywords,
+            )
             for n, vector in zip(fresh, vectors, strict=True)
         ],
     )
@@ -262,7 +283,8 @@ def product_payload_refresh(*, product_id: int) -> None:
     # A product without photos has no points to update (and the update is a filtered scan).
     if product is None or not ProductImage.objects.filter(product_id=product_id).exists():
         return
-    get_index().set_product_payload(product_id, product_payload(product))
+    terms = product_terms(product)
+    get_index().set_product_payload(product_id, product_payload(product, terms), terms)
 
 
 def images_unindex(*, image_ids: list[int]) -> None:

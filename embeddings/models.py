@@ -122,3 +122,31 @@ class IndexSpace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.embedding_space} ({self.state})"
+
+
+class Synonym(models.Model):
+    """Words shoppers use for the same thing (cup, mug, 杯子, 马克杯), applied to the
+    keyword side of search: a query with one of them also finds products with the others."""
+
+    terms = models.CharField(
+        max_length=1000,
+        help_text="Words or phrases that mean the same, separated by commas: cup, mug, 杯子, 马克杯",
+    )
+    one_way = models.BooleanField(
+        default=False,
+        help_text="Only the first word stands for the others (crimson → red), not the other way round.",
+    )
+    is_active = models.BooleanField(default=True, help_text="Untick to stop applying it without deleting it.")
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["terms"]
+
+    def __str__(self) -> str:
+        return self.terms
+
+    @property
+    def words(self) -> list[str]:
+        return [word.strip() for word in self.terms.replace("，", ",").split(",") if word.strip()]

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 
 from catalog import signals
 from catalog.commands import is_in_process
 from embeddings import tasks
 from embeddings.commands import index_claim, index_optimize
 from embeddings.indexing import PAYLOAD_FIELDS
+from embeddings.models import Synonym
+from embeddings.search.understanding import vocabulary_touch
 
 
 def images_enqueue(image_ids: list[int]) -> None:
@@ -43,6 +46,7 @@ def coalesce_seconds(count: int) -> float:
 
 def on_images_added(sender, image_ids: list[int], **kwargs) -> None:
     images_enqueue(image_ids)
+    transaction.on_commit(vocabulary_touch, robust=True)  # new products' words become searchable
 
 
 def on_images_removed(sender, image_ids: list[int], **kwargs) -> None:
@@ -53,6 +57,8 @@ def on_images_removed(sender, image_ids: list[int], **kwargs) -> None:
 def on_products_changed(sender, changes: dict[int, tuple[str, ...]], **kwargs) -> None:
     """Only a change of a field the index holds (the points' payload) is worth a task."""
     product_ids = sorted(pk for pk, fields in changes.items() if set(fields) & PAYLOAD_FIELDS)
+    if product_ids:
+        transaction.on_commit(vocabulary_touch, robust=True)
     if len(product_ids) == 1:
         product_id = product_ids[0]
         transaction.on_commit(lambda: tasks.refresh_product_payload.delay(product_id), robust=True)
@@ -73,7 +79,13 @@ def on_intake_finished(sender, **kwargs) -> None:
         index_optimize()
 
 
+def on_synonyms_changed(sender, **kwargs) -> None:
+    transaction.on_commit(vocabulary_touch, robust=True)
+
+
 def connect() -> None:
+    post_save.connect(on_synonyms_changed, sender=Synonym, dispatch_uid="embeddings.synonym_saved")
+    post_delete.connect(on_synonyms_changed, sender=Synonym, dispatch_uid="embeddings.synonym_deleted")
     signals.images_added.connect(on_images_added, dispatch_uid="embeddings.images_added")
     signals.images_removed.connect(on_images_removed, dispatch_uid="embeddings.images_removed")
     signals.products_changed.connect(on_products_changed, dispatch_uid="embeddings.products_changed")

@@ -60,6 +60,18 @@ class Cutoffs:
     # For a photo with words: how much an item must still resemble the photo (the median
     # of photos of different products: more alike than a typical unrelated pair).
     resemblance: float | None = None
+    # Strong vector evidence for words the catalog has no keyword for: as close as a typical
+    # product is to its own title (the median of matched pairs; never below ``text``).
+    strong: float | None = None
+    # Words without keyword evidence must also stand out: score − query·centroid ≥ margin.
+    centroid: np.ndarray | None = None
+    margin: float | None = None
+
+    def distinct(self, query_vector: np.ndarray, score: float) -> bool:
+        """Whether a vector-only match stands out from the query's score over the catalog."""
+        if self.centroid is None or self.margin is None or len(self.centroid) != len(query_vector):
+            return True
+        return score - float(query_vector @ self.centroid) >= self.margin
 
     def for_query(self, kind: str) -> float | None:
         if kind == "text":
@@ -86,7 +98,23 @@ def cutoffs_get(space: EmbeddingSpace) -> Cutoffs:
     else:
         source = "none"
     resemblance = ((row.stats or {}).get("image") or {}).get("mismatched_p50") if row else None
-    return Cutoffs(text=text, image=image, source=source, resemblance=resemblance)
+    text_stats = ((row.stats or {}).get("text") or {}) if row else {}
+    strong = text_stats.get("matched_p50")
+    if text is not None:
+        strong = max(strong, text) if strong is not None else text
+    centroid = text_stats.get("centroid")
+    if source in ("settings", "admin") and text is not None:
+        # A person set the bar for words: it is the one bar for vector evidence.
+        strong, centroid = text, None
+    return Cutoffs(
+        text=text,
+        image=image,
+        source=source,
+        resemblance=resemblance,
+        strong=strong,
+        centroid=np.asarray(centroid, dtype=np.float32) if centroid else None,
+        margin=text_stats.get("margin_p5"),
+    )
 
 
 def _grown(space: EmbeddingSpace, row: RelevanceCutoff) -> bool:
@@ -133,7 +161,15 @@ def cutoffs_calibrate(space: EmbeddingSpace | None = None, *, seed: int = 0) -> 
     if len(firsts) >= MIN_PRODUCTS:
         text_vectors = encoder.texts_encode([titles[pid] for pid, _ in firsts])
         photo_vectors = np.stack([vectors[image_id] for _, image_id in firsts])
-        text_cutoff, stats["text"] = _cutoff_from_pairs(text_vectors @ photo_vectors.T, loosest=False)
+        scores = text_vectors @ photo_vectors.T
+        text_cutoff, stats["text"] = _cutoff_from_pairs(scores, loosest=False)
+        # Distinctiveness: how far a title's own photo stands above the title's mean score
+        # over the catalog (the sample's centroid). Words a model cannot read give flat
+        # scores: high everywhere, standing out nowhere.
+        centroid = photo_vectors.mean(axis=0)
+        margins = np.diag(scores) - text_vectors @ centroid
+        stats["text"]["margin_p5"] = round(float(np.percentile(margins, MATCHED_PERCENTILE)), 4)
+        stats["text"]["centroid"] = [round(float(v), 5) for v in centroid]
 
     pairs = [
         (vectors[ids[0]], vectors[ids[1]])

@@ -64,6 +64,26 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_weights(name: str, default: dict[str, float], *, known: set[str]) -> dict[str, float]:
+    """Weights per name, like "title=3,brand=3,description=0.5" (names left out keep their
+    default; 0 turns one off)."""
+    raw = os.environ.get(name)
+    weights = dict(default)
+    if raw is None or not raw.strip():
+        return weights
+    for item in raw.split(","):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in known:
+            raise ImproperlyConfigured(f"{name}: {key!r} is not one of: {', '.join(sorted(known))}.")
+        try:
+            weights[key] = float(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item.strip()!r} is not name=number.") from None
+        _check_range(name, weights[key], 0, 100)
+    return weights
+
+
 def env_choice(name: str, default: str, choices: set[str]) -> str:
     value = env_str(name, default).lower()
     if value not in choices:

@@ -14,7 +14,17 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from searchsite.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_rate, env_str
+from searchsite.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_rate,
+    env_str,
+    env_weights,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -261,6 +271,25 @@ VITRINE_IMAGE_CUTOFF = env_float("VITRINE_IMAGE_CUTOFF", None, minimum=-1, maxim
 VITRINE_SEARCH_CANDIDATES = env_int("VITRINE_SEARCH_CANDIDATES", 1000, minimum=10, maximum=10_000)
 # Product attributes offered as facets when products have them (demo: colour, pattern).
 VITRINE_FACET_ATTRIBUTES = env_list("VITRINE_FACET_ATTRIBUTES", ["colour", "pattern", "tags"])
+# Hybrid search: a keyword index (Qdrant sparse vectors, IDF-weighted) beside the vectors.
+# Weights of each product field in the keyword side (0 leaves a field out).
+VITRINE_KEYWORD_FIELD_WEIGHTS = env_weights(
+    "VITRINE_KEYWORD_FIELD_WEIGHTS",
+    {
+        "title": 3.0,
+        "brand": 3.0,
+        "category": 2.0,
+        "attributes": 2.0,
+        "tags": 1.5,
+        "description": 0.5,
+        "external_id": 3.0,
+    },
+    known={"title", "brand", "category", "attributes", "tags", "description", "external_id"},
+)
+# How keyword and vector rankings are fused: reciprocal rank fusion or normalised scores.
+VITRINE_SEARCH_FUSION = env_choice("VITRINE_SEARCH_FUSION", "rrf", {"rrf", "score"})
+# "Show loosely related" reveals this many more results at a time.
+VITRINE_LOOSE_BAND = env_int("VITRINE_LOOSE_BAND", 24, minimum=1, maximum=1000)
 # Photos people search with are kept (downscaled) so a photo search has a shareable URL.
 VITRINE_QUERY_PHOTO_DAYS = env_int("VITRINE_QUERY_PHOTO_DAYS", 7, minimum=1)
 

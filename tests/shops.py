@@ -32,9 +32,9 @@ class Snapshot:
 
 def snapshot_models() -> list:
     from catalog.models import Product, ProductImage
-    from embeddings.models import RelevanceCutoff, TagFacet, TagValue
+    from embeddings.models import RelevanceCutoff, Synonym, TagFacet, TagValue
 
-    return [Product, ProductImage, RelevanceCutoff, TagFacet, TagValue]
+    return [Product, ProductImage, RelevanceCutoff, TagFacet, TagValue, Synonym]
 
 
 def snapshot_restore(snapshot: Snapshot, settings) -> None:

@@ -224,8 +224,11 @@ def test_search_answers_503_with_the_reason_when_the_index_is_down(search_api, d
     from embeddings.search import engine as search_service
 
     class DownIndex:
-        def candidates(self, *args, **kwargs):
-            raise IndexUnavailable("The Qdrant server at http://qdrant:6333 did not answer")
+        def __getattr__(self, name):  # every call the engine makes fails as a down server's would
+            def down(*args, **kwargs):
+                raise IndexUnavailable("The Qdrant server at http://qdrant:6333 did not answer")
+
+            return down
 
     monkeypatch.setattr(search_service, "get_index", lambda: DownIndex())
     response = search_api.post("/api/v1/search", {"text": "mug"})

@@ -73,8 +73,12 @@ def test_cutoffs_from_settings_and_admin_override_the_calibrated_ones(shop, sett
     assert catalog_search(SearchQuery(text="mug")).total == SHOP_SIZE
     assert cutoffs_get(space).source == "admin"
     settings.VITRINE_TEXT_CUTOFF = 0.99
-    page = catalog_search(SearchQuery(text="mug"))
-    assert page.total == 0 and page.loosely_related == SHOP_SIZE
+    page = catalog_search(SearchQuery(text="mug", limit=100))
+    # No vector score reaches 0.99: only the keyword evidence (the shop's mugs) is shown.
+    mugs = {p.pk for p in shop if p.attributes["kind"] == "mug"}
+    assert mugs and {hit.product.pk for hit in page.hits} == mugs
+    assert page.loosely_related == SHOP_SIZE - len(mugs)
+    assert catalog_search(SearchQuery(text="a thing")).total == 0  # no keyword evidence: nothing
     assert cutoffs_get(space).source == "settings"
 
 

@@ -51,8 +51,9 @@ def test_summaries_are_per_language_and_group(tmp_path):
     [
         ("{not json", "j.jsonl:1: not JSON"),
         ('["a"]', "each line must be a JSON object"),
-        ('{"relevant": ["a"]}', "give exactly one of 'query' or 'image'"),
+        ('{"relevant": ["a"]}', "give 'query', 'image', or both"),
         ('{"query": "x", "relevant": []}', "'relevant' must be a non-empty list"),
+        ('{"query": "x", "relevant": ["a"], "expect": "none"}', "needs an empty 'relevant' list"),
         ('{"image": "missing.jpg", "relevant": ["a"]}', "missing.jpg does not exist"),
     ],
 )

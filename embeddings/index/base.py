@@ -37,6 +37,9 @@ class ImagePoint:
     product_id: int
     vector: np.ndarray
     payload: dict
+    # The product's keyword terms and weights (``embeddings.keywords``): the sparse vector
+    # of the keyword side of hybrid search. None: none written.
+    keywords: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,9 @@ class VectorIndex(ABC):
         """Remove the images' points from every space (an image may be in old ones too)."""
 
     @abstractmethod
-    def set_product_payload(self, product_id: int, payload: dict) -> None:
-        """Update the filterable fields on all of a product's points, in every space."""
+    def set_product_payload(self, product_id: int, payload: dict, keywords: dict[str, float] | None = None) -> None:
+        """Update the filterable fields (and, given, the keyword vector) on all of a
+        product's points, in every space."""
 
     def optimize(self, space: EmbeddingSpace) -> bool:
         """Build what makes large collections fast (the HNSW graph) where the engine does
@@ -154,6 +158,27 @@ class VectorIndex(ABC):
     ) -> list[IndexCandidate]:
         """The best image of each of the ``limit`` nearest products matching the filters
         (and scoring at least ``score_threshold``), best first."""
+
+    @abstractmethod
+    def has_keywords(self, space: EmbeddingSpace) -> bool:
+        """Whether the space's collection holds keyword vectors (collections made before
+        hybrid search do not: ``manage.py reindex --rebuild`` makes one that does)."""
+
+    @abstractmethod
+    def keyword_candidates(
+        self,
+        space: EmbeddingSpace,
+        weights: dict[str, float],
+        *,
+        limit: int,
+        filters: IndexFilters = NO_FILTERS,
+        require: tuple[tuple[str, ...], ...] = (),
+        with_facts: bool = False,
+        with_vectors: bool = False,
+    ) -> list[IndexCandidate]:
+        """The best image of each of the ``limit`` products scoring best on the query's
+        terms (``weights``; the engine multiplies each by its IDF), best first. ``require``:
+        groups of alternative terms, each of which a product must hold one of."""
 
     def query(
         self, space: EmbeddingSpace, vector: np.ndarray, *, filters: IndexFilters, limit: int, offset: int

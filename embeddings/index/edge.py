@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -39,15 +40,18 @@ from qdrant_edge import (
     EdgeConfig,
     EdgeOptimizersConfig,
     EdgeShard,
+    EdgeSparseVectorParams,
     EdgeVectorParams,
     FieldCondition,
     Filter,
     HnswIndexConfig,
     MatchAny,
     MatchValue,
+    Modifier,
     PayloadSchemaType,
     PayloadSelector,
     Point,
+    PointVectors,
     Query,
     QueryBatchRequest,
     QueryRequest,
@@ -56,6 +60,7 @@ from qdrant_edge import (
     ScalarType,
     ScrollRequest,
     SearchParams,
+    SparseVector,
     UpdateOperation,
 )
 
@@ -71,11 +76,13 @@ from embeddings.index.base import (
     attribute_field,
     collection_name,
 )
+from embeddings.keywords import sparse
 from embeddings.model import EmbeddingSpace
 
 logger = logging.getLogger(__name__)
 
 VECTOR = "image"
+KEYWORDS = "keywords"  # the sparse vector of the product's terms (IDF applied by the engine)
 META_FILE = "vitrine-index.json"
 LOCK_FILE = ".lock"
 IMAGE_BITS = 32
@@ -95,6 +102,7 @@ PAYLOAD_INDEXES = {
     "brand": PayloadSchemaType.Keyword,
     "price": PayloadSchemaType.Float,
     "is_active": PayloadSchemaType.Bool,
+    "terms": PayloadSchemaType.Keyword,
 }
 
 
@@ -138,7 +146,7 @@ class EdgeIndex(VectorIndex):
             if (path / "edge_config.json").exists():
                 shard = _load(path, space.dimension)
             else:
-                shard = EdgeShard.create(str(path), _config(space.dimension))
+                shard = EdgeShard.create(str(path), _config(space.dimension, keywords=True))
                 logger.info("Created collection %s for %s", name, space.id)
             for key, schema in _payload_indexes().items():
                 shard.update(UpdateOperation.create_field_index(key, schema))
@@ -170,6 +178,7 @@ class EdgeIndex(VectorIndex):
                 shard.close()
             self._facts_cache.pop(name, None)
             shutil.rmtree(self.root / name, ignore_errors=True)
+            _stored_keywords.cache_clear()
             meta = self._meta()
             meta["collections"].pop(name, None)
             meta["aliases"] = {alias: target for alias, target in meta["aliases"].items() if target != name}
@@ -180,16 +189,17 @@ class EdgeIndex(VectorIndex):
     def upsert(self, space: EmbeddingSpace, points: list[ImagePoint]) -> None:
         if not points:
             return
-        shard = self._shard(self.ensure(space))
+        name = self.ensure(space)
+        shard = self._shard(name)
+        keywords = _stored_keywords(self.root / name)
         structs = [
             Point(
                 edge_point_id(point.product_id, point.image_id),
-                {VECTOR: np.asarray(point.vector, dtype=np.float32)},
+                _vectors(point.vector, point.keywords if keywords else None),
                 {**point.payload, "image_id": point.image_id, "product_id": point.product_id},
             )
             for point in points
         ]
-        name = self.ensure(space)
         try:
             for start in range(0, len(structs), UPSERT_BATCH):
                 with _translate_errors(self.location):
@@ -208,12 +218,20 @@ class EdgeIndex(VectorIndex):
             with _translate_errors(self.location):
                 self._shard(name).update(UpdateOperation.delete_points_by_filter(selector))
 
-    def set_product_payload(self, product_id: int, payload: dict) -> None:
+    def set_product_payload(self, product_id: int, payload: dict, keywords: dict[str, float] | None = None) -> None:
         selector = Filter(must=[FieldCondition("product_id", match=MatchValue(int(product_id)))])
         try:
             for name in self._collections():
+                shard = self._shard(name)
                 with _translate_errors(self.location):
-                    self._shard(name).update(UpdateOperation.set_payload_by_filter(selector, payload))
+                    shard.update(UpdateOperation.set_payload_by_filter(selector, payload))
+                    if keywords is not None and _stored_keywords(self.root / name):
+                        records, _ = shard.scroll(
+                            ScrollRequest(limit=10_000, filter=selector, with_payload=False, with_vector=False)
+                        )
+                        if records:
+                            vector = {KEYWORDS: SparseVector(*sparse(keywords))}
+                            shard.update(UpdateOperation.update_vectors([PointVectors(r.id, vector) for r in records]))
         finally:
             self._writes += 1
             for cache in self._facts_cache.values():
@@ -239,10 +257,53 @@ class EdgeIndex(VectorIndex):
         with_facts: bool = False,
     ) -> list[IndexCandidate]:
         name = self.ensure(space)
-        shard = self._shard(name)
         query = Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=VECTOR)
-        condition = _filter(filters)
         params = SearchParams(hnsw_ef=settings.VITRINE_INDEX_HNSW_EF) if settings.VITRINE_INDEX_HNSW_EF else None
+        return self._grouped(
+            name,
+            query,
+            limit,
+            _filter(filters),
+            score_threshold,
+            params,
+            with_vectors=with_vectors,
+            with_facts=with_facts,
+        )
+
+    def has_keywords(self, space: EmbeddingSpace) -> bool:
+        return _stored_keywords(self.root / self.ensure(space))
+
+    def keyword_candidates(
+        self,
+        space: EmbeddingSpace,
+        weights: dict[str, float],
+        *,
+        limit: int,
+        filters: IndexFilters = NO_FILTERS,
+        require: tuple[tuple[str, ...], ...] = (),
+        with_facts: bool = False,
+        with_vectors: bool = False,
+    ) -> list[IndexCandidate]:
+        name = self.ensure(space)
+        if not weights or not _stored_keywords(self.root / name):
+            return []
+        condition = _filter(filters)
+        if require:
+            groups = [FieldCondition("terms", match=MatchAny(list(group))) for group in require]
+            condition = Filter(
+                must=[*(condition.must or []), *groups] if condition else groups,
+                must_not=condition.must_not if condition else None,
+            )
+        query = Query.Nearest(SparseVector(*sparse(weights)), using=KEYWORDS)
+        return self._grouped(
+            name, query, limit, condition, None, None, with_vectors=with_vectors, with_facts=with_facts
+        )
+
+    def _grouped(
+        self, name, query, limit, condition, score_threshold, params, *, with_vectors: bool, with_facts: bool
+    ) -> list[IndexCandidate]:
+        """The best point of each of the first ``limit`` products for a query."""
+        shard = self._shard(name)
         fetch = max(limit + 8, int(limit * self._fanout))
         while True:
             with _translate_errors(self.location):
@@ -478,6 +539,24 @@ def _in_use(root: Path) -> str:
     )
 
 
+def _vectors(vector: np.ndarray, keywords: dict[str, float] | None) -> dict:
+    vectors = {VECTOR: np.asarray(vector, dtype=np.float32)}
+    if keywords:
+        vectors[KEYWORDS] = SparseVector(*sparse(keywords))
+    return vectors
+
+
+@functools.lru_cache(maxsize=64)
+def _stored_keywords(path: Path) -> bool:
+    """Whether the shard at ``path`` was made with keyword vectors (a shard's vector
+    layout cannot change once made)."""
+    try:
+        stored = json.loads((path / "edge_config.json").read_text())
+    except (OSError, ValueError):
+        return True  # not made yet: it will be made with them
+    return KEYWORDS in (stored.get("sparse_vectors") or {})
+
+
 def _stored_dimension(path: Path) -> int | None:
     try:
         stored = json.loads((path / "edge_config.json").read_text())
@@ -491,14 +570,15 @@ def _load(path: Path, dimension: int | None) -> EdgeShard:
     on-disk vectors: a changed setting applies to the stored collection, and the next
     ``optimize`` rebuilds what it changes)."""
     try:
-        return EdgeShard.load(str(path), _config(dimension) if dimension else None)
+        config = _config(dimension, keywords=_stored_keywords(path)) if dimension else None
+        return EdgeShard.load(str(path), config)
     except Exception as exc:  # noqa: BLE001 - Edge raises bare Exception; say what it means
         if "WouldBlock" in str(exc):
             raise IndexUnavailable(_in_use(path.parent)) from None
         raise IndexUnavailable(f"The embedded vector store at {path} cannot be opened: {exc}") from exc
 
 
-def _config(dimension: int) -> EdgeConfig:
+def _config(dimension: int, *, keywords: bool) -> EdgeConfig:
     quantization = (
         ScalarQuantizationConfig(type=ScalarType.Int8, quantile=0.99, always_ram=True)
         if settings.VITRINE_INDEX_QUANTIZATION == "int8"
@@ -513,6 +593,7 @@ def _config(dimension: int) -> EdgeConfig:
                 quantization_config=quantization,
             )
         },
+        sparse_vectors={KEYWORDS: EdgeSparseVectorParams(modifier=Modifier.Idf)} if keywords else None,
         hnsw_config=HnswIndexConfig(
             m=settings.VITRINE_INDEX_HNSW_M,
             ef_construct=settings.VITRINE_INDEX_HNSW_EF_CONSTRUCT,

@@ -33,6 +33,7 @@ from embeddings.index.base import (
     collection_name,
     image_point_id,
 )
+from embeddings.keywords import sparse
 from embeddings.model import EmbeddingSpace
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ PAYLOAD_SCHEMA = {
     "brand": qm.PayloadSchemaType.KEYWORD,
     "price": qm.PayloadSchemaType.FLOAT,
     "is_active": qm.PayloadSchemaType.BOOL,
+    "terms": qm.PayloadSchemaType.KEYWORD,
 }
+KEYWORDS = "keywords"  # the sparse vector of the product's terms (IDF applied by Qdrant)
 
 
 class QdrantIndex(VectorIndex):
@@ -59,6 +62,7 @@ class QdrantIndex(VectorIndex):
         # Local mode is not thread-safe; the embedded server's threads take turns.
         self._lock = threading.RLock() if is_local else contextlib.nullcontext()
         self._ensured: set[str] = set()
+        self._keywords: dict[str, bool] = {}
 
     # --- collections ----------------------------------------------------------------
 
@@ -90,6 +94,18 @@ class QdrantIndex(VectorIndex):
         with self._guard():
             self.client.delete_collection(name)
         self._ensured.discard(name)
+        self._keywords.pop(name, None)
+
+    def has_keywords(self, space: EmbeddingSpace) -> bool:
+        return self._has_keywords(self.ensure(space))
+
+    def _has_keywords(self, name: str) -> bool:
+        known = self._keywords.get(name)
+        if known is None:
+            with self._guard():
+                sparse_config = self.client.get_collection(name).config.params.sparse_vectors or {}
+            known = self._keywords[name] = KEYWORDS in sparse_config
+        return known
 
     def _vitrine_collections(self) -> list[str]:
         names = [c.name for c in self.client.get_collections().collections]
@@ -101,10 +117,11 @@ class QdrantIndex(VectorIndex):
         if not points:
             return
         name = self.ensure(space)
+        keywords = self._has_keywords(name)
         structs = [
             qm.PointStruct(
                 id=image_point_id(point.image_id),
-                vector=point.vector.astype(np.float32).tolist(),
+                vector=_vectors(point.vector, point.keywords if keywords else None),
                 payload={**point.payload, "image_id": point.image_id, "product_id": point.product_id},
             )
             for point in points
@@ -121,12 +138,24 @@ class QdrantIndex(VectorIndex):
             for name in self._vitrine_collections():
                 self.client.delete(name, points_selector=selector, wait=True)
 
-    def set_product_payload(self, product_id: int, payload: dict) -> None:
-        """Update the filterable fields on all of a product's points, in every space."""
+    def set_product_payload(self, product_id: int, payload: dict, keywords: dict[str, float] | None = None) -> None:
+        """Update the filterable fields (and the keyword vector) on all of a product's
+        points, in every space."""
         selector = _product_filter(product_id)
         with self._guard():
             for name in self._vitrine_collections():
                 self.client.set_payload(name, payload=payload, points=selector, wait=True)
+                if keywords is None or not self._has_keywords(name):
+                    continue
+                records, _ = self.client.scroll(
+                    name, scroll_filter=selector, limit=10_000, with_payload=False, with_vectors=False
+                )
+                if records:
+                    indices, values = sparse(keywords)
+                    vector = {KEYWORDS: qm.SparseVector(indices=indices, values=values)}
+                    self.client.update_vectors(
+                        name, points=[qm.PointVectors(id=r.id, vector=vector) for r in records], wait=True
+                    )
 
     # --- reads ----------------------------------------------------------------------
 
@@ -166,11 +195,57 @@ class QdrantIndex(VectorIndex):
                     product_id=int(group.id),
                     image_id=int(hit.payload["image_id"]),
                     score=float(hit.score),
-                    vector=np.asarray(hit.vector, dtype=np.float32) if with_vectors else None,
+                    vector=_dense(hit.vector) if with_vectors else None,
                     facts={key: hit.payload.get(key) for key in FACT_FIELDS} if with_facts else None,
                 )
             )
         return found
+
+    def keyword_candidates(
+        self,
+        space: EmbeddingSpace,
+        weights: dict[str, float],
+        *,
+        limit: int,
+        filters: IndexFilters = NO_FILTERS,
+        require: tuple[tuple[str, ...], ...] = (),
+        with_facts: bool = False,
+        with_vectors: bool = False,
+    ) -> list[IndexCandidate]:
+        name = self.ensure(space)
+        if not weights or not self._has_keywords(name):
+            return []
+        condition = _filter(filters)
+        if require:
+            groups = [qm.FieldCondition(key="terms", match=qm.MatchAny(any=list(group))) for group in require]
+            condition = qm.Filter(
+                must=[*(condition.must or []), *groups] if condition else groups,
+                must_not=condition.must_not if condition else None,
+            )
+        indices, values = sparse(weights)
+        payload = ["product_id", "image_id", *FACT_FIELDS] if with_facts else ["product_id", "image_id"]
+        with self._guard():
+            result = self.client.query_points_groups(
+                name,
+                query=qm.SparseVector(indices=indices, values=values),
+                using=KEYWORDS,
+                group_by="product_id",
+                group_size=1,
+                limit=limit,
+                query_filter=condition,
+                with_payload=payload,
+                with_vectors=with_vectors,
+            )
+        return [
+            IndexCandidate(
+                product_id=int(group.id),
+                image_id=int(group.hits[0].payload["image_id"]),
+                score=float(group.hits[0].score),
+                vector=_dense(group.hits[0].vector) if with_vectors else None,
+                facts={key: group.hits[0].payload.get(key) for key in FACT_FIELDS} if with_facts else None,
+            )
+            for group in result.groups
+        ]
 
     def vectors(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, np.ndarray]:
         if not image_ids:
@@ -180,7 +255,7 @@ class QdrantIndex(VectorIndex):
             records = self.client.retrieve(
                 name, ids=[image_point_id(i) for i in image_ids], with_vectors=True, with_payload=["image_id"]
             )
-        return {int(r.payload["image_id"]): np.asarray(r.vector, dtype=np.float32) for r in records}
+        return {int(r.payload["image_id"]): _dense(r.vector) for r in records}
 
     def payloads(self, space: EmbeddingSpace, image_ids: list[int]) -> dict[int, dict]:
         if not image_ids:
@@ -275,6 +350,21 @@ class QdrantIndex(VectorIndex):
             raise
 
 
+def _dense(vector) -> np.ndarray:
+    """A point's image vector (the unnamed one, beside the named keyword vector)."""
+    if isinstance(vector, dict):
+        vector = vector[""]
+    return np.asarray(vector, dtype=np.float32)
+
+
+def _vectors(vector: np.ndarray, keywords: dict[str, float] | None):
+    dense = vector.astype(np.float32).tolist()
+    if not keywords:
+        return {"": dense}
+    indices, values = sparse(keywords)
+    return {"": dense, KEYWORDS: qm.SparseVector(indices=indices, values=values)}
+
+
 def _product_filter(product_id: int) -> qm.Filter:
     return qm.Filter(must=[qm.FieldCondition(key="product_id", match=qm.MatchValue(value=product_id))])
 
@@ -327,6 +417,7 @@ def _collection_config(space: EmbeddingSpace, *, is_local: bool) -> dict:
         "vectors_config": qm.VectorParams(
             size=space.dimension, distance=qm.Distance.COSINE, on_disk=settings.VITRINE_INDEX_ON_DISK or None
         ),
+        "sparse_vectors_config": {KEYWORDS: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
         "hnsw_config": qm.HnswConfigDiff(
             m=settings.VITRINE_INDEX_HNSW_M,
             ef_construct=settings.VITRINE_INDEX_HNSW_EF_CONSTRUCT,

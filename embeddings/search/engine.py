@@ -23,8 +23,10 @@ from PIL import Image
 
 from catalog.models import Product, ProductImage
 from embeddings.index import IndexCandidate, IndexFilters, get_index
+from embeddings.keywords import whole_term
 from embeddings.relevance import cutoffs_get
 from embeddings.search.facets import facets_count, failed_filters, matches, price_buckets
+from embeddings.search.hybrid import hybrid_gather
 from embeddings.search.refinement import MAX_REFINEMENTS, liked_vector, reference_vector, refined_vector, unit
 from embeddings.search.types import (
     MAX_LIMIT,
@@ -36,6 +38,7 @@ from embeddings.search.types import (
     SearchPage,
     SearchQuery,
 )
+from embeddings.search.understanding import understand, vocabulary
 from embeddings.spaces import serving_encoder
 from searchsite.caching import cache_call
 
@@ -57,12 +60,18 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     kind = query.kind
     excluded = set(query.negative_ids)
     text_vector = image_vector = None
+    # Words are read against the catalog first (spelling, synonyms, known words) when the
+    # index has a keyword side: then keyword and vector evidence are fused.
+    plan = None
+    if kind in ("text", "image+text") and index.has_keywords(space):
+        plan = understand(query.text, correct=query.correct)
+    words = plan.vector_text if plan is not None else query.text.strip()
     if kind == "text":
-        vector = _text_vector(encoder, query.text.strip())
+        vector = text_vector = _text_vector(encoder, words)
     elif kind in ("image", "image+text"):
         vector = image_vector = _image_vector(encoder, query.image, query.image_key)
         if kind == "image+text":
-            text_vector = _text_vector(encoder, query.text.strip())
+            text_vector = _text_vector(encoder, words)
             vector = unit(image_vector + text_vector)
     elif kind == "products":
         vector = liked_vector(space, index, query.positive_ids)
@@ -97,21 +106,55 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     limit = settings.VITRINE_SEARCH_CANDIDATES
     base = IndexFilters(active=query.active, exclude_product_ids=tuple(sorted(excluded)))
     with_vectors = rank_vector is not None or two_tests
-    found = index.candidates(space, vector, limit=limit, filters=base, with_vectors=with_vectors, with_facts=True)
-    candidates = candidates_from(found)
+    filters = query.filters
+    hybrid = None
+    if plan is not None:
+
+        def gather(index_filters: IndexFilters):
+            return hybrid_gather(
+                space=space,
+                index=index,
+                plan=plan,
+                text_vector=text_vector,
+                image_vector=image_vector,
+                rank_vector=rank_vector,
+                cutoff=cutoffs.text,
+                strong=cutoffs.strong,
+                resemblance=cutoffs.resemblance,
+                distinct=cutoffs.distinct,
+                filters=index_filters,
+                limit=limit,
+                make=lambda found, is_relevant, keyword_score: replace_relevance(
+                    _candidate(found, None, is_relevant), keyword_score
+                ),
+            )
+
+        hybrid = gather(base)
+        found = candidates = hybrid.candidates
+    else:
+        found = index.candidates(space, vector, limit=limit, filters=base, with_vectors=with_vectors, with_facts=True)
+        candidates = candidates_from(found)
     relevant = [c for c in candidates if c.relevant]
     loose = [c for c in candidates if not c.relevant]
+    if not query.relevant_only and query.loose_limit is not None:
+        loose = sorted(loose, key=lambda c: -c.rank_score)[: query.loose_limit]
     universe = relevant if query.relevant_only else relevant + loose
-    filters = query.filters
     failures = [failed_filters(c, filters) for c in universe]
     matching = [c for c, failed in zip(universe, failures, strict=True) if not failed]
     # The nearest `limit` products hold every relevant one unless all of them are relevant
     # (or everything was asked for). Then filters may match products further away: ask the
     # index for them, filters and cutoff applied there.
-    complete = len(found) < limit or (query.relevant_only and not candidates[-1].relevant)
+    if hybrid is not None:
+        complete = hybrid.complete if query.relevant_only else hybrid.exhausted
+    else:
+        complete = len(found) < limit or (query.relevant_only and not candidates[-1].relevant)
     total_is_capped = not complete
     narrowed_total = None
-    if not complete and filters.any:
+    if not complete and filters.any and hybrid is not None:
+        narrowed = gather(_pushable(base, filters)).candidates
+        matching = [c for c in narrowed if (c.relevant or not query.relevant_only) and matches(c, filters)]
+        total_is_capped = len(narrowed) >= limit
+    elif not complete and filters.any:
         threshold = cutoff if query.relevant_only and not two_tests else None
         pushed = _pushable(base, filters)
         # The index applied every filter: facts are needed only to sort by a field.
@@ -152,7 +195,12 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     products = Product.objects.in_bulk([c.product_id for c in page])
     images = ProductImage.objects.in_bulk([c.image_id for c in page])
     hits = [
-        SearchHit(product=products[c.product_id], image=images[c.image_id], score=c.score)
+        SearchHit(
+            product=products[c.product_id],
+            image=images[c.image_id],
+            score=c.score,
+            explain=_explain(c) if hybrid is not None else None,
+        )
         for c in page
         # The DB is the truth: a point whose product is gone or was deactivated moments
         # ago (its index update still queued) is not shown.
@@ -178,7 +226,33 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         limit=query.limit,
         offset=query.offset,
         sort=query.sort,
+        corrected_query=plan.corrected if plan is not None else None,
+        suggestions=_suggestions(plan) if plan is not None and total == 0 else (),
+        fusion=settings.VITRINE_SEARCH_FUSION if hybrid is not None else "",
     )
+
+
+def replace_relevance(candidate: Candidate, keyword_score: float | None) -> Candidate:
+    candidate.keyword_score = keyword_score
+    return candidate
+
+
+def _explain(candidate: Candidate) -> dict:
+    return {
+        "keyword": round(candidate.keyword_score, 4) if candidate.keyword_score is not None else None,
+        "vector": round(candidate.score, 4),
+        "fused": round(candidate.fused, 6),
+        "relevant": candidate.relevant,
+    }
+
+
+def _suggestions(plan) -> tuple[str, ...]:
+    """Words to try when nothing matches: the query's own known words one at a time, then
+    the catalog's most common categories."""
+    vocab = vocabulary()
+    words = [vocab.surface.get(group[0], group[0]) for group in plan.groups]
+    common = sorted(set(vocab.categories.values()), key=lambda c: -vocab.products.get(whole_term(c), 0))
+    return tuple(dict.fromkeys([*words, *common]))[:6]
 
 
 def _candidate(found: IndexCandidate, rank_vector: np.ndarray | None, relevant: bool) -> Candidate:

@@ -23,6 +23,8 @@ class SearchHit:
     product: Product
     image: ProductImage
     score: float
+    # How the result was scored (hybrid searches): keyword, vector and fused scores.
+    explain: dict | None = None
 
 
 SORTS = {
@@ -64,6 +66,10 @@ class SearchQuery:
     # Attribute keys to count as facets (None: VITRINE_FACET_ATTRIBUTES).
     facet_attributes: tuple[str, ...] | None = None
     relevant_only: bool = True
+    # With relevant_only False: how many loosely related products to add (None: all).
+    loose_limit: int | None = None
+    # Correct misspelt words against the catalog's vocabulary ("search instead for" turns it off).
+    correct: bool = True
     sort: str = "relevance"
     limit: int = 24
     offset: int = 0
@@ -119,6 +125,12 @@ class SearchPage:
     limit: int
     offset: int
     sort: str
+    # The words searched when the query's spelling was corrected ("Showing results for …").
+    corrected_query: str | None = None
+    # Words to try when nothing matches.
+    suggestions: tuple[str, ...] = ()
+    # How keyword and vector evidence were combined ("rrf", "score"; "" when vectors alone).
+    fusion: str = ""
 
 
 @dataclass(slots=True)
@@ -130,6 +142,8 @@ class Candidate:
     score: float  # against the query as asked: decides relevance
     rank_score: float  # against the refined query (likes / not this): decides order
     relevant: bool = True  # above the cutoff
+    keyword_score: float | None = None  # the keyword side's score (None: no keyword match)
+    fused: float = 0.0  # the order of a hybrid search
     category: str = ""
     brand: str = ""
     price: Decimal | None = None

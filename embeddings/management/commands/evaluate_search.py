@@ -12,20 +12,21 @@ from embeddings.evaluation import (
     JudgmentsError,
     judgments_load,
     metrics_summarise,
-    ranking_metrics,
+    shown_metrics,
     summary_chart,
     summary_table,
 )
 from embeddings.search import SearchQuery, catalog_search
 
-RESULTS_PER_QUERY = 10
+RESULTS_PER_QUERY = 100  # the shown set's precision and recall are over this many at most
 
 
 class Command(BaseCommand):
     help = (
         "Measure search quality: run judged queries (JSON Lines) through the search engine shoppers use "
-        "(relevance cutoff included) and report R@1, R@5, R@10, MRR and nDCG@10 overall, per language "
-        "and per group."
+        "(relevance cutoff included) and report R@1, R@5, R@10, MRR and nDCG@10 as shown, the shown set's "
+        "precision and recall, and the share of out-of-domain queries showing nothing: overall, per "
+        "language, per group and per split (trained / held-out phrasings)."
     )
 
     def add_arguments(self, parser):
@@ -52,17 +53,16 @@ class Command(BaseCommand):
         output.mkdir(parents=True, exist_ok=True)
         results = []
         for judgment in tqdm(rows, desc="Queries", unit="query", disable=verbosity == 0):
+            image = None
             if judgment.image is not None:
                 try:
                     image = image_decode_rgb(content=judgment.image.read_bytes())
                 except ImageRejected as exc:
                     raise CommandError(f"{judgment.image}: {exc.message}") from None
-                query = SearchQuery(image=image, relevant_only=not no_cutoff, limit=RESULTS_PER_QUERY)
-            else:
-                query = SearchQuery(text=judgment.query, relevant_only=not no_cutoff, limit=RESULTS_PER_QUERY)
+            query = SearchQuery(text=judgment.query, image=image, relevant_only=not no_cutoff, limit=RESULTS_PER_QUERY)
             result = catalog_search(query)
-            ranked = [hit.product.external_id for hit in result.hits]
-            results.append((judgment, ranking_metrics(ranked, judgment.relevant)))
+            shown = [hit.product.external_id for hit in result.hits]
+            results.append((judgment, shown_metrics(shown, judgment.relevant, expect_none=judgment.expect_none)))
         summary = metrics_summarise(results)
         table = summary_table(summary)
         self.stdout.write(table)

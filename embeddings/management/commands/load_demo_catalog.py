@@ -10,12 +10,12 @@ from tqdm import tqdm
 
 from catalog import services, signals
 from catalog.commands import held_images_index
-from catalog.demo import demo_products
+from catalog.demo import DEMO_SYNONYMS, demo_products
 from catalog.demo_judgments import demo_judgments_write
 from catalog.models import Product, ProductImage
 from embeddings.commands import index_claim_for_command, index_optimize
 from embeddings.model import get_encoder
-from embeddings.models import RelevanceCutoff, TagFacet
+from embeddings.models import RelevanceCutoff, Synonym, TagFacet
 from embeddings.reconcile import reconcile
 from embeddings.relevance import cutoffs_calibrate
 from embeddings.tagging import demo_taxonomy_create
@@ -99,6 +99,10 @@ class Command(BaseCommand):
             cutoffs_calibrate()
         if not TagFacet.objects.exists():
             demo_taxonomy_create()
+        if not Synonym.objects.exists():
+            Synonym.objects.bulk_create(
+                [Synonym(terms=terms, one_way=one_way, note="Demo shop") for terms, one_way in DEMO_SYNONYMS]
+            )
         self.stdout.write(
             f"Demo catalog: {created_products} products created, {len(new_image_ids)} images added, "
             f"{run.queued} embedded, {len(run.failures)} failed."

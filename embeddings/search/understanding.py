@@ -1,0 +1,333 @@
+"""Query understanding: what a shopper's words mean to this catalog, before either
+retriever runs.
+
+The words are normalised as product text is (``embeddings.keywords``: NFKC, case folding,
+traditional → simplified Chinese, stemming, jieba), then read against the catalog's own
+vocabulary, built from its products' titles, brands, categories, attributes and tags:
+
+- **spelling**: a word the catalog does not know is corrected to a catalog word one edit
+  away (a deleted, added, changed or swapped letter; words of 4+ letters), the most
+  common one first: "stripd mug" → "striped mug", shown as "Showing results for …";
+- **compounds**: neighbouring words that the catalog writes as one are joined
+  ("t shirt" → t-shirt, "t恤");
+- **synonyms** from the merchandisers' table (admin: Synonyms) widen each word to its
+  alternatives, on the keyword side;
+- every word the catalog knows becomes a **required group** (a product must match one of
+  the group's terms to be shown as relevant); stop words and filler ("I want", 一个,
+  的) and words the catalog has never seen are left out of what is required;
+- brands, categories and attribute values are recognised as such (for ``explain`` and for
+  "this, but in red": an attribute value says what to change).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max
+
+from catalog.models import Product
+from embeddings.keywords import CJK, is_searchable, normalise, stem, terms, whole_term, words
+from embeddings.models import Synonym
+from searchsite.caching import cache_call
+
+VOCABULARY_SECONDS = 30  # how often the catalog is checked for changes (a cheap count)
+MIN_CORRECTABLE = 4  # shorter words are not corrected ("mg" is too ambiguous)
+SYNONYM_WEIGHT = 0.8  # a synonym's weight in the keyword query, against the word typed
+
+
+@dataclass
+class Vocabulary:
+    """The catalog's words, for reading queries."""
+
+    # term → how many products have it in a title, brand, category, attribute or tag
+    products: Counter = field(default_factory=Counter)
+    # term → the word as the catalog writes it most ("stripe" → "striped")
+    surface: dict[str, str] = field(default_factory=dict)
+    # surface word → terms (for spelling: words are compared as written)
+    surfaces: set[str] = field(default_factory=set)
+    # a word with one letter deleted → the catalog words it comes from
+    deletes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    brands: dict[str, str] = field(default_factory=dict)  # whole term → brand as written
+    categories: dict[str, str] = field(default_factory=dict)
+    # term → {(attribute key, value as written)}
+    attribute_values: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
+    # term → its synonyms' terms
+    synonyms: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    signature: tuple = ()
+
+    def knows(self, term: str) -> bool:
+        return term in self.products
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    text: str  # as asked
+    corrected: str | None  # the words searched when spelling was corrected
+    # Per word the catalog knows: the alternatives (the word's term and its synonyms).
+    groups: tuple[tuple[str, ...], ...]
+    weights: dict[str, float]  # the keyword query: every searchable term and synonym
+    unknown: tuple[str, ...]  # searchable words the catalog does not have
+    vector_text: str  # what the vector side encodes
+    brands: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    # (attribute key, value) pairs the words name ("red" → ("colour", "red"))
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def has_keywords(self) -> bool:
+        return bool(self.groups)
+
+
+_lock = threading.Lock()
+_vocabulary: Vocabulary | None = None
+_checked_at = 0.0
+_seen_version = None
+VERSION_KEY = "vitrine:vocabulary-version"
+
+
+def vocabulary_touch() -> None:
+    """Say that products or synonyms changed: every process re-checks its vocabulary on
+    its next search (without this, within ``VOCABULARY_SECONDS``)."""
+    cache_call("set", None, VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def vocabulary() -> Vocabulary:
+    """The catalog's vocabulary, rebuilt when products or synonyms changed (checked when
+    told by :func:`vocabulary_touch`, and every ``VOCABULARY_SECONDS``)."""
+    global _vocabulary, _checked_at, _seen_version
+    now = time.monotonic()
+    version = cache_call("get", None, VERSION_KEY)
+    fresh = version == _seen_version and now - _checked_at < VOCABULARY_SECONDS
+    if _vocabulary is not None and fresh:
+        return _vocabulary
+    with _lock:
+        _seen_version = version
+        signature = _signature()
+        if _vocabulary is None or _vocabulary.signature != signature:
+            _vocabulary = vocabulary_build(signature)
+        _checked_at = time.monotonic()
+        return _vocabulary
+
+
+def vocabulary_forget() -> None:
+    """Drop the cached vocabulary (tests, and after a bulk change)."""
+    global _vocabulary, _checked_at
+    with _lock:
+        _vocabulary, _checked_at = None, 0.0
+
+
+def _signature() -> tuple:
+    products = Product.objects.filter(is_active=True).aggregate(n=Count("pk"), at=Max("updated_at"))
+    synonyms = Synonym.objects.aggregate(n=Count("pk"), at=Max("updated_at"))
+    return (products["n"], products["at"], synonyms["n"], synonyms["at"])
+
+
+def vocabulary_build(signature: tuple = ()) -> Vocabulary:
+    vocab = Vocabulary(signature=signature)
+    surface_counts: dict[str, Counter] = defaultdict(Counter)
+
+    def add(text: str, count: int, *, whole: bool) -> set[str]:
+        found = set()
+        normalised = normalise(text)
+        for term, surface in words(normalised):
+            if is_searchable(term, surface):
+                found.add(term)
+                surface_counts[term][surface] += count
+        if whole:
+            joined = whole_term(text)
+            if joined and joined not in found:
+                found.add(joined)
+                surface_counts[joined][normalised] += count
+        return found
+
+    rows = Product.objects.filter(is_active=True).values_list("title", "brand", "category", "attributes")
+    per_value: Counter = Counter()
+    for title, brand, category, attributes in rows.iterator(chunk_size=2000):
+        per_value[("title", title)] += 1
+        if brand:
+            per_value[("brand", brand)] += 1
+        if category:
+            per_value[("category", category)] += 1
+        if isinstance(attributes, dict):
+            for key, value in attributes.items():
+                values = value if isinstance(value, list) else [value]
+                for item in values:
+                    if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item):
+                        per_value[(f"attr:{key}", str(item))] += 1
+    # Distinct values are analysed once each (a catalog repeats its brands and values).
+    per_product: Counter = Counter()
+    for (kind, value), count in per_value.items():
+        found = add(value, count, whole=kind != "title")
+        for term in found:
+            per_product[term] += count
+        if kind == "brand":
+            vocab.brands[whole_term(value)] = value
+            for term in found:
+                vocab.brands.setdefault(term, value)
+        elif kind == "category":
+            vocab.categories[whole_term(value)] = value
+            for term in found:
+                vocab.categories.setdefault(term, value)
+        elif kind.startswith("attr:"):
+            for term in found:
+                vocab.attribute_values[term].add((kind[5:], value))
+    vocab.products = per_product
+    for term, counts in surface_counts.items():
+        vocab.surface[term] = counts.most_common(1)[0][0]
+        for surface in counts:
+            if " " in surface or not surface.isalpha():
+                continue
+            vocab.surfaces.add(surface)
+            if surface.isascii() and len(surface) >= MIN_CORRECTABLE - 1:
+                for deleted in _deletes(surface):
+                    vocab.deletes[deleted].add(surface)
+    for synonym in Synonym.objects.filter(is_active=True):
+        entries = [_entry_terms(word) for word in synonym.words]
+        entries = [entry for entry in entries if entry]
+        if len(entries) < 2:
+            continue
+        heads = entries[:1] if synonym.one_way else entries
+        for head in heads:
+            for other in entries:
+                if other is not head:
+                    for term in head:
+                        vocab.synonyms[term].update(other)
+    return vocab
+
+
+def _entry_terms(word: str) -> tuple[str, ...]:
+    """A synonym entry's terms: one word's term, or a phrase's joined term ("t shirt")."""
+    found = terms(word)
+    if len(found) == 1:
+        return (found[0],)
+    joined = whole_term(word)
+    return (joined,) if joined else ()
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))} | {word}
+
+
+def _correction(surface: str, vocab: Vocabulary) -> str | None:
+    """A catalog word one edit from ``surface`` (the most common), or None."""
+    if len(surface) < MIN_CORRECTABLE or not surface.isascii() or not surface.isalpha():
+        return None
+    found: set[str] = set()
+    for deleted in _deletes(surface):
+        found |= vocab.deletes.get(deleted, set())
+    found.discard(surface)
+    # One edit: the same length (a changed or swapped letter) or one letter more or less.
+    found = {word for word in found if abs(len(word) - len(surface)) <= 1 and _one_edit(surface, word)}
+    if not found:
+        return None
+    return max(sorted(found), key=lambda word: vocab.products.get(stem(word), 0))
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if len(a) == len(b):
+        differ = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(differ) == 1:
+            return True
+        if len(differ) != 2 or differ[1] != differ[0] + 1:
+            return False
+        return a[differ[0]] == b[differ[1]] and a[differ[1]] == b[differ[0]]  # swapped neighbours
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def understand(text: str, *, correct: bool = True, vocab: Vocabulary | None = None) -> QueryPlan:
+    """Read a query against the catalog's vocabulary."""
+    vocab = vocab or vocabulary()
+    normalised = normalise(text)
+    pairs = [(term, surface) for term, surface in words(normalised)]
+    # Neighbours the catalog writes as one word ("t shirt" → tshirt; "t" + "恤" → t恤).
+    merged: list[tuple[str, str]] = []
+    index = 0
+    while index < len(pairs):
+        if index + 1 < len(pairs):
+            joined = pairs[index][1] + pairs[index + 1][1]
+            joined_term = whole_term(joined)
+            if joined_term and vocab.knows(joined_term) and not vocab.knows(pairs[index][0]):
+                merged.append((joined_term, joined))
+                index += 2
+                continue
+        merged.append(pairs[index])
+        index += 1
+
+    corrections: list[tuple[str, str]] = []
+    read: list[tuple[str, str]] = []
+    for term, surface in merged:
+        if not is_searchable(term, surface):
+            continue
+        if not vocab.knows(term) and not vocab.synonyms.get(term) and correct:
+            fixed = _correction(surface, vocab)
+            if fixed is not None:
+                corrections.append((surface, fixed))
+                term, surface = stem(fixed), fixed
+        read.append((term, surface))
+
+    groups: list[tuple[str, ...]] = []
+    weights: dict[str, float] = {}
+    unknown: list[str] = []
+    vector_words: list[str] = []
+    brands, categories, attributes = [], [], []
+    for term, surface in read:
+        alternatives = [term, *sorted(vocab.synonyms.get(term, ()))]
+        weights[term] = max(weights.get(term, 0.0), 1.0)
+        for other in alternatives[1:]:
+            weights[other] = max(weights.get(other, 0.0), SYNONYM_WEIGHT)
+        known = [t for t in alternatives if vocab.knows(t)]
+        if not known:
+            unknown.append(surface)
+            continue
+        group = tuple(dict.fromkeys(known))
+        if group not in groups:
+            groups.append(group)
+        # The vector side reads the catalog's own word ("cups" → mug when only mugs exist).
+        canonical = term if vocab.knows(term) else max(known, key=lambda t: vocab.products[t])
+        vector_words.append(vocab.surface.get(canonical, surface))
+        for t in known:
+            if t in vocab.brands:
+                brands.append(vocab.brands[t])
+            if t in vocab.categories:
+                categories.append(vocab.categories[t])
+            attributes.extend(sorted(vocab.attribute_values.get(t, ())))
+    corrected = None
+    if corrections:
+        corrected = normalised.strip()
+        for wrong, right in corrections:
+            corrected = re.sub(rf"(?<!\w){re.escape(wrong)}(?!\w)", right, corrected)
+    vector_text = _joined(vector_words) if vector_words else (corrected or text.strip())
+    return QueryPlan(
+        text=text,
+        corrected=corrected,
+        groups=tuple(groups),
+        weights=weights,
+        unknown=tuple(unknown),
+        vector_text=vector_text,
+        brands=tuple(dict.fromkeys(brands)),
+        categories=tuple(dict.fromkeys(categories)),
+        attributes=tuple(dict.fromkeys(attributes)),
+    )
+
+
+def _joined(parts: list[str]) -> str:
+    """Words as one text: Chinese ones side by side, others with spaces."""
+    text = ""
+    for part in parts:
+        if text and not (_is_cjk(text[-1]) and _is_cjk(part[:1])):
+            text += " "
+        text += part
+    return text
+
+
+def _is_cjk(char: str) -> bool:
+    return bool(_CJK_CHAR.match(char))
+
+
+_CJK_CHAR = re.compile(f"[{CJK}]")
