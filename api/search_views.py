@@ -91,11 +91,12 @@ class SearchView(APIView):
             active=filters.get("active", True),
             facet_attributes=tuple(name.removeprefix("tags.") for name in facets if name.startswith("tags.")),
             relevant_only=params["cutoff"],
+            correct=params["correct"],
             sort=params["sort"],
             limit=params["limit"],
             offset=params["offset"],
         )
-        return Response(_search_response(request, _search(query), facets))
+        return Response(_search_response(request, _search(query), facets, explain=params["explain"]))
 
 
 class ProductSimilarView(APIView):
@@ -149,7 +150,7 @@ def _product_ids(external_ids: list[str], field: str) -> list[int]:
 
 def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
     body: dict = {}
-    for name in ("text", "image_url", "limit", "offset", "cutoff", "sort"):
+    for name in ("text", "image_url", "limit", "offset", "cutoff", "sort", "explain", "correct"):
         if name in data:
             body[name] = data[name]
     for name in ("like", "unlike", "facets"):
@@ -163,7 +164,7 @@ def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
     return body, files.get("image")
 
 
-def _search_response(request: Request, page: SearchPage, facets: list[str]) -> dict:
+def _search_response(request: Request, page: SearchPage, facets: list[str], *, explain: bool = False) -> dict:
     # The API's facet names (category, brand, tags.<key>) by the search service's (attr.<key>).
     wanted = {name.replace("tags.", "attr.", 1): name for name in facets if name != "price"}
     body = {
@@ -180,9 +181,12 @@ def _search_response(request: Request, page: SearchPage, facets: list[str]) -> d
                 "thumbnail_url": s.thumbnail_url(request, hit.image.sha256),
                 "image_id": hit.image.pk,
                 "score": round(hit.score, 6),
+                **({"explain": hit.explain} if explain else {}),
             }
             for hit in page.hits
         ],
+        "corrected_query": page.corrected_query,
+        "suggestions": list(page.suggestions),
         "total": page.total,
         "total_is_lower_bound": page.total_is_capped,
         "loosely_related": page.loosely_related,
@@ -192,6 +196,7 @@ def _search_response(request: Request, page: SearchPage, facets: list[str]) -> d
         "query_kind": page.kind,
         "embedding_space": page.embedding_space,
         "cutoff": page.cutoff,
+        "fusion": page.fusion or None,
         "limit": page.limit,
         "offset": page.offset,
         "took_ms": round(page.took_ms, 1),

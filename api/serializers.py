@@ -323,6 +323,17 @@ class SearchRequestSerializer(RejectUnknownFields, serializers.Serializer):
         help_text="true: only relevant products (the calibrated relevance cutoff); false: everything, nearest first",
     )
     sort = serializers.ChoiceField(SORTS, required=False, default="relevance")
+    explain = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="true: each result says how it scored (keyword, vector and fused scores, relevant or not)",
+    )
+    correct = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="true: misspelt words are corrected against the catalog's words (corrected_query says so); "
+        "false: the words are searched as typed",
+    )
 
     def validate_facets(self, value):
         for name in value:
@@ -360,6 +371,8 @@ class SearchMultipartSerializer(serializers.Serializer):
     offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET)
     cutoff = serializers.BooleanField(required=False)
     sort = serializers.ChoiceField(SORTS, required=False)
+    explain = serializers.BooleanField(required=False)
+    correct = serializers.BooleanField(required=False)
 
 
 class SimilarQuerySerializer(serializers.Serializer):
@@ -368,6 +381,15 @@ class SimilarQuerySerializer(serializers.Serializer):
     cutoff = serializers.BooleanField(
         required=False, default=True, help_text="false: the nearest products even when not much alike"
     )
+
+
+class ExplainSerializer(serializers.Serializer):
+    keyword = serializers.FloatField(
+        allow_null=True, help_text="The keyword side's score (IDF-weighted terms); null: no keyword match"
+    )
+    vector = serializers.FloatField(help_text="Cosine similarity of the photo to the words")
+    fused = serializers.FloatField(help_text="The order: reciprocal rank fusion (or normalised score fusion)")
+    relevant = serializers.BooleanField(help_text="Shown as relevant (every known word matched, or strong vectors)")
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -382,6 +404,7 @@ class SearchHitSerializer(serializers.Serializer):
     thumbnail_url = serializers.CharField(help_text="320 px WebP of the photo that matched")
     image_id = serializers.IntegerField(help_text="The photo that matched")
     score = serializers.FloatField(help_text="Cosine similarity to the query")
+    explain = ExplainSerializer(required=False, help_text="With explain: true (searches with words)")
 
 
 class FacetValueSerializer(serializers.Serializer):
@@ -414,6 +437,15 @@ class SearchResponseSerializer(serializers.Serializer):
     query_kind = serializers.ChoiceField(["text", "image", "image+text", "product", "products"])
     embedding_space = serializers.CharField(help_text="The model (and weights) the vectors come from")
     cutoff = serializers.FloatField(allow_null=True, help_text="The relevance cutoff used (null: none)")
+    corrected_query = serializers.CharField(
+        allow_null=True, help_text="The words searched when spelling was corrected (null: as typed)"
+    )
+    suggestions = serializers.ListField(
+        child=serializers.CharField(), help_text="Words to try, when nothing relevant matches"
+    )
+    fusion = serializers.CharField(
+        allow_null=True, help_text="rrf or score: how keyword and vector evidence were fused (null: vectors alone)"
+    )
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
     took_ms = serializers.FloatField()

@@ -330,3 +330,30 @@ DEMO_SYNONYMS = (
     ("dotted, polka dot, spotted, 圆点, 波点", False),
     ("striped, stripy, 条纹", False),
 )
+
+
+# Phrasings the demo model is trained on besides the bare "colour pattern kind": shoppers
+# write plurals, synonyms, sentences, typos, measure words and traditional characters.
+# ``catalog.demo_judgments`` evaluates on other templates of each family (held out): the
+# templates here are the trained ones, and the judgments check they do not overlap.
+TRAINED_PARAPHRASES_EN = ("a {k} with {c} {pn}",)
+TRAINED_FILLERS_EN = ("i want a {}", "show me a {}")
+TRAINED_PARAPHRASES_ZH = ("{c}的{p}{k}",)
+TRAINED_FILLERS_ZH = ("我想要{}", "有没有{}")
+TRAINED_MEASURES_ZH = ("一个{c}的{k}", "一个{t}")
+PATTERN_NOUNS = {"striped": "stripes", "dotted": "dots", "checked": "checks", "plain": "plain"}
+PLURALS = {"t-shirt": "t-shirts", "shoe": "shoes", "bag": "bags", "hat": "hats", "sock": "socks"}
+# Words the demo shop's synonym table lists (DEMO_SYNONYMS below): the model learns
+# them too, so the vector side agrees with the keyword side.
+KIND_SYNONYMS = {
+    "mug": ("cup",),
+    "t-shirt": ("tee",),
+    "shoe": ("sneaker", "trainer"),
+    "bag": ("handbag", "tote"),
+    "hat": ("cap",),
+    "umbrella": ("parasol",),
+    "bottle": ("flask",),
+    "chair": ("seat",),
+    "lamp": ("light",),
+}
+COLOUR_SYNONYMS = {"red": ("crimson", "scarlet"), "blue": ("navy",), "purple": ("violet",), "grey": ("gray",)}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -15,10 +17,16 @@ class RelevanceCutoff(models.Model):
     text_auto = models.FloatField(null=True, blank=True, help_text="Calibrated cutoff for text queries")
     image_auto = models.FloatField(null=True, blank=True, help_text="Calibrated cutoff for photo queries")
     text_override = models.FloatField(
-        null=True, blank=True, help_text="Set to use this instead of the calibrated text cutoff"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)],
+        help_text="Set to use this instead of the calibrated text cutoff (a cosine similarity, -1 to 1)",
     )
     image_override = models.FloatField(
-        null=True, blank=True, help_text="Set to use this instead of the calibrated photo cutoff"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)],
+        help_text="Set to use this instead of the calibrated photo cutoff (a cosine similarity, -1 to 1)",
     )
     sample_products = models.PositiveIntegerField(default=0)
     stats = models.JSONField(default=dict, blank=True, help_text="The score percentiles the values came from")
@@ -150,3 +158,12 @@ class Synonym(models.Model):
     @property
     def words(self) -> list[str]:
         return [word.strip() for word in self.terms.replace("，", ",").split(",") if word.strip()]
+
+    def clean(self) -> None:
+        words = self.words
+        if len(words) < 2:
+            raise ValidationError({"terms": "Give at least two words, separated by commas (cup, mug)."})
+        if len({word.casefold() for word in words}) < len(words):
+            raise ValidationError({"terms": "A word is listed twice."})
+        if any(len(word) > 100 for word in words):
+            raise ValidationError({"terms": "A word or phrase is over 100 characters."})

@@ -24,7 +24,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from catalog.demo import COLOURS, KINDS, PATTERNS, Attributes, all_attributes, demo_attribute_render
+from catalog.demo import (
+    COLOUR_SYNONYMS,
+    COLOURS,
+    KIND_SYNONYMS,
+    KINDS,
+    PATTERN_NOUNS,
+    PATTERNS,
+    PLURALS,
+    TRAINED_FILLERS_EN,
+    TRAINED_FILLERS_ZH,
+    TRAINED_MEASURES_ZH,
+    TRAINED_PARAPHRASES_EN,
+    TRAINED_PARAPHRASES_ZH,
+    Attributes,
+    all_attributes,
+    demo_attribute_render,
+)
 from embeddings.model import MODEL_CONFIG_DIR
 
 logger = logging.getLogger(__name__)
@@ -57,8 +73,12 @@ def attribute_facts(attributes: Attributes) -> frozenset:
     return frozenset({("kind", attributes.kind), ("colour", attributes.colour), ("pattern", attributes.pattern)})
 
 
+VARIED_SHARE = 0.5  # captions in a shopper's phrasing; the rest are the bare attributes
+
+
 def demo_caption(attributes: Attributes, rng: random.Random) -> Caption:
-    """A bilingual caption stating some of the attributes (all, two, or one)."""
+    """A bilingual caption stating some of the attributes (all, two, or one), half of them
+    phrased as shoppers write (see the TRAINED_* templates)."""
     colour_en, colour_zh, _ = COLOURS[attributes.colour]
     pattern_en, pattern_zh = PATTERNS[attributes.pattern]
     kind_en, kind_zh, _, _ = KINDS[attributes.kind]
@@ -74,18 +94,98 @@ def demo_caption(attributes: Attributes, rng: random.Random) -> Caption:
         keys = ("colour", "pattern")
     else:
         keys = (rng.choice(("colour", "kind", "pattern")),)
+    varied = rng.random() < VARIED_SHARE
     if language == "zh":
         words = {"colour": colour_zh, "pattern": pattern_zh, "kind": kind_zh}
         text = "".join(words[k] for k in ("colour", "pattern", "kind") if k in keys)
-        if len(keys) == 3 and rng.random() < 0.2:
+        if varied:
+            text = _varied_zh(attributes, keys, text, rng)
+        elif len(keys) == 3 and rng.random() < 0.2:
             text = "一个" + text
     else:
         words = {"colour": colour_en, "pattern": pattern_en, "kind": kind_en}
-        text = " ".join(words[k] for k in ("colour", "pattern", "kind") if k in keys)
-        if len(keys) == 3 and rng.random() < 0.25:
-            text = f"a photo of a {text}"
+        if varied:
+            text = _varied_en(attributes, keys, rng)
+        else:
+            text = " ".join(words[k] for k in ("colour", "pattern", "kind") if k in keys)
+            if len(keys) == 3 and rng.random() < 0.25:
+                text = f"a photo of a {text}"
     values = {"colour": attributes.colour, "pattern": attributes.pattern, "kind": attributes.kind}
     return Caption(text=text, facts=frozenset((k, values[k]) for k in keys), language=language)
+
+
+def _varied_en(attributes: Attributes, keys: tuple, rng: random.Random) -> str:
+    colour = COLOURS[attributes.colour][0]
+    if attributes.colour in COLOUR_SYNONYMS and rng.random() < 0.3:
+        colour = rng.choice(COLOUR_SYNONYMS[attributes.colour])
+    pattern = PATTERNS[attributes.pattern][0]
+    kind = KINDS[attributes.kind][0]
+    if attributes.kind in KIND_SYNONYMS and rng.random() < 0.3:
+        kind = rng.choice(KIND_SYNONYMS[attributes.kind])
+    if rng.random() < 0.35:
+        kind = PLURALS.get(kind, kind + "s")
+    words = {"colour": colour, "pattern": pattern, "kind": kind}
+    text = " ".join(words[k] for k in ("colour", "pattern", "kind") if k in keys)
+    roll = rng.random()
+    if len(keys) == 3 and attributes.pattern != "plain" and roll < 0.25:
+        text = rng.choice(TRAINED_PARAPHRASES_EN).format(k=kind, c=colour, pn=PATTERN_NOUNS[attributes.pattern])
+    elif roll < 0.45:
+        text = rng.choice(TRAINED_FILLERS_EN).format(text)
+    if rng.random() < 0.25:
+        text = caption_typo(text, rng)
+    return text
+
+
+def _varied_zh(attributes: Attributes, keys: tuple, text: str, rng: random.Random) -> str:
+    colour, pattern, kind = COLOURS[attributes.colour][1], PATTERNS[attributes.pattern][1], KINDS[attributes.kind][1]
+    roll = rng.random()
+    if len(keys) == 3 and roll < 0.2:
+        text = rng.choice(TRAINED_PARAPHRASES_ZH).format(c=colour, p=pattern, k=kind)
+    elif keys == ("colour", "kind") and roll < 0.4:
+        text = TRAINED_MEASURES_ZH[0].format(c=colour, k=kind)
+    elif roll < 0.55:
+        text = TRAINED_MEASURES_ZH[1].format(t=text)
+    elif roll < 0.75:
+        text = rng.choice(TRAINED_FILLERS_ZH).format(text)
+    elif "kind" in keys and roll < 0.85:  # mixed: Chinese words, the English noun
+        text = text.replace(kind, " " + KINDS[attributes.kind][0]).strip()
+    if rng.random() < 0.25:
+        text = _traditional(text)
+    return text
+
+
+def caption_typo(text: str, rng: random.Random) -> str:
+    """One slip of the finger in a word of 4+ letters (never its first letter)."""
+    words = text.split(" ")
+    long = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()]
+    if not long:
+        return text
+    i = rng.choice(long)
+    word = words[i]
+    position = rng.randrange(1, len(word) - 1)
+    operation = rng.choice(("drop", "swap", "double", "change"))
+    if operation == "drop":
+        word = word[:position] + word[position + 1 :]
+    elif operation == "swap":
+        word = word[:position] + word[position + 1] + word[position] + word[position + 2 :]
+    elif operation == "double":
+        word = word[:position] + word[position] + word[position:]
+    else:
+        word = word[:position] + rng.choice("aeiourstnl") + word[position + 1 :]
+    words[i] = word
+    return " ".join(words)
+
+
+def _traditional(text: str) -> str:
+    from opencc import OpenCC
+
+    global _S2T
+    if _S2T is None:
+        _S2T = OpenCC("s2t")
+    return _S2T.convert(text)
+
+
+_S2T = None
 
 
 def demo_training_split(held_out_fraction: float = 0.1, seed: int = 0) -> tuple[list[Attributes], list[Attributes]]:

@@ -272,6 +272,8 @@ VITRINE_SEARCH_CANDIDATES = env_int("VITRINE_SEARCH_CANDIDATES", 1000, minimum=1
 # Product attributes offered as facets when products have them (demo: colour, pattern).
 VITRINE_FACET_ATTRIBUTES = env_list("VITRINE_FACET_ATTRIBUTES", ["colour", "pattern", "tags"])
 # Hybrid search: a keyword index (Qdrant sparse vectors, IDF-weighted) beside the vectors.
+# Off: searches read the vectors alone (the keyword index is still written).
+VITRINE_KEYWORD_SEARCH = env_bool("VITRINE_KEYWORD_SEARCH", True)
 # Weights of each product field in the keyword side (0 leaves a field out).
 VITRINE_KEYWORD_FIELD_WEIGHTS = env_weights(
     "VITRINE_KEYWORD_FIELD_WEIGHTS",

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 # Query parameters of the search page; a product attribute offered as a facet uses its
 # own name unless it collides with one of these.
 PAGE_PARAMS = ("q", "photo", "similar", "plus", "minus", "category", "brand", "price_min", "price_max")
-PAGE_PARAMS += ("sort", "page", "loose", "partial")
+PAGE_PARAMS += ("sort", "page", "loose", "exact", "partial")
 MAX_PAGE = 1000
 MAX_ID = 2**63 - 1  # the database's largest id; beyond it SQLite overflows
 
@@ -33,7 +33,10 @@ class ShopperSearchForm(forms.Form):
     price_max = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=2)
     sort = forms.ChoiceField(required=False, choices=[])
     page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
-    loose = forms.BooleanField(required=False)
+    # How many bands of loosely related products to show (VITRINE_LOOSE_BAND each).
+    loose = forms.IntegerField(required=False, min_value=0, max_value=100)
+    # Search the words as typed ("Search instead for …"): no spelling correction.
+    exact = forms.BooleanField(required=False)
 
     def __init__(self, data, *, sorts: dict[str, str], attributes: list[str]):
         super().__init__(data)

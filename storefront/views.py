@@ -86,7 +86,7 @@ def _base_context(request: HttpRequest, form: ShopperSearchForm) -> dict:
         "query_words": request.GET.get("q", ""),
         # The text form keeps the photo, filters and sort when the words change; paging
         # and refinements belong to the old words and are dropped.
-        "carry_params": _params_except(request.GET, {"q", "page", "plus", "minus", "similar", "loose"}),
+        "carry_params": _params_except(request.GET, {"q", "page", "plus", "minus", "similar", "loose", "exact"}),
         "price_carry_params": _params_except(request.GET, {"price_min", "price_max", "page"}),
     }
 
@@ -121,6 +121,8 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict) ->
             attributes=form.attribute_filters(),
         ),
         relevant_only=not data.get("loose"),
+        loose_limit=(data.get("loose") or 0) * settings.VITRINE_LOOSE_BAND,
+        correct=not data.get("exact"),
         sort=data.get("sort") or "relevance",
         limit=PAGE_SIZE,
         offset=(page_number - 1) * PAGE_SIZE,
@@ -192,7 +194,10 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
         "liked_products": list(Product.objects.filter(pk__in=query.positive_ids)),
         "hidden_products": list(Product.objects.filter(pk__in=query.negative_ids)),
         "unrefined_url": _url(params, drop=("plus", "minus")),
-        "loose_url": _url(params, set={"loose": "1"}),
+        "loose_url": _url(params, set={"loose": str((data.get("loose") or 0) + 1)}),
+        "loose_band": min(settings.VITRINE_LOOSE_BAND, result.loosely_related),
+        "exact_url": _url(params, set={"exact": "1"}, drop=("page",)),
+        "suggestion_urls": [("?" + urlencode({"q": word}), word) for word in result.suggestions],
         "strict_url": _url(params, drop=("loose",)),
         "clear_filters_url": _url(params, drop=("category", "brand", "price_min", "price_max", *_attribute_params())),
         "drop_photo_url": _url(params, drop=("photo", "plus", "minus")),

@@ -253,3 +253,77 @@ def test_optimize_builds_the_graph_once_a_collection_outgrows_an_exact_scan(engi
         assert built is False  # a Qdrant server builds its graph by itself
     found = index.candidates(SPACE, vectors[6], limit=1)
     assert (found[0].image_id, index.count(SPACE)) == (7, 300)
+
+
+# --- the keyword side (sparse vectors with IDF, and the terms payload) --------------------
+
+
+def keyword_point(image_id, product_id, keywords: dict[str, float]):
+    payload = {"category": "mugs", "brand": "Kito", "price": 10.0, "is_active": True, "terms": sorted(keywords)}
+    return ImagePoint(
+        image_id=image_id, product_id=product_id, vector=unit(1, 0, 0, 0), payload=payload, keywords=keywords
+    )
+
+
+def test_keyword_candidates_rank_by_idf_weighted_terms_and_honour_required_groups():
+    index = get_index()
+    index.upsert(
+        SPACE,
+        [
+            keyword_point(1, 10, {"red": 1.0, "stripe": 1.0, "mug": 1.0}),
+            keyword_point(2, 10, {"red": 1.0, "stripe": 1.0, "mug": 1.0}),  # a second photo of 10
+            keyword_point(3, 20, {"red": 1.0, "mug": 1.0}),
+            keyword_point(4, 30, {"blue": 1.0, "stripe": 1.0, "mug": 1.0}),
+            keyword_point(5, 40, {"red": 1.0, "hat": 1.0}),
+        ],
+    )
+    assert index.has_keywords(SPACE)
+    query = {"red": 1.0, "stripe": 1.0, "mug": 1.0}
+    ranked = index.keyword_candidates(SPACE, query, limit=10)
+    assert [c.product_id for c in ranked][0] == 10  # all three words
+    assert {c.product_id for c in ranked} == {10, 20, 30, 40}  # any word, one hit per product
+    every_word = index.keyword_candidates(SPACE, query, limit=10, require=(("red",), ("stripe",), ("mug",)))
+    assert [c.product_id for c in every_word] == [10]
+    # A group holds alternatives (a word and its synonyms): either one satisfies it.
+    either = index.keyword_candidates(SPACE, query, limit=10, require=(("red", "blue"), ("stripe",)))
+    assert {c.product_id for c in either} == {10, 30}
+    # IDF: "hat" (one product) outweighs "mug" (three) for a product holding one of them each.
+    rare = index.keyword_candidates(SPACE, {"hat": 1.0, "mug": 1.0}, limit=10)
+    assert rare[0].product_id == 40
+    filtered = index.keyword_candidates(SPACE, query, limit=10, filters=IndexFilters(exclude_product_ids=(10,)))
+    assert 10 not in {c.product_id for c in filtered}
+
+
+def test_a_products_new_words_replace_its_old_ones_on_every_photo():
+    index = get_index()
+    index.upsert(SPACE, [keyword_point(1, 10, {"red": 1.0, "mug": 1.0}), keyword_point(2, 10, {"red": 1.0})])
+    index.set_product_payload(10, {"terms": ["zanzibar", "lamp"]}, {"zanzibar": 1.0, "lamp": 1.0})
+    assert [c.product_id for c in index.keyword_candidates(SPACE, {"zanzibar": 1.0}, limit=5)] == [10]
+    assert index.keyword_candidates(SPACE, {"red": 1.0}, limit=5) == []
+    required = index.keyword_candidates(SPACE, {"lamp": 1.0}, limit=5, require=(("lamp",), ("zanzibar",)))
+    assert [c.product_id for c in required] == [10]
+
+
+def test_a_collection_made_before_keywords_is_searched_by_vectors_alone(engine, settings):
+    if engine == "edge":
+        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams
+
+        from embeddings.index.edge import META_FILE
+
+        path = Path(settings.VITRINE_INDEX_PATH) / collection_name(SPACE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        EdgeShard.create(str(path), EdgeConfig(vectors={"image": EdgeVectorParams(4, Distance.Cosine)})).close()
+        (path.parent / META_FILE).write_text('{"collections": {}, "aliases": {}}')
+    else:
+        from qdrant_client import models as qm
+
+        index = get_index()
+        index.client.create_collection(
+            collection_name(SPACE), vectors_config=qm.VectorParams(size=4, distance=qm.Distance.COSINE)
+        )
+    index = get_index()
+    index.upsert(SPACE, [keyword_point(1, 10, {"red": 1.0})])  # the keywords are left out, the point kept
+    assert not index.has_keywords(SPACE)
+    assert index.keyword_candidates(SPACE, {"red": 1.0}, limit=5) == []
+    assert [c.product_id for c in index.candidates(SPACE, unit(1, 0, 0, 0), limit=5)] == [10]
+    index.set_product_payload(10, {"terms": ["blue"]}, {"blue": 1.0})  # no keyword vector to update: no error

@@ -56,11 +56,14 @@ def test_only_a_change_of_an_indexed_field_refreshes_the_payload(tasks_run):
     services.image_create(product=item, content=images.noise_jpeg(1))
     tasks_run.clear()
 
-    services.product_update(product=item, title="Big mug", description="Stoneware")
-    assert tasks_run == [], "title and description are not in the points' payload"
+    services.product_update(product=item, url="https://shop.example/big-mug", currency="EUR")
+    assert tasks_run == [], "the URL and currency are not in the points' payload"
 
     services.product_update(product=item, price="9.90")
     assert tasks_run == ["refresh_product_payload"]
+    # The keyword side's words are: a new title refreshes them.
+    services.product_update(product=item, title="Big mug", description="Stoneware")
+    assert tasks_run == ["refresh_product_payload", "refresh_product_payload"]
 
 
 def test_deleting_tells_the_index_which_images_went(sent_signals):

@@ -63,7 +63,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     # Words are read against the catalog first (spelling, synonyms, known words) when the
     # index has a keyword side: then keyword and vector evidence are fused.
     plan = None
-    if kind in ("text", "image+text") and index.has_keywords(space):
+    if kind in ("text", "image+text") and settings.VITRINE_KEYWORD_SEARCH and index.has_keywords(space):
         plan = understand(query.text, correct=query.correct)
     words = plan.vector_text if plan is not None else query.text.strip()
     if kind == "text":
@@ -80,6 +80,10 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         vector, product_id = reference_vector(space, index, query.like_product_id, query.like_image_id)
         excluded.add(product_id)
     cutoffs = cutoffs_get(space)
+    if query.text_cutoff is not None:  # a preview: the one bar for vector evidence, as an override is
+        cutoffs = replace(cutoffs, text=query.text_cutoff, strong=query.text_cutoff, centroid=None, source="preview")
+    if query.image_cutoff is not None:
+        cutoffs = replace(cutoffs, image=query.image_cutoff, source="preview")
     cutoff = cutoffs.for_query("product" if kind == "products" else kind)
     # A photo with words: relevant when the words match and the item still resembles the photo.
     two_tests = kind == "image+text" and cutoffs.text is not None and cutoffs.resemblance is not None
@@ -136,8 +140,11 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         candidates = candidates_from(found)
     relevant = [c for c in candidates if c.relevant]
     loose = [c for c in candidates if not c.relevant]
+    hidden: list[Candidate] = loose if query.relevant_only else []
     if not query.relevant_only and query.loose_limit is not None:
-        loose = sorted(loose, key=lambda c: -c.rank_score)[: query.loose_limit]
+        # "Show loosely related" reveals the next band of them, best first.
+        loose = sorted(loose, key=lambda c: -c.rank_score)
+        loose, hidden = loose[: query.loose_limit], loose[query.loose_limit :]
     universe = relevant if query.relevant_only else relevant + loose
     failures = [failed_filters(c, filters) for c in universe]
     matching = [c for c, failed in zip(universe, failures, strict=True) if not failed]
@@ -187,7 +194,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     prices_universe = [c for c, failed in zip(universe, failures, strict=True) if not failed or failed == ("price",)]
     buckets = price_buckets(prices_universe)
     prices = [c.price for c in prices_universe if c.price is not None]
-    loosely_related = sum(1 for c in loose if matches(c, filters)) if query.relevant_only else 0
+    loosely_related = sum(1 for c in hidden if matches(c, filters))
 
     total = len(matching) if narrowed_total is None else narrowed_total
     matching = _sorted(matching, query.sort)

@@ -70,6 +70,9 @@ class SearchQuery:
     loose_limit: int | None = None
     # Correct misspelt words against the catalog's vocabulary ("search instead for" turns it off).
     correct: bool = True
+    # Cutoffs to use instead of the space's (the admin's preview of a changed cutoff).
+    text_cutoff: float | None = None
+    image_cutoff: float | None = None
     sort: str = "relevance"
     limit: int = 24
     offset: int = 0

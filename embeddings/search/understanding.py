@@ -160,11 +160,13 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
                     if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item):
                         per_value[(f"attr:{key}", str(item))] += 1
     # Distinct values are analysed once each (a catalog repeats its brands and values).
-    per_product: Counter = Counter()
+    # Products per term, per field; a term's count is its largest (a mug's title and its kind
+    # attribute both say "mug": one product, not two).
+    per_field: dict[str, Counter] = defaultdict(Counter)
     for (kind, value), count in per_value.items():
         found = add(value, count, whole=kind != "title")
         for term in found:
-            per_product[term] += count
+            per_field[kind][term] += count
         if kind == "brand":
             vocab.brands[whole_term(value)] = value
             for term in found:
@@ -176,6 +178,10 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
         elif kind.startswith("attr:"):
             for term in found:
                 vocab.attribute_values[term].add((kind[5:], value))
+    per_product: Counter = Counter()
+    for counts in per_field.values():
+        for term, count in counts.items():
+            per_product[term] = max(per_product[term], count)
     vocab.products = per_product
     for term, counts in surface_counts.items():
         vocab.surface[term] = counts.most_common(1)[0][0]
