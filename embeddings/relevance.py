@@ -67,11 +67,12 @@ class Cutoffs:
     centroid: np.ndarray | None = None
     margin: float | None = None
 
-    def distinct(self, query_vector: np.ndarray, score: float) -> bool:
-        """Whether a vector-only match stands out from the query's score over the catalog."""
+    def distinct(self, query_vector: np.ndarray) -> float:
+        """The score a vector-only match needs to stand out from the query's mean score over
+        the catalog (-inf: no such test, as without calibration or with an override)."""
         if self.centroid is None or self.margin is None or len(self.centroid) != len(query_vector):
-            return True
-        return score - float(query_vector @ self.centroid) >= self.margin
+            return float("-inf")
+        return float(query_vector @ self.centroid) + self.margin
 
     def for_query(self, kind: str) -> float | None:
         if kind == "text":
@@ -102,7 +103,7 @@ def cutoffs_get(space: EmbeddingSpace) -> Cutoffs:
     strong = text_stats.get("matched_p50")
     if text is not None:
         strong = max(strong, text) if strong is not None else text
-    centroid = text_stats.get("centroid")
+    centroid = _centroid(row) if row is not None else None
     if source in ("settings", "admin") and text is not None:
         # A person set the bar for words: it is the one bar for vector evidence.
         strong, centroid = text, None
@@ -112,9 +113,23 @@ def cutoffs_get(space: EmbeddingSpace) -> Cutoffs:
         source=source,
         resemblance=resemblance,
         strong=strong,
-        centroid=np.asarray(centroid, dtype=np.float32) if centroid else None,
+        centroid=centroid,
         margin=text_stats.get("margin_p5"),
     )
+
+
+_centroids: dict = {}
+
+
+def _centroid(row: RelevanceCutoff) -> np.ndarray | None:
+    """The calibration's centroid as an array (converted once per calibration)."""
+    key = (row.embedding_space, row.calibrated_at)
+    if key not in _centroids:
+        values = ((row.stats or {}).get("text") or {}).get("centroid")
+        if len(_centroids) > 16:
+            _centroids.clear()
+        _centroids[key] = np.asarray(values, dtype=np.float32) if values else None
+    return _centroids[key]
 
 
 def _grown(space: EmbeddingSpace, row: RelevanceCutoff) -> bool:

@@ -64,48 +64,48 @@ def hybrid_gather(
     ``fused`` set. ``make(found, relevant, keyword_score)`` builds a Candidate."""
     photo = image_vector is not None
     vector = _unit(image_vector + text_vector) if photo else text_vector
-    dense = index.candidates(space, vector, limit=limit, filters=filters, with_vectors=True, with_facts=True)
+    # The nearest products' vectors are read only when scores other than the index's are
+    # needed (a photo's resemblance, a refined query): 1,000 vectors cost more than the query.
+    need_vectors = photo or rank_vector is not None
+    dense = index.candidates(space, vector, limit=limit, filters=filters, with_vectors=need_vectors, with_facts=True)
     strict: list[IndexCandidate] = []
     partial: list[IndexCandidate] = []
     if plan.groups:
         strict = index.keyword_candidates(
-            space, plan.weights, limit=limit, filters=filters, require=plan.groups, with_facts=True, with_vectors=True
+            space, plan.weights, limit=limit, filters=filters, require=plan.groups, with_facts=True
         )
         if not strict:
-            partial = index.keyword_candidates(
-                space, plan.weights, limit=limit, filters=filters, with_facts=True, with_vectors=True
-            )
+            partial = index.keyword_candidates(space, plan.weights, limit=limit, filters=filters, with_facts=True)
     strict_ids = {c.product_id for c in strict}
     keyword = {c.product_id: c.score for c in (strict or partial)}
-
-    by_product: dict[int, IndexCandidate] = {}
-    for found in (*dense, *strict, *partial):
-        by_product.setdefault(found.product_id, found)
+    # Text alone: the index's score is the vector score. Keyword matches beyond the nearest
+    # products get theirs from their photo's vector.
+    vector_score = {c.product_id: c.score for c in dense} if not photo else {}
+    by_product: dict[int, IndexCandidate] = {c.product_id: c for c in dense}
+    beyond = [c for c in (strict or partial) if c.product_id not in by_product]
+    if beyond:
+        vectors = index.vectors(space, [c.image_id for c in beyond])
+        for found in beyond:
+            found.vector = vectors.get(found.image_id)
+            by_product[found.product_id] = found
+            if found.vector is not None and not photo:
+                vector_score[found.product_id] = float(found.vector @ text_vector)
 
     if photo and strict:
-        return Evidence(
-            _photo_with_words(
-                space,
-                index,
-                filters,
-                by_product,
-                strict_ids,
-                keyword,
-                plan,
-                image_vector,
-                text_vector,
-                resemblance,
-                make,
-            ),
-            complete=len(strict) < limit,
+        found = _photo_with_words(
+            space, index, filters, by_product, strict_ids, keyword, plan, image_vector, text_vector, resemblance, make
         )
+        return Evidence(found, complete=len(strict) < limit, exhausted=len(dense) < limit)
 
+    floor = distinct(text_vector)  # vector-only evidence must stand out from the query's mean
     candidates = []
     for product_id, found in by_product.items():
-        score = float(found.vector @ text_vector)
         if photo:
+            if found.vector is None:
+                continue
             # Words the catalog has no keyword for, with a photo: the words' cutoff and a
             # resemblance to the photo, ordered by both (as without a keyword side).
+            score = float(found.vector @ text_vector)
             looks = float(found.vector @ image_vector)
             relevant = (cutoff is None or score >= cutoff) and (resemblance is None or looks >= resemblance)
             candidate = make(found, relevant, keyword.get(product_id))
@@ -113,18 +113,19 @@ def hybrid_gather(
             candidate.rank_score = candidate.fused = score + looks
             candidates.append(candidate)
             continue
+        score = vector_score.get(product_id, -1.0)
         if product_id in strict_ids:
             relevant = True
         elif strict:
-            relevant = strong is not None and score >= strong and distinct(text_vector, score)
+            relevant = strong is not None and score >= strong and score >= floor
         elif plan.groups:
             # Known words, but no product has them all: the near ones having some of them.
             relevant = product_id in keyword and (cutoff is None or score >= cutoff)
         else:
-            relevant = (cutoff is None or score >= cutoff) and distinct(text_vector, score)
+            relevant = (cutoff is None or score >= cutoff) and score >= floor
         candidate = make(found, relevant, keyword.get(product_id))
         candidate.score = score
-        if rank_vector is not None:
+        if rank_vector is not None and found.vector is not None:
             candidate.rank_score = float(found.vector @ rank_vector)
         else:
             candidate.rank_score = score
@@ -134,7 +135,8 @@ def hybrid_gather(
     # Complete: the index gave every product holding all the words, and the vectors
     # reached below the score that makes a product relevant on its own.
     bar = strong if strict else cutoff
-    vectors_done = len(dense) < limit or bar is None or float(dense[-1].vector @ text_vector) < bar
+    last = (float(dense[-1].vector @ text_vector) if photo else dense[-1].score) if dense else None
+    vectors_done = len(dense) < limit or bar is None or last < bar
     return Evidence(candidates, complete=len(strict or partial) < limit and vectors_done, exhausted=len(dense) < limit)
 
 
@@ -151,6 +153,8 @@ def _photo_with_words(
     kept = {key: value for key, value in reference.items() if key not in changed and isinstance(value, str)}
     candidates = []
     for product_id, found in by_product.items():
+        if found.vector is None:
+            continue
         looks = float(found.vector @ image_vector)
         attributes = (found.facts or {}).get("attributes") or {}
         shared = sum(1 for key, value in kept.items() if attributes.get(key) == value)
