@@ -187,6 +187,7 @@ def _search_response(request: Request, page: SearchPage, facets: list[str], *, e
         ],
         "corrected_query": page.corrected_query,
         "suggestions": list(page.suggestions),
+        "understood": page.understood,
         "total": page.total,
         "total_is_lower_bound": page.total_is_capped,
         "loosely_related": page.loosely_related,

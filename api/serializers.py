@@ -383,6 +383,20 @@ class SimilarQuerySerializer(serializers.Serializer):
     )
 
 
+class UnderstoodAttributeSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.CharField()
+
+
+class UnderstoodSerializer(serializers.Serializer):
+    brands = serializers.ListField(child=serializers.CharField(), help_text="Brands the words name")
+    categories = serializers.ListField(child=serializers.CharField(), help_text="Categories the words name")
+    attributes = UnderstoodAttributeSerializer(many=True, help_text="Attribute values the words name")
+    unknown_words = serializers.ListField(
+        child=serializers.CharField(), help_text="Words no product has (left to the vectors)"
+    )
+
+
 class ExplainSerializer(serializers.Serializer):
     keyword = serializers.FloatField(
         allow_null=True, help_text="The keyword side's score (IDF-weighted terms); null: no keyword match"
@@ -445,6 +459,9 @@ class SearchResponseSerializer(serializers.Serializer):
     )
     fusion = serializers.CharField(
         allow_null=True, help_text="rrf or score: how keyword and vector evidence were fused (null: vectors alone)"
+    )
+    understood = UnderstoodSerializer(
+        allow_null=True, help_text="How the words were read against the catalog (null: no words, or vectors alone)"
     )
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()

@@ -70,11 +70,25 @@ def index_health(request: HttpRequest) -> HttpResponse:
             alias=index.alias,
             alias_target=index.alias_target(),
             location=index.location,
+            keywords=index.has_keywords(space),
             drift=index_drift(space),
         )
     except (IndexUnavailable, ModelUnavailable) as exc:
         context["unavailable"] = str(exc)
     return render(request, "admin/index_health.html", context)
+
+
+def keywords_rebuild() -> int:
+    """Make the live space's collection again, with keyword vectors (a collection's vector
+    layout cannot change in place), and queue every image for it. Returns how many."""
+    space = get_encoder().space
+    index = get_index()
+    index.drop(collection_name(space))
+    index.ensure(space)
+    image_ids = list(ProductImage.objects.values_list("pk", flat=True))
+    ProductImage.objects.filter(embedding_space=space.id).update(embedding_space="")
+    services.images_reembed(image_ids=image_ids)
+    return len(image_ids)
 
 
 def _act(request: HttpRequest) -> HttpResponse:
@@ -97,6 +111,9 @@ def _act(request: HttpRequest) -> HttpResponse:
                 request,
                 f"Reconciled: {report.requeued} images re-queued, {report.orphans_deleted} orphan points deleted.",
             )
+        elif action == "rebuild_keywords":
+            count = keywords_rebuild()
+            messages.success(request, f"Made the collection again with a keyword index; queued {count} images.")
         elif action in ("retry_failed", "rebuild"):
             images = ProductImage.objects.all()
             if action == "retry_failed":

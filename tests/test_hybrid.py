@@ -262,6 +262,10 @@ def test_the_api_explains_scores_and_says_when_it_corrected_the_words(small_shop
     assert "explain" not in plain["results"][0] and plain["corrected_query"] is None
     nothing = search_api.post("/api/v1/search", {"text": "asdfgh"}).json()
     assert nothing["total"] == 0 and nothing["suggestions"]
+    assert nothing["understood"]["unknown_words"] == ["asdfgh"]
+    brand = small_shop[0].brand
+    read = search_api.post("/api/v1/search", {"text": f"{brand} {kind}"}).json()["understood"]
+    assert read["brands"] == [brand] and {"key": "kind", "value": kind} in read["attributes"]
     as_typed = search_api.post("/api/v1/search", {"text": "zzzmug", "correct": False}).json()
     assert as_typed["corrected_query"] is None
 
@@ -320,3 +324,37 @@ def test_the_cutoff_admin_previews_typed_values_without_saving_and_refuses_non_c
     assert refused.status_code == 200 and "less than or equal to 1.0" in refused.content.decode()
     row.refresh_from_db()
     assert row.text_override is None
+
+
+@engine_tests
+def test_reindex_with_keywords_remakes_a_collection_made_before_keyword_search(settings, client):
+    from pathlib import Path
+
+    from django.core.management import call_command
+    from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams
+
+    from embeddings.index import collection_name, get_index, reset_index
+    from embeddings.model import get_encoder
+    from tests import images
+
+    space = get_encoder().space
+    path = Path(settings.VITRINE_INDEX_PATH) / collection_name(space)  # as an earlier Vitrine made it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = EdgeConfig(vectors={"image": EdgeVectorParams(space.dimension, Distance.Cosine)})
+    EdgeShard.create(str(path), config).close()
+    reset_index()
+    product = services.product_upsert(external_id="old-1", title="Zanzibar teapot").product
+    services.image_create(product=product, content=images.noise_jpeg(3))
+    assert not get_index().has_keywords(space)
+    assert catalog_search(SearchQuery(text="zanzibar")).fusion == ""  # vectors alone
+    # The health page says so, as a merchandiser sees it.
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
+    assert "<strong>missing</strong>" in client.get("/admin/index-health/").content.decode()
+
+    reset_index()  # the command opens the store itself, as when the server is stopped
+    call_command("reindex", "--with-keywords", verbosity=0)
+
+    assert get_index().has_keywords(space)
+    page = catalog_search(SearchQuery(text="zanzibar"))
+    assert page.fusion == "rrf" and [hit.product.pk for hit in page.hits] == [product.pk]
+    assert page.hits[0].explain["keyword"] > 0

@@ -236,6 +236,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         corrected_query=plan.corrected if plan is not None else None,
         suggestions=_suggestions(plan) if plan is not None and total == 0 else (),
         fusion=settings.VITRINE_SEARCH_FUSION if hybrid is not None else "",
+        understood=_understood(plan) if plan is not None else None,
     )
 
 
@@ -250,6 +251,15 @@ def _explain(candidate: Candidate) -> dict:
         "vector": round(candidate.score, 4),
         "fused": round(candidate.fused, 6),
         "relevant": candidate.relevant,
+    }
+
+
+def _understood(plan) -> dict:
+    return {
+        "brands": list(plan.brands),
+        "categories": list(plan.categories),
+        "attributes": [{"key": key, "value": value} for key, value in plan.attributes],
+        "unknown_words": list(plan.unknown),
     }
 
 

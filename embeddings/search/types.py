@@ -132,6 +132,8 @@ class SearchPage:
     corrected_query: str | None = None
     # Words to try when nothing matches.
     suggestions: tuple[str, ...] = ()
+    # What the words were read as: brands, categories, attribute values, words the catalog lacks.
+    understood: dict | None = None
     # How keyword and vector evidence were combined ("rrf", "score"; "" when vectors alone).
     fusion: str = ""
 

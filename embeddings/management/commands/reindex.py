@@ -6,11 +6,18 @@ from catalog import selectors, services, signals
 from catalog.commands import held_images_index, is_in_process
 from catalog.models import ProductImage
 from embeddings.commands import index_claim_for_command, index_optimize
-from embeddings.index import get_index
+from embeddings.index import collection_name, get_index
 from embeddings.management.commands.calibrate_relevance import describe_cutoffs
 from embeddings.model import get_encoder
 from embeddings.relevance import cutoffs_calibrate, cutoffs_get
 from embeddings.spaces import space_switch_if_complete
+
+
+def keywords_rebuild_now(space) -> None:
+    """Drop the space's collection and mark its images for embedding (this command embeds them)."""
+    get_index().drop(collection_name(space))
+    get_index().ensure(space)
+    ProductImage.objects.filter(embedding_space=space.id).update(state=ProductImage.State.PENDING, embedding_space="")
 
 
 class Command(BaseCommand):
@@ -22,10 +29,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--include-failed", action="store_true", help="Also retry images that failed.")
+        parser.add_argument(
+            "--with-keywords",
+            action="store_true",
+            help="The collection was made before keyword search: make it again with a keyword index and "
+            "re-embed every image (searches find only what is re-embedded until it is done).",
+        )
 
-    def handle(self, *args, include_failed: bool, verbosity: int, **options):
+    def handle(self, *args, include_failed: bool, with_keywords: bool, verbosity: int, **options):
         index_claim_for_command()
         space = get_encoder().space
+        if with_keywords:
+            if get_index().has_keywords(space):
+                self.stdout.write("The collection already has a keyword index.")
+            else:
+                keywords_rebuild_now(space)
+        elif not get_index().has_keywords(space):
+            self.stderr.write(
+                "The collection was made before keyword search: searches read vectors alone. "
+                "Run `manage.py reindex --with-keywords` to add it."
+            )
         image_ids = selectors.images_needing_embedding(space.id)
         if include_failed:
             image_ids += list(ProductImage.objects.filter(state=ProductImage.State.FAILED).values_list("pk", flat=True))
