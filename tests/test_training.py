@@ -53,6 +53,10 @@ def test_captions_come_in_both_languages_and_state_only_true_facts():
     assert all(c.facts <= facts for c in captions)
     texts = {c.text for c in captions}
     assert {"grey checked umbrella", "灰色格子雨伞", "grey", "雨伞", "checked"} <= texts
+    # Half are phrased as shoppers write: plurals, synonyms, fillers, traditional characters.
+    joined = " | ".join(texts)
+    for phrasing in ("umbrellas", "parasol", "gray", "i want a", "雨傘", "我想要", "一个"):
+        assert phrasing in joined, phrasing
 
 
 def test_held_out_combinations_are_never_trained_on():
