@@ -1,6 +1,6 @@
 """How good the calibrated relevance cutoff is, against every single threshold.
 
-    .venv/bin/python benchmarks/cutoff_sweep.py [--cutoff 0.4935]
+    .venv/bin/python benchmarks/cutoff_sweep.py [--cutoff 0.5086]
 
 Renders all 528 demo combinations (kind × colour × pattern) once, from a stream the shop
 does not use, and scores 215 attribute queries against them with the demo model: the 12
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cutoff", type=float, default=0.4935)
+    parser.add_argument("--cutoff", type=float, default=0.5086)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "searchsite.settings")
     os.environ.setdefault("LOG_LEVEL", "warning")

@@ -39,11 +39,11 @@ PARTIAL_HEADER = "HTTP_X_VITRINE_PARTIAL"
 # (query, language): shown on the empty page, in both languages the demo model knows.
 EXAMPLE_QUERIES = (
     ("red striped mug", "en"),
-    ("blue dotted bag", "en"),
-    ("grey checked umbrella", "en"),
+    ("cups with blue dots", "en"),
+    ("Nordlys lamp", "en"),
     ("红色条纹杯子", "zh"),
-    ("蓝色圆点包", "zh"),
-    ("黑色鞋", "zh"),
+    ("我想要蓝色圆点包", "zh"),
+    ("黑色的鞋", "zh"),
 )
 # Intake error code -> HTTP status for a photo that cannot be used.
 PHOTO_ERROR_STATUS = {"file_too_large": 413, "unsupported_format": 415, "not_an_image": 415}

@@ -358,3 +358,9 @@ def test_reindex_with_keywords_remakes_a_collection_made_before_keyword_search(s
     page = catalog_search(SearchQuery(text="zanzibar"))
     assert page.fusion == "rrf" and [hit.product.pk for hit in page.hits] == [product.pk]
     assert page.hits[0].explain["keyword"] > 0
+
+
+def test_a_last_word_being_typed_is_read_as_the_start_of_a_catalog_word(catalog):
+    assert understand("red stri").groups == (("red",), ("stripe",))
+    assert understand("stri mug").groups == (("mug",),)  # only the last word can be unfinished
+    assert understand("red stri ").unknown == ("stri",)  # a space after it: the word is finished

@@ -21,6 +21,7 @@ vocabulary, built from its products' titles, brands, categories, attributes and 
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 import time
@@ -37,6 +38,8 @@ from searchsite.caching import cache_call
 
 VOCABULARY_SECONDS = 30  # how often the catalog is checked for changes (a cheap count)
 MIN_CORRECTABLE = 4  # shorter words are not corrected ("mg" is too ambiguous)
+MIN_PREFIX = 3  # a last word this long that no product has is read as the start of one
+MAX_COMPLETIONS = 12
 SYNONYM_WEIGHT = 0.8  # a synonym's weight in the keyword query, against the word typed
 
 
@@ -50,6 +53,7 @@ class Vocabulary:
     surface: dict[str, str] = field(default_factory=dict)
     # surface word → terms (for spelling: words are compared as written)
     surfaces: set[str] = field(default_factory=set)
+    ordered_surfaces: list[str] = field(default_factory=list)  # for prefixes (a word being typed)
     # a word with one letter deleted → the catalog words it comes from
     deletes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     brands: dict[str, str] = field(default_factory=dict)  # whole term → brand as written
@@ -192,6 +196,7 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
             if surface.isascii() and len(surface) >= MIN_CORRECTABLE - 1:
                 for deleted in _deletes(surface):
                     vocab.deletes[deleted].add(surface)
+    vocab.ordered_surfaces = sorted(vocab.surfaces)
     for synonym in Synonym.objects.filter(is_active=True):
         entries = [_entry_terms(word) for word in synonym.words]
         entries = [entry for entry in entries if entry]
@@ -232,6 +237,21 @@ def _correction(surface: str, vocab: Vocabulary) -> str | None:
     if not found:
         return None
     return max(sorted(found), key=lambda word: vocab.products.get(stem(word), 0))
+
+
+def _completions(prefix: str, vocab: Vocabulary) -> list[str]:
+    """Catalog terms of the words starting with ``prefix`` (a word still being typed: "stri"
+    → striped), the most common first."""
+    if len(prefix) < MIN_PREFIX or not prefix.isascii() or not prefix.isalpha():
+        return []
+    start = bisect.bisect_left(vocab.ordered_surfaces, prefix)
+    found = []
+    for surface in vocab.ordered_surfaces[start:]:
+        if not surface.startswith(prefix):
+            break
+        found.append(stem(surface))
+    found = [term for term in dict.fromkeys(found) if vocab.knows(term)]
+    return sorted(found, key=lambda term: -vocab.products[term])[:MAX_COMPLETIONS]
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -282,8 +302,11 @@ def understand(text: str, *, correct: bool = True, vocab: Vocabulary | None = No
     unknown: list[str] = []
     vector_words: list[str] = []
     brands, categories, attributes = [], [], []
-    for term, surface in read:
+    typing = text[-1:].isalnum()  # the last word may be unfinished (search-as-you-type)
+    for position, (term, surface) in enumerate(read):
         alternatives = [term, *sorted(vocab.synonyms.get(term, ()))]
+        if position == len(read) - 1 and typing and not any(vocab.knows(t) for t in alternatives):
+            alternatives += _completions(surface, vocab)
         weights[term] = max(weights.get(term, 0.0), 1.0)
         for other in alternatives[1:]:
             weights[other] = max(weights.get(other, 0.0), SYNONYM_WEIGHT)
