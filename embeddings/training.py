@@ -76,7 +76,7 @@ def attribute_facts(attributes: Attributes) -> frozenset:
 VARIED_SHARE = 0.5  # captions in a shopper's phrasing; the rest are the bare attributes
 
 
-def demo_caption(attributes: Attributes, rng: random.Random) -> Caption:
+def demo_caption(attributes: Attributes, rng: random.Random, varied_share: float = VARIED_SHARE) -> Caption:
     """A bilingual caption stating some of the attributes (all, two, or one), half of them
     phrased as shoppers write (see the TRAINED_* templates)."""
     colour_en, colour_zh, _ = COLOURS[attributes.colour]
@@ -94,7 +94,7 @@ def demo_caption(attributes: Attributes, rng: random.Random) -> Caption:
         keys = ("colour", "pattern")
     else:
         keys = (rng.choice(("colour", "kind", "pattern")),)
-    varied = rng.random() < VARIED_SHARE
+    varied = rng.random() < varied_share
     if language == "zh":
         words = {"colour": colour_zh, "pattern": pattern_zh, "kind": kind_zh}
         text = "".join(words[k] for k in ("colour", "pattern", "kind") if k in keys)
@@ -199,7 +199,13 @@ def demo_training_split(held_out_fraction: float = 0.1, seed: int = 0) -> tuple[
 
 
 def demo_training_set(
-    *, image_count: int, image_size: int, seed: int, workers: int = 2, progress: bool = True
+    *,
+    image_count: int,
+    image_size: int,
+    seed: int,
+    workers: int = 2,
+    progress: bool = True,
+    varied_share: float = VARIED_SHARE,
 ) -> TrainingSet:
     """Renders from the "train" stream of the trained combinations, resized for the model."""
     trained, _ = demo_training_split(seed=0)
@@ -210,7 +216,7 @@ def demo_training_set(
     by_index = dict(enumerate(chosen))
 
     def sampler(index: int, sample_rng: random.Random) -> Caption:
-        return demo_caption(by_index[index], sample_rng)
+        return demo_caption(by_index[index], sample_rng, varied_share)
 
     return TrainingSet(images=images, facts=[attribute_facts(a) for a in chosen], caption_sampler=sampler)
 

@@ -364,3 +364,22 @@ def test_a_last_word_being_typed_is_read_as_the_start_of_a_catalog_word(catalog)
     assert understand("red stri").groups == (("red",), ("stripe",))
     assert understand("stri mug").groups == (("mug",),)  # only the last word can be unfinished
     assert understand("red stri ").unknown == ("stri",)  # a space after it: the word is finished
+
+
+@engine_tests
+def test_filters_reach_keyword_matches_beyond_the_candidates(small_shop, settings):
+    from collections import Counter
+
+    from embeddings.search import FacetFilters
+
+    kind, _ = Counter(p.attributes["kind"] for p in small_shop).most_common(1)[0]
+    of_kind = [p for p in small_shop if p.attributes["kind"] == kind]
+    brand = of_kind[-1].brand
+    settings.VITRINE_SEARCH_CANDIDATES = 2  # fewer than the products holding the word
+    word = KINDS[kind][0]
+    unfiltered = catalog_search(SearchQuery(text=word, limit=100))
+    assert unfiltered.total_is_capped
+    page = catalog_search(SearchQuery(text=word, filters=FacetFilters(brands=(brand,)), limit=100))
+    expected = {p.pk for p in of_kind if p.brand == brand}
+    assert {hit.product.pk for hit in page.hits} >= expected
+    assert all(hit.product.brand == brand for hit in page.hits)

@@ -60,6 +60,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     kind = query.kind
     excluded = set(query.negative_ids)
     text_vector = image_vector = None
+    like = None  # "more like this": the product's category and attributes
     # Words are read against the catalog first (spelling, synonyms, known words) when the
     # index has a keyword side: then keyword and vector evidence are fused.
     plan = None
@@ -79,6 +80,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     else:
         vector, product_id = reference_vector(space, index, query.like_product_id, query.like_image_id)
         excluded.add(product_id)
+        like = Product.objects.filter(pk=product_id).values_list("category", "attributes").first()
     cutoffs = cutoffs_get(space)
     if query.text_cutoff is not None:  # a preview: the one bar for vector evidence, as an override is
         cutoffs = replace(cutoffs, text=query.text_cutoff, strong=query.text_cutoff, centroid=None, source="preview")
@@ -103,7 +105,10 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         return cutoff is None or candidate.score >= cutoff
 
     def candidates_from(found: list[IndexCandidate]) -> list[Candidate]:
-        return [_candidate(c, rank_vector, relevance(c)) for c in found]
+        candidates = [_candidate(c, rank_vector, relevance(c)) for c in found]
+        if like is not None:
+            _like_ordered(candidates, *like)
+        return candidates
 
     # The nearest products, with the fields filters and facets read (from the index's
     # payload: the database is read for the one page shown).
@@ -158,9 +163,13 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     total_is_capped = not complete
     narrowed_total = None
     if not complete and filters.any and hybrid is not None:
-        narrowed = gather(_pushable(base, filters)).candidates
-        matching = [c for c in narrowed if (c.relevant or not query.relevant_only) and matches(c, filters)]
-        total_is_capped = len(narrowed) >= limit
+        evidence = gather(_pushable(base, filters))
+        kept = [c for c in evidence.candidates if matches(c, filters)]
+        matching = [c for c in kept if c.relevant]
+        if not query.relevant_only:
+            further = sorted((c for c in kept if not c.relevant), key=lambda c: -c.rank_score)
+            matching += further if query.loose_limit is None else further[: query.loose_limit]
+        total_is_capped = not (evidence.complete if query.relevant_only else evidence.exhausted)
     elif not complete and filters.any:
         threshold = cutoff if query.relevant_only and not two_tests else None
         pushed = _pushable(base, filters)
@@ -288,6 +297,20 @@ def _candidate(found: IndexCandidate, rank_vector: np.ndarray | None, relevant: 
         created_at=facts.get("created") or 0.0,
         attributes=attributes if isinstance(attributes, dict) else {},
     )
+
+
+# "More like this": each category or attribute value shared with the product counts as this
+# much photo resemblance, so that among look-alikes the same kind (and colour…) comes first.
+SHARED_VALUE_WEIGHT = 0.05
+
+
+def _like_ordered(candidates: list[Candidate], category: str, attributes) -> None:
+    attributes = attributes if isinstance(attributes, dict) else {}
+    plain = {key: value for key, value in attributes.items() if isinstance(value, (str, int, float))}
+    for candidate in candidates:
+        shared = sum(1 for key, value in plain.items() if (candidate.attributes or {}).get(key) == value)
+        shared += 1 if category and candidate.category == category else 0
+        candidate.rank_score += SHARED_VALUE_WEIGHT * shared
 
 
 @functools.lru_cache(maxsize=65536)
