@@ -136,6 +136,9 @@ def catalog_search(query: SearchQuery) -> SearchPage:
                 make=lambda found, is_relevant, keyword_score: replace_relevance(
                     _candidate(found, None, is_relevant), keyword_score
                 ),
+                # Loosely related products are listed only when asked for; counted otherwise.
+                keep_loose=not query.relevant_only or filters.any,
+                calibrated=cutoffs.source == "calibrated",
             )
 
         hybrid = gather(base)
@@ -204,10 +207,17 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     buckets = price_buckets(prices_universe)
     prices = [c.price for c in prices_universe if c.price is not None]
     loosely_related = sum(1 for c in hidden if matches(c, filters))
+    if hybrid is not None:
+        loosely_related += hybrid.loose_count  # counted, not made (no filters to check)
 
     total = len(matching) if narrowed_total is None else narrowed_total
     matching = _sorted(matching, query.sort)
     page = matching[query.offset : query.offset + query.limit]
+    unscored = [c for c in page if c.score != c.score]  # NaN: a keyword match beyond the nearest
+    if unscored:
+        vectors = index.vectors(space, [c.image_id for c in unscored])
+        for c in unscored:
+            c.score = float(vectors[c.image_id] @ text_vector) if c.image_id in vectors else -1.0
     products = Product.objects.in_bulk([c.product_id for c in page])
     images = ProductImage.objects.in_bulk([c.image_id for c in page])
     hits = [

@@ -33,6 +33,9 @@ from embeddings.search.types import Candidate
 from embeddings.search.understanding import QueryPlan
 
 RRF_K = 60
+# The vector score of a keyword match beyond the nearest products, not read yet: below every
+# nearest product's (the engine reads it for the products shown).
+UNSCORED = float("nan")
 # A shared attribute of the photo's product counts as much as this much resemblance.
 ATTRIBUTE_WEIGHT = 0.1
 
@@ -42,6 +45,7 @@ class Evidence:
     candidates: list[Candidate]
     complete: bool  # every product that could be relevant is among the candidates
     exhausted: bool = False  # every product is among the candidates (the index had no more)
+    loose_count: int = 0  # loosely related products counted but not made into candidates
 
 
 def hybrid_gather(
@@ -59,9 +63,14 @@ def hybrid_gather(
     filters: IndexFilters,
     limit: int,
     make,
+    keep_loose: bool = True,
+    calibrated: bool = True,
 ) -> Evidence:
     """Candidates for words (``image_vector``: and a photo) with relevance decided and
-    ``fused`` set. ``make(found, relevant, keyword_score)`` builds a Candidate."""
+    ``fused`` set. ``make(found, relevant, keyword_score)`` builds a Candidate.
+    ``keep_loose`` False: loosely related products are only counted (``loose_count``).
+    ``calibrated`` False: a person set the cutoff (admin, settings, a preview): it is the one
+    bar for vector evidence, with no peer or distinctness test."""
     photo = image_vector is not None
     vector = _unit(image_vector + text_vector) if photo else text_vector
     # The nearest products' vectors are read only when scores other than the index's are
@@ -79,17 +88,23 @@ def hybrid_gather(
     strict_ids = {c.product_id for c in strict}
     keyword = {c.product_id: c.score for c in (strict or partial)}
     # Text alone: the index's score is the vector score. Keyword matches beyond the nearest
-    # products get theirs from their photo's vector.
+    # products score below all of them on vectors: how far below is read only for the few
+    # shown (``UNSCORED``; the engine fills it in for the page), or for all of them where it
+    # decides relevance (a photo; no product holding every word while the nearest products
+    # still reach the cutoff).
     vector_score = {c.product_id: c.score for c in dense} if not photo else {}
     by_product: dict[int, IndexCandidate] = {c.product_id: c for c in dense}
     beyond = [c for c in (strict or partial) if c.product_id not in by_product]
-    if beyond:
+    floor_reached = bool(dense) and len(dense) >= limit and cutoff is not None and dense[-1].score >= cutoff
+    exact = photo or rank_vector is not None or (not strict and floor_reached)
+    if beyond and exact:
         vectors = index.vectors(space, [c.image_id for c in beyond])
         for found in beyond:
             found.vector = vectors.get(found.image_id)
-            by_product[found.product_id] = found
             if found.vector is not None and not photo:
                 vector_score[found.product_id] = float(found.vector @ text_vector)
+    for found in beyond:
+        by_product[found.product_id] = found
 
     if photo and strict:
         found = _photo_with_words(
@@ -99,12 +114,12 @@ def hybrid_gather(
 
     floor = distinct(text_vector)  # vector-only evidence must stand out from the query's mean
     candidates = []
-    for product_id, found in by_product.items():
-        if photo:
+    if photo:
+        # Words the catalog has no keyword for, with a photo: the words' cutoff and a
+        # resemblance to the photo, ordered by both (as without a keyword side).
+        for product_id, found in by_product.items():
             if found.vector is None:
                 continue
-            # Words the catalog has no keyword for, with a photo: the words' cutoff and a
-            # resemblance to the photo, ordered by both (as without a keyword side).
             score = float(found.vector @ text_vector)
             looks = float(found.vector @ image_vector)
             relevant = (cutoff is None or score >= cutoff) and (resemblance is None or looks >= resemblance)
@@ -112,32 +127,54 @@ def hybrid_gather(
             candidate.score = score
             candidate.rank_score = candidate.fused = score + looks
             candidates.append(candidate)
-            continue
-        score = vector_score.get(product_id, -1.0)
+        return Evidence(candidates, complete=len(dense) < limit, exhausted=len(dense) < limit)
+
+    # Relevance and order are decided on plain numbers; a Candidate is made only for what
+    # the page may list or count (loosely related ones only when asked for, or to filter).
+    order = {}
+    for product_id, found in by_product.items():
+        if rank_vector is not None and found.vector is not None:
+            order[product_id] = float(found.vector @ rank_vector)
+        else:
+            score = vector_score.get(product_id, UNSCORED)
+            order[product_id] = score if score == score else -2.0  # unscored: after every scored one
+    fused = _fused(order, keyword, unscored={p for p in by_product if p not in vector_score})
+    # With products holding every word, one that lacks a word is shown only if its photo is
+    # as close to the words as theirs are (their median): as good as a real match.
+    peers = sorted(vector_score[p] for p in strict_ids if p in vector_score)
+    if not calibrated:
+        peer_bar = float("-inf")
+    else:
+        peer_bar = peers[len(peers) // 2] if peers else float("inf")
+    loose_count = 0
+    for product_id, found in by_product.items():
+        score = vector_score.get(product_id, UNSCORED)
         if product_id in strict_ids:
             relevant = True
         elif strict:
-            relevant = strong is not None and score >= strong and score >= floor
+            relevant = strong is not None and score >= max(strong, peer_bar) and score >= floor
         elif plan.groups:
             # Known words, but no product has them all: the near ones having some of them.
             relevant = product_id in keyword and (cutoff is None or score >= cutoff)
         else:
             relevant = (cutoff is None or score >= cutoff) and score >= floor
+        if not relevant and not keep_loose:
+            loose_count += 1
+            continue
         candidate = make(found, relevant, keyword.get(product_id))
         candidate.score = score
-        if rank_vector is not None and found.vector is not None:
-            candidate.rank_score = float(found.vector @ rank_vector)
-        else:
-            candidate.rank_score = score
+        candidate.fused = candidate.rank_score = fused[product_id]
         candidates.append(candidate)
-    if not photo:
-        _fuse(candidates)
     # Complete: the index gave every product holding all the words, and the vectors
     # reached below the score that makes a product relevant on its own.
-    bar = strong if strict else cutoff
-    last = (float(dense[-1].vector @ text_vector) if photo else dense[-1].score) if dense else None
-    vectors_done = len(dense) < limit or bar is None or last < bar
-    return Evidence(candidates, complete=len(strict or partial) < limit and vectors_done, exhausted=len(dense) < limit)
+    bar = max(strong, peer_bar) if strict and strong is not None else (strong if strict else cutoff)
+    vectors_done = len(dense) < limit or bar is None or not dense or dense[-1].score < bar
+    return Evidence(
+        candidates,
+        complete=len(strict or partial) < limit and vectors_done,
+        exhausted=len(dense) < limit,
+        loose_count=loose_count,
+    )
 
 
 def _photo_with_words(
@@ -167,26 +204,29 @@ def _photo_with_words(
     return candidates
 
 
-def _fuse(candidates: list[Candidate]) -> None:
-    """Set each candidate's ``fused`` score (and make it the order: ``rank_score``)."""
-    if not candidates:
-        return
-    by_vector = sorted(candidates, key=lambda c: -c.rank_score)
-    with_keywords = sorted((c for c in candidates if c.keyword_score is not None), key=lambda c: -c.keyword_score)
+def _fused(order: dict[int, float], keyword: dict[int, float], *, unscored: set[int]) -> dict[int, float]:
+    """Each product's fused score: ``order`` its vector side's score (the refined query's
+    when refined), ``keyword`` its keyword score (absent: none); ``unscored``: products
+    whose vector score is not read (beyond the nearest)."""
+    by_vector = sorted(order, key=order.__getitem__, reverse=True)
+    by_keyword = sorted(keyword, key=keyword.__getitem__, reverse=True)
     if settings.VITRINE_SEARCH_FUSION == "rrf":
-        for rank, candidate in enumerate(by_vector, start=1):
-            candidate.fused = 1.0 / (RRF_K + rank)
-        for rank, candidate in enumerate(with_keywords, start=1):
-            candidate.fused += 1.0 / (RRF_K + rank)
-    else:
-        low, high = by_vector[-1].rank_score, by_vector[0].rank_score
-        top = with_keywords[0].keyword_score if with_keywords else 0.0
-        for candidate in candidates:
-            vector_part = (candidate.rank_score - low) / (high - low) if high > low else 1.0
-            keyword_part = (candidate.keyword_score or 0.0) / top if top else 0.0
-            candidate.fused = 0.5 * vector_part + 0.5 * keyword_part
-    for candidate in candidates:
-        candidate.rank_score = candidate.fused
+        fused = {product_id: 1.0 / (RRF_K + rank) for rank, product_id in enumerate(by_vector, start=1)}
+        for rank, product_id in enumerate(by_keyword, start=1):
+            fused[product_id] = fused.get(product_id, 0.0) + 1.0 / (RRF_K + rank)
+        return fused
+    scored = [order[p] for p in order if p not in unscored]
+    low, high = (min(scored), max(scored)) if scored else (0.0, 0.0)
+    top = keyword[by_keyword[0]] if by_keyword else 0.0
+    fused = {}
+    for product_id, value in order.items():
+        if product_id in unscored:  # beyond the nearest: the lowest vector part
+            vector_part = 0.0
+        else:
+            vector_part = (value - low) / (high - low) if high > low else 1.0
+        keyword_part = keyword.get(product_id, 0.0) / top if top else 0.0
+        fused[product_id] = 0.5 * vector_part + 0.5 * keyword_part
+    return fused
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -180,8 +180,11 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
             for term in found:
                 vocab.categories.setdefault(term, value)
         elif kind.startswith("attr:"):
+            # A value names itself ("red", "T恤"), not each word of a longer one.
+            whole = whole_term(value)
             for term in found:
-                vocab.attribute_values[term].add((kind[5:], value))
+                if len(found) == 1 or term == whole:
+                    vocab.attribute_values[term].add((kind[5:], value))
     per_product: Counter = Counter()
     for counts in per_field.values():
         for term, count in counts.items():

@@ -3,8 +3,10 @@
 Products are demo products (every attribute combination before any repeats), one photo
 each, written through the catalog's services like any import. Drawing a demo photo takes
 about 25 ms, so a pool of ``--photos`` distinct drawings is made once and each product gets
-a copy of one with a few pixels of its own (distinct bytes, a distinct vector very close to
-its pool photo's: like variants of one product photographed the same way).
+a copy of one of its own attributes with a few pixels of its own (distinct bytes, a
+distinct vector very close to its pool photo's: like variants of one product photographed
+the same way). So a product's photo shows what its title says, and the demo judgments
+(``demo_judgments_write`` for the same products) measure relevance at scale.
 """
 
 from __future__ import annotations
@@ -44,11 +46,19 @@ class Command(BaseCommand):
         intake_start(self)
         specs = demo_products(count=products, seed=seed, images_per_product=(1, 1))
         started = time.monotonic()
+        # The pool: the first products' drawings. Every product gets a drawing of its own
+        # attributes (its photo shows what its title says), the pool's that have them.
         pool_specs = specs[: min(photos, products)]
         with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as threads:
             drawn = list(threads.map(lambda spec: spec.render_images()[0], pool_specs))
-        pool = [Image.open(io.BytesIO(content)).convert("RGB") for content in drawn]
-        self.stdout.write(f"Drew {len(pool)} photos in {time.monotonic() - started:.1f} s.")
+        pool: dict = {}
+        for spec, content in zip(pool_specs, drawn, strict=True):
+            pool.setdefault(spec.attributes, []).append(Image.open(io.BytesIO(content)).convert("RGB"))
+        missing = {spec.attributes: spec for spec in specs if spec.attributes not in pool}
+        for attributes, spec in missing.items():  # a combination the pool lacks: drawn once
+            pool[attributes] = [Image.open(io.BytesIO(spec.render_images()[0])).convert("RGB")]
+        drawings = sum(len(images) for images in pool.values())
+        self.stdout.write(f"Drew {drawings} photos in {time.monotonic() - started:.1f} s.")
         failed = 0
         with signals.deferred() as held:
             for start in tqdm(range(0, products, BATCH), desc="Catalog", unit="batch", disable=verbosity == 0):
@@ -69,7 +79,7 @@ class Command(BaseCommand):
                     ]
                 )
                 items = [
-                    (result.product, _variant(pool, start + offset))
+                    (result.product, _variant(pool[batch[offset].attributes], start + offset))
                     for offset, result in enumerate(written)
                     if not isinstance(result, services.ProductWriteError) and result.is_created
                 ]
