@@ -123,7 +123,15 @@ def sample_queries() -> list[str]:
     two-word query, and a word it has no product for."""
     vocab = vocabulary()
     common = sorted(vocab.attribute_values, key=lambda term: -vocab.products.get(term, 0))
-    words = [vocab.surface.get(term, term) for term in common[:3]]
+    words, keys = [], set()
+    for term in common:  # the most common value of three different attributes
+        term_keys = {key for key, _ in vocab.attribute_values[term]}
+        if term_keys & keys:
+            continue
+        keys |= term_keys
+        words.append(vocab.surface.get(term, term))
+        if len(words) == 3:
+            break
     if len(words) >= 2:
         words.append(f"{words[0]} {words[1]}")
     return [*words, "asdfgh"]

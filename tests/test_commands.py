@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -164,6 +165,19 @@ def test_a_synthetic_catalog_gives_every_product_its_own_indexed_photo():
     assert photos.values("sha256").distinct().count() == 30
     assert get_index().count(get_encoder().space) == 30
     assert "30 photos embedded" in out and "0 failed" in out
+    # Each photo shows its own product's attributes (drawn for them, not another's): its
+    # vector names the product's kind, among all kinds, as the demo model reads it.
+    from catalog.demo import KINDS
+
+    encoder = get_encoder()
+    kinds = sorted(KINDS)
+    kind_vectors = encoder.texts_encode([KINDS[k][0] for k in kinds])
+    vectors = get_index().vectors(encoder.space, list(photos.values_list("pk", flat=True)))
+    named = [
+        kinds[int(np.argmax(kind_vectors @ vectors[image.pk]))] == image.product.attributes["kind"]
+        for image in photos.select_related("product")
+    ]
+    assert sum(named) >= 27  # the demo model names a kind right 99 % of the time
 
     run("make_synthetic_catalog", "--products", "30", "--photos", "5")
     assert (Product.objects.count(), ProductImage.objects.count()) == (30, 30)
