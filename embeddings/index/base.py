@@ -56,6 +56,9 @@ class IndexFilters:
     attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # True: active products only; False: inactive ones only; None: both.
     active: bool | None = True
+    # Groups of alternative keyword terms: a product must hold one term of each group
+    # (the ``terms`` payload: "every word matches", a word's group being it and its synonyms).
+    terms: tuple[tuple[str, ...], ...] = ()
     exclude_product_ids: tuple[int, ...] = field(default=())
 
 

@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -287,13 +288,7 @@ class EdgeIndex(VectorIndex):
         name = self.ensure(space)
         if not weights or not _stored_keywords(self.root / name):
             return []
-        condition = _filter(filters)
-        if require:
-            groups = [FieldCondition("terms", match=MatchAny(list(group))) for group in require]
-            condition = Filter(
-                must=[*(condition.must or []), *groups] if condition else groups,
-                must_not=condition.must_not if condition else None,
-            )
+        condition = _filter(replace(filters, terms=require) if require else filters)
         query = Query.Nearest(SparseVector(*sparse(weights)), using=KEYWORDS)
         return self._grouped(
             name, query, limit, condition, None, None, with_vectors=with_vectors, with_facts=with_facts
@@ -633,6 +628,7 @@ def _filter(filters: IndexFilters) -> Filter | None:
     for key, values in filters.attributes:
         if values:
             must.append(FieldCondition(attribute_field(key), match=MatchAny([str(v) for v in values])))
+    must.extend(FieldCondition("terms", match=MatchAny(list(group))) for group in filters.terms)
     must_not = []
     if filters.exclude_product_ids:
         must_not.append(FieldCondition("product_id", match=MatchAny([int(p) for p in filters.exclude_product_ids])))

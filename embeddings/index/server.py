@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -215,13 +216,7 @@ class QdrantIndex(VectorIndex):
         name = self.ensure(space)
         if not weights or not self._has_keywords(name):
             return []
-        condition = _filter(filters)
-        if require:
-            groups = [qm.FieldCondition(key="terms", match=qm.MatchAny(any=list(group))) for group in require]
-            condition = qm.Filter(
-                must=[*(condition.must or []), *groups] if condition else groups,
-                must_not=condition.must_not if condition else None,
-            )
+        condition = _filter(replace(filters, terms=require) if require else filters)
         indices, values = sparse(weights)
         payload = ["product_id", "image_id", *FACT_FIELDS] if with_facts else ["product_id", "image_id"]
         with self._guard():
@@ -391,6 +386,7 @@ def _filter(filters: IndexFilters) -> qm.Filter | None:
     for key, values in filters.attributes:
         if values:
             must.append(qm.FieldCondition(key=attribute_field(key), match=qm.MatchAny(any=[str(v) for v in values])))
+    must.extend(qm.FieldCondition(key="terms", match=qm.MatchAny(any=list(group))) for group in filters.terms)
     if filters.exclude_product_ids:
         must_not.append(qm.FieldCondition(key="product_id", match=qm.MatchAny(any=list(filters.exclude_product_ids))))
     if not must and not must_not:
