@@ -12,6 +12,7 @@ import random
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from embeddings import indexing
 from embeddings.index import IndexUnavailable
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 MAX_RETRIES = 8
 RETRY_BASE_SECONDS = 5
 RETRY_CAP_SECONDS = 600
+# The database is down, restarting or unreachable: a hiccup to wait out, like the store's.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 def retry_countdown(retries: int) -> float:
@@ -43,6 +46,10 @@ def embed_images(self, image_ids: list[int]) -> None:
     except ModelUnavailable as exc:
         # A configuration problem, not a hiccup: retrying would not help.
         indexing.images_mark_failed(image_ids=image_ids, reason=f"The model could not be loaded: {exc}")
+    except DATABASE_ERRORS as exc:
+        # Marking the rows needs the database too: retry the batch (it is idempotent). Given
+        # up, the rows stay pending, and reconcile (scheduled) queues them again.
+        _database_retry(self, exc, f"batch of {len(image_ids)} images")
     except IndexUnavailable as exc:
         if self.request.retries >= self.max_retries:
             indexing.images_mark_failed(
@@ -67,6 +74,8 @@ def embed_images(self, image_ids: list[int]) -> None:
 def refresh_product_payload(self, product_id: int) -> None:
     try:
         indexing.product_payload_refresh(product_id=product_id)
+    except DATABASE_ERRORS as exc:
+        _database_retry(self, exc, f"the payload of product {product_id}")
     except IndexUnavailable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
 
@@ -77,6 +86,8 @@ def refresh_product_payloads(self, product_ids: list[int]) -> None:
     try:
         for product_id in product_ids:
             indexing.product_payload_refresh(product_id=product_id)
+    except DATABASE_ERRORS as exc:
+        _database_retry(self, exc, f"the payloads of {len(product_ids)} products")
     except IndexUnavailable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
 
@@ -85,5 +96,42 @@ def refresh_product_payloads(self, product_ids: list[int]) -> None:
 def unindex_images(self, image_ids: list[int]) -> None:
     try:
         indexing.images_unindex(image_ids=image_ids)
+    except DATABASE_ERRORS as exc:
+        _database_retry(self, exc, f"unindexing {len(image_ids)} images")
     except IndexUnavailable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=1800, time_limit=1900)
+def reconcile_index(self) -> None:
+    """Celery beat's schedule (VITRINE_RECONCILE_MINUTES): queue again the images whose task
+    was lost (pending too long, after a broker or database outage) or whose point is
+    missing, and delete orphan points."""
+    from embeddings.reconcile import reconcile
+
+    try:
+        report = reconcile()
+    except DATABASE_ERRORS as exc:
+        _database_retry(self, exc, "the scheduled reconcile")
+        return
+    except IndexUnavailable as exc:
+        logger.warning("Scheduled reconcile skipped: %s", exc)  # the next one will try again
+        return
+    if report.requeued or report.orphans_deleted:
+        logger.info(
+            "Scheduled reconcile: %d images re-queued, %d orphan points deleted",
+            report.requeued,
+            report.orphans_deleted,
+        )
+
+
+def _database_retry(task, exc: Exception, what: str) -> None:
+    """Retry a task the database failed, with backoff, on a fresh connection; after the
+    last retry, log it and end (what the rows say stays as it was: pending images are
+    queued again by reconcile)."""
+    connection.close()  # a broken connection is not reused by the retry
+    if task.request.retries >= task.max_retries:
+        logger.error("Database unavailable; gave up %s after %d retries: %s", what, task.max_retries, exc)
+        return
+    logger.warning("Database unavailable, retrying %s: %s", what, exc)
+    raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries)) from exc

@@ -309,7 +309,20 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": "embeddings"}, "catalog.tasks.*": {"queue": "catalog"}}
+CELERY_TASK_ROUTES = {
+    # Maintenance goes with the catalog's long tasks, not ahead of or behind the embedding.
+    "embeddings.tasks.reconcile_index": {"queue": "catalog"},
+    "embeddings.tasks.*": {"queue": "embeddings"},
+    "catalog.tasks.*": {"queue": "catalog"},
+}
+# Celery beat (compose's "beat" service) runs reconcile this often: images whose task was
+# lost in an outage are queued again. 0: no schedule (reconcile by hand or from the admin).
+VITRINE_RECONCILE_MINUTES = env_int("VITRINE_RECONCILE_MINUTES", 10, minimum=0, maximum=24 * 60)
+CELERY_BEAT_SCHEDULE = (
+    {"reconcile": {"task": "embeddings.tasks.reconcile_index", "schedule": VITRINE_RECONCILE_MINUTES * 60.0}}
+    if VITRINE_RECONCILE_MINUTES
+    else {}
+)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # One batch at a time per worker process: batches are heavy, and a prefetched batch would
 # wait behind the running one instead of going to an idle worker.

@@ -17,8 +17,22 @@ SERVICES = COMPOSE["services"]
 SETTINGS_SOURCE = (ROOT / "searchsite" / "settings.py").read_text()
 
 
-def test_the_stack_has_the_five_services():
-    assert set(SERVICES) == {"web", "worker", "redis", "qdrant", "postgres"}
+def test_the_stack_has_its_six_services():
+    assert set(SERVICES) == {"web", "worker", "beat", "redis", "qdrant", "postgres"}
+
+
+def test_beat_schedules_a_registered_reconcile_on_a_queue_the_worker_consumes():
+    from searchsite.celery import app
+
+    command = SERVICES["beat"]["command"]
+    assert command[:4] == ["celery", "-A", "searchsite", "beat"]
+    assert SERVICES["beat"]["environment"] == SERVICES["worker"]["environment"]  # same broker, same stores
+    (entry,) = settings.CELERY_BEAT_SCHEDULE.values()
+    assert entry["schedule"] == settings.VITRINE_RECONCILE_MINUTES * 60
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    worker = SERVICES["worker"]["command"]
+    assert app.amqp.router.route({}, entry["task"])["queue"].name in worker[worker.index("-Q") + 1].split(",")
 
 
 @pytest.mark.parametrize("name", ["redis", "qdrant", "postgres"])

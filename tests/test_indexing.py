@@ -220,3 +220,59 @@ def test_each_state_change_touches_the_rows_updated_at():
     after = {row.pk: (row.state, row.updated_at) for row in ProductImage.objects.all()}
     assert after[good.pk][0] == "indexed" and after[good.pk][1] > before[good.pk]
     assert after[broken.pk][0] == "failed" and after[broken.pk][1] > before[broken.pk]
+
+
+def _table_gone(name: str):
+    """A real database error: the table the task needs is not there (as when the database
+    is down, every statement fails with an OperationalError)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {name} RENAME TO {name}_away")
+
+    def back():
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {name}_away RENAME TO {name}")
+
+    return back
+
+
+def test_a_database_error_is_retried_not_acknowledged_away(monkeypatch, caplog):
+    (image,) = make_images(1)
+    monkeypatch.setattr(tasks, "retry_countdown", lambda retries: 0)
+    back = _table_gone("catalog_productimage")
+    try:
+        tasks.embed_images.apply(args=[[image.pk]])
+    finally:
+        back()
+
+    retries = [r for r in caplog.records if "Database unavailable, retrying" in r.getMessage()]
+    assert len(retries) == tasks.MAX_RETRIES
+    assert any("gave up batch of 1 images after 8 retries" in r.getMessage() for r in caplog.records)
+    image.refresh_from_db()
+    assert image.state == "pending" and image.error == ""  # left for reconcile, not failed
+
+
+def test_a_database_that_comes_back_is_used_on_retry(monkeypatch):
+    (image,) = make_images(1)
+    real_claim = indexing.images_waiting_claim  # the first thing each attempt asks the database
+    attempts = []
+    back = _table_gone("catalog_productimage")
+
+    def database_back_on_the_third(*, exclude):
+        attempts.append(1)
+        if len(attempts) == 3:
+            back()  # the database is up again
+        return real_claim(exclude=exclude)
+
+    monkeypatch.setattr(indexing, "images_waiting_claim", database_back_on_the_third)
+    monkeypatch.setattr(tasks, "retry_countdown", lambda retries: 0)
+    try:
+        tasks.embed_images.apply(args=[[image.pk]])
+    finally:
+        if len(attempts) < 3:
+            back()
+
+    image.refresh_from_db()
+    assert len(attempts) == 3
+    assert image.state == "indexed"

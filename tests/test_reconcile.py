@@ -214,3 +214,22 @@ def test_retired_collections_are_dropped_only_when_asked(indexed, settings):
     assert get_index().other_collections(new) == {}
     assert not IndexSpace.objects.filter(embedding_space=old.id).exists()
     assert get_index().count(new) == 4
+
+
+def test_the_scheduled_reconcile_requeues_images_whose_task_was_lost(indexed, settings):
+    """What Celery beat runs every VITRINE_RECONCILE_MINUTES: no person needs to press a
+    button after an outage."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from embeddings import tasks
+
+    settings.VITRINE_EMBED_COALESCE_SECONDS = 0
+    ProductImage.objects.filter(pk=indexed[0]).update(state="pending", updated_at=timezone.now() - timedelta(hours=1))
+    get_index().delete_images([indexed[0]])
+
+    tasks.reconcile_index.apply()
+
+    assert ProductImage.objects.get(pk=indexed[0]).state == "indexed"
+    assert get_index().vectors(get_encoder().space, [indexed[0]])
