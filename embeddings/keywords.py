@@ -93,6 +93,11 @@ def _cut(run: str) -> list[str]:
     return _jieba.lcut(run, HMM=True)
 
 
+def tokenizer_ready() -> None:
+    """Load jieba's dictionary now (about 0.6 s, once per process)."""
+    _cut("预热")
+
+
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     if not word.isascii() or word.isdigit():

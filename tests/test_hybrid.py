@@ -383,3 +383,24 @@ def test_filters_reach_keyword_matches_beyond_the_candidates(small_shop, setting
     expected = {p.pk for p in of_kind if p.brand == brand}
     assert {hit.product.pk for hit in page.hits} >= expected
     assert all(hit.product.brand == brand for hit in page.hits)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_catalogs_vocabulary_is_rebuilt_in_the_background(catalog, monkeypatch):
+    """Searches keep reading the previous vocabulary while a slow rebuild runs beside them
+    (1.4 s at 100k products, measured): a bulk import does not stall every search."""
+    import time
+
+    from embeddings.search import understanding
+
+    understanding.vocabulary()
+    monkeypatch.setattr(understanding, "BACKGROUND_BUILD_SECONDS", -1.0)  # every build counts as slow
+    monkeypatch.setattr(understanding, "MIN_REBUILD_SECONDS", 0)
+    Synonym.objects.create(terms="beaker, mug")
+    understanding.vocabulary_touch()
+
+    assert understand("beaker").groups == ()  # the previous vocabulary, at once
+    deadline = time.monotonic() + 20
+    while understanding._refreshing.locked() and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.05)
+    assert understand("beaker").groups == (("mug",),)
