@@ -222,30 +222,67 @@ def test_each_state_change_touches_the_rows_updated_at():
     assert after[broken.pk][0] == "failed" and after[broken.pk][1] > before[broken.pk]
 
 
-def _table_gone(name: str):
-    """A real database error: the table the task needs is not there (as when the database
-    is down, every statement fails with an OperationalError)."""
-    from django.db import connection
+class DatabaseOutage:
+    """A real database failure, as a task sees an outage: on PostgreSQL its connection is
+    terminated by the server (the next statement raises OperationalError); on SQLite, which
+    has no server to lose, the table it needs is moved away (OperationalError too)."""
 
-    with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {name} RENAME TO {name}_away")
+    def __init__(self):
+        from django.db import connection
 
-    def back():
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE {name}_away RENAME TO {name}")
+        self.connection = connection
+        self.moved = False
 
-    return back
+    def strike(self) -> None:
+        if self.connection.vendor == "postgresql":
+            import psycopg
+
+            self.connection.ensure_connection()
+            pid = self.connection.connection.info.backend_pid
+            with psycopg.connect(**self.connection.get_connection_params()) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        elif not self.moved:
+            with self.connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE catalog_productimage RENAME TO catalog_productimage_away")
+            self.moved = True
+
+    def end(self) -> None:
+        if self.moved:
+            self.connection.close()  # (a no-op for the in-memory test database)
+            with self.connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE catalog_productimage_away RENAME TO catalog_productimage")
+            self.moved = False
+
+
+def outage_for_attempts(monkeypatch, outage: DatabaseOutage, failing: int) -> list:
+    """Each of the task's first ``failing`` attempts meets the outage (struck just before
+    the attempt's first query); the later ones find the database back."""
+    real_claim = indexing.images_waiting_claim  # the first thing each attempt asks the database
+    attempts = []
+
+    def claim(*, exclude):
+        attempts.append(1)
+        if len(attempts) <= failing:
+            outage.strike()
+        else:
+            outage.end()
+        return real_claim(exclude=exclude)
+
+    monkeypatch.setattr(indexing, "images_waiting_claim", claim)
+    monkeypatch.setattr(tasks, "retry_countdown", lambda retries: 0)
+    return attempts
 
 
 def test_a_database_error_is_retried_not_acknowledged_away(monkeypatch, caplog):
     (image,) = make_images(1)
-    monkeypatch.setattr(tasks, "retry_countdown", lambda retries: 0)
-    back = _table_gone("catalog_productimage")
+    outage = DatabaseOutage()
+    attempts = outage_for_attempts(monkeypatch, outage, failing=100)
     try:
         tasks.embed_images.apply(args=[[image.pk]])
     finally:
-        back()
+        outage.end()
 
+    assert len(attempts) == tasks.MAX_RETRIES + 1
     retries = [r for r in caplog.records if "Database unavailable, retrying" in r.getMessage()]
     assert len(retries) == tasks.MAX_RETRIES
     assert any("gave up batch of 1 images after 8 retries" in r.getMessage() for r in caplog.records)
@@ -255,23 +292,12 @@ def test_a_database_error_is_retried_not_acknowledged_away(monkeypatch, caplog):
 
 def test_a_database_that_comes_back_is_used_on_retry(monkeypatch):
     (image,) = make_images(1)
-    real_claim = indexing.images_waiting_claim  # the first thing each attempt asks the database
-    attempts = []
-    back = _table_gone("catalog_productimage")
-
-    def database_back_on_the_third(*, exclude):
-        attempts.append(1)
-        if len(attempts) == 3:
-            back()  # the database is up again
-        return real_claim(exclude=exclude)
-
-    monkeypatch.setattr(indexing, "images_waiting_claim", database_back_on_the_third)
-    monkeypatch.setattr(tasks, "retry_countdown", lambda retries: 0)
+    outage = DatabaseOutage()
+    attempts = outage_for_attempts(monkeypatch, outage, failing=2)
     try:
         tasks.embed_images.apply(args=[[image.pk]])
     finally:
-        if len(attempts) < 3:
-            back()
+        outage.end()
 
     image.refresh_from_db()
     assert len(attempts) == 3
