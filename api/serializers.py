@@ -174,6 +174,19 @@ class ImageCountsSerializer(serializers.Serializer):
     failed = serializers.IntegerField()
 
 
+class HealthChecksSerializer(serializers.Serializer):
+    database = serializers.ChoiceField(["ok", "unavailable"])
+    cache = serializers.ChoiceField(["ok", "unavailable"], help_text="Redis (throttling, query cache)")
+    broker = serializers.ChoiceField(
+        ["ok", "unavailable", "in-process"], help_text="The Celery broker; in-process: none (the embedded mode)"
+    )
+
+
+class HealthSerializer(ImageCountsSerializer):
+    status = serializers.ChoiceField(["ok", "degraded", "unavailable"])
+    checks = HealthChecksSerializer()
+
+
 class ProductDetailSerializer(ProductSerializer):
     images = ImageSerializer(many=True)
     image_counts = ImageCountsSerializer()

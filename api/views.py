@@ -6,8 +6,12 @@ Products are addressed by the shop's ``external_id``; images by Vitrine's id.
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -23,12 +27,17 @@ from api.schema import errors, examples
 from catalog import selectors, services
 from catalog.models import Product, ProductImage
 from catalog.validators import external_id_problem
+from embeddings.health import queue_depth
+from searchsite.caching import cache_call
+from searchsite.errors import RETRY_AFTER_UNAVAILABLE
 from searchsite.fetch import url_fetch
 
 MAX_STATUS_IDS = 1000
 EXTERNAL_ID_PARAMETER = OpenApiParameter(
     "external_id", str, OpenApiParameter.PATH, description="The shop's id for the product"
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _external_id_check(external_id: str) -> None:
@@ -363,14 +372,48 @@ class HealthView(APIView):
     @extend_schema(
         operation_id="health",
         summary="Is Vitrine up",
-        description="No key needed. Counts images per indexing state.",
-        responses={200: s.ImageCountsSerializer},
+        description="No key needed. Counts images per indexing state and checks what Vitrine depends on: "
+        "`status` is `ok`, `degraded` (the cache or the broker is down: searches still answer, new photos "
+        "wait for the scheduled reconcile) or `unavailable` (the database is down: 503).",
+        responses={200: s.HealthSerializer, 503: s.HealthSerializer},
         tags=["health"],
         auth=[],
     )
     def get(self, request: Request) -> Response:
-        counts = selectors.image_state_counts()
-        return Response({state: counts.get(state, 0) for state in ProductImage.State.values})
+        checks = {"database": "ok", "cache": _cache_check(), "broker": _broker_check()}
+        counts: dict = {}
+        try:
+            counts = selectors.image_state_counts()
+        except DatabaseError as exc:
+            logger.warning("Health: the database is unavailable: %s", exc)
+            checks["database"] = "unavailable"
+        if checks["database"] != "ok":
+            overall = "unavailable"
+        elif "unavailable" in (checks["cache"], checks["broker"]):
+            overall = "degraded"
+        else:
+            overall = "ok"
+        body = {state: counts.get(state, 0) for state in ProductImage.State.values}
+        response = Response(
+            {**body, "status": overall, "checks": checks}, status=503 if overall == "unavailable" else 200
+        )
+        if overall == "unavailable":
+            response["Retry-After"] = RETRY_AFTER_UNAVAILABLE
+        return response
+
+
+def _cache_check() -> str:
+    """Write and read back a value (a cache that is down gives the default)."""
+    token = uuid.uuid4().hex
+    cache_call("set", None, "vitrine:health", token, 30)
+    return "ok" if cache_call("get", None, "vitrine:health") == token else "unavailable"
+
+
+def _broker_check() -> str:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return "in-process"  # no broker: tasks run in the web process
+    depth, _ = queue_depth()
+    return "ok" if depth is not None else "unavailable"
 
 
 def upload_content(upload) -> bytes:

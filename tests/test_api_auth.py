@@ -273,3 +273,36 @@ def test_health_needs_no_key_and_unknown_api_paths_answer_json(db):
     wrong_method = ApiClient(api_key_for("search")).delete("/api/v1/search")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_health_checks_the_database_and_the_cache(transactional_db, settings):
+    """A load balancer's view: ok; degraded (200) with the cache down; 503 with the database
+    failing (here: the table it reads moved away, a real database error)."""
+    from django.db import connection
+
+    from tests.live import free_port
+
+    body = Client().get("/api/v1/health").json()
+    assert body["status"] == "ok"
+    assert body["checks"] == {"database": "ok", "cache": "ok", "broker": "in-process"}
+    assert {"pending", "indexed", "failed"} <= set(body)
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        }
+    }
+    degraded = Client().get("/api/v1/health")
+    assert degraded.status_code == 200
+    assert degraded.json()["status"] == "degraded" and degraded.json()["checks"]["cache"] == "unavailable"
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE catalog_productimage RENAME TO catalog_productimage_away")
+    try:
+        down = Client().get("/api/v1/health")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE catalog_productimage_away RENAME TO catalog_productimage")
+    assert down.status_code == 503 and down["Retry-After"]
+    assert down.json()["status"] == "unavailable" and down.json()["checks"]["database"] == "unavailable"

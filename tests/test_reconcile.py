@@ -112,8 +112,9 @@ def test_the_page_needs_staff_and_actions_need_the_permission(indexed):
     assert client.post("/admin/index-health/", {"action": "rebuild"}).status_code == 403
 
 
-def test_the_queue_depth_is_read_from_a_real_redis_broker(settings, tmp_path):
-    """Debian's redis-server on a free port: two tasks waiting show as 2."""
+def test_the_queue_depth_is_read_from_a_real_redis_broker(settings, tmp_path, db):
+    """Debian's redis-server on a free port: two tasks waiting show as 2; the API's health
+    says the broker is up, then, stopped, that it is not."""
     import socket
     import subprocess
     import time
@@ -146,10 +147,16 @@ def test_the_queue_depth_is_read_from_a_real_redis_broker(settings, tmp_path):
             for _ in range(2):
                 app.send_task("embeddings.tasks.embed_images", args=[[1]], queue="embeddings", connection=connection)
         assert queue_depth() == (2, "")
+        health = Client().get("/api/v1/health").json()
+        assert health["checks"]["broker"] == "ok" and health["status"] == "ok"
         server.terminate()
         server.wait(timeout=10)
         depth, note = queue_depth()
         assert depth is None and "the broker did not answer" in note
+        response = Client().get("/api/v1/health")
+        assert response.status_code == 200  # searches still answer: degraded, not down
+        assert response.json()["checks"]["broker"] == "unavailable"
+        assert response.json()["status"] == "degraded"
     finally:
         app.conf.broker_url = saved
         if server.poll() is None:
