@@ -7,7 +7,9 @@ filter on the products' ``terms``). Then:
 
 - **Relevant** (shown) are the products matching every known word, and products whose
   vector is as close to the words as a typical product is to its own title (the
-  calibrated median of matched pairs: "strong" vector evidence). A query the catalog has
+  calibrated median of matched pairs: "strong" vector evidence), stands out from the
+  query's mean score over the catalog, and (when some products hold every word) is as
+  close as theirs (their median). A query the catalog has
   no word for ("laptop", "asdfgh", 🙂) therefore shows only strong vector matches, most
   often none: "nothing matches". When the catalog knows the words but no product has
   them all ("green umbrella" in a shop without one), products above the ordinary cutoff
