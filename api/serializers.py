@@ -174,9 +174,12 @@ class ImageCountsSerializer(serializers.Serializer):
     failed = serializers.IntegerField()
 
 
+DEPENDENCY_STATES = ["ok", "unavailable"]
+
+
 class HealthChecksSerializer(serializers.Serializer):
-    database = serializers.ChoiceField(["ok", "unavailable"])
-    cache = serializers.ChoiceField(["ok", "unavailable"], help_text="Redis (throttling, query cache)")
+    database = serializers.ChoiceField(DEPENDENCY_STATES)
+    cache = serializers.ChoiceField(DEPENDENCY_STATES, help_text="Redis (throttling, query cache)")
     broker = serializers.ChoiceField(
         ["ok", "unavailable", "in-process"], help_text="The Celery broker; in-process: none (the embedded mode)"
     )

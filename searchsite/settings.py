@@ -406,6 +406,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True},
+    # The health checks' "ok" / "unavailable" is one choice set, named once.
+    "ENUM_NAME_OVERRIDES": {"DependencyStateEnum": "api.serializers.DEPENDENCY_STATES"},
     "TAGS": [
         {"name": "search", "description": "Find products by words, photos, or products people like"},
         {"name": "products", "description": "Keep the catalog in sync, by the shop's own product ids"},
