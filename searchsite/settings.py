@@ -348,6 +348,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # API keys are made in the admin (or `manage.py create_api_key`). Each key's requests are
 # limited to this many per second/minute/hour/day ("600/minute"); a key can have its own.
 VITRINE_API_RATE = env_rate("VITRINE_API_RATE", "600/minute")
+# Photo searches from the search page, per client address (each decodes or fetches a photo).
+VITRINE_PHOTO_SEARCH_RATE = env_rate("VITRINE_PHOTO_SEARCH_RATE", "30/minute")
 # Products per bulk upsert request.
 VITRINE_API_BULK_MAX = env_int("VITRINE_API_BULK_MAX", 500, minimum=1, maximum=10_000)
 # Bodies Django may hold in memory: a search photo in base64, or a full bulk request (the

@@ -9,8 +9,10 @@ the ``_results.html`` fragment with the ``X-Vitrine-Partial`` header).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import time
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
@@ -26,6 +28,7 @@ from catalog.models import Product
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
 from embeddings.search import SORTS, FacetFilters, SearchError, SearchQuery, catalog_search
+from searchsite.caching import cache_call
 from searchsite.errors import RETRY_AFTER_UNAVAILABLE
 from searchsite.fetch import FetchRefused, url_fetch
 from storefront.forms import PhotoSearchForm, ShopperSearchForm, facet_param
@@ -286,6 +289,22 @@ def _url(
 def _photo_search(request: HttpRequest) -> HttpResponse:
     form = PhotoSearchForm(request.POST, request.FILES)
     status, message = 400, None
+    wait = _photo_rate_wait(request)
+    if wait:
+        # Each photo search decodes a photo (or fetches one for up to 20 s): a client sending
+        # many gets a pause, in plain words, before any of that work.
+        form_empty = ShopperSearchForm(None, sorts=SORTS, attributes=settings.VITRINE_FACET_ATTRIBUTES)
+        context = _base_context(request, form_empty)
+        context.update(
+            {
+                "photo_form": PhotoSearchForm(),
+                "error": f"Too many photo searches from here just now. Please try again in {wait} seconds.",
+                "photo_open": True,
+            }
+        )
+        response = render(request, "storefront/search.html", context, status=429)
+        response["Retry-After"] = str(wait)
+        return response
     if form.is_valid():
         try:
             image = _photo_from(form.cleaned_data)
@@ -304,6 +323,32 @@ def _photo_search(request: HttpRequest) -> HttpResponse:
     context = _base_context(request, form_empty)
     context.update({"photo_form": form, "error": message, "photo_open": True})
     return render(request, "storefront/search.html", context, status=status)
+
+
+def _photo_rate_wait(request: HttpRequest) -> int:
+    """Seconds until this client may search by photo again (0: now), VITRINE_PHOTO_SEARCH_RATE
+    per client address, counted in the cache (a hash of the address, for the window only;
+    a cache that is down counts nothing)."""
+    count, _, period = settings.VITRINE_PHOTO_SEARCH_RATE.partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+    now = time.time()
+    window = int(now // seconds)
+    client = hashlib.sha256(f"{settings.SECRET_KEY}|{_client_address(request)}".encode()).hexdigest()[:32]
+    key = f"vitrine:photo-rate:{client}:{window}"
+    cache_call("add", False, key, 0, seconds + 1)
+    used = cache_call("incr", None, key)
+    if used is None or used <= int(count):
+        return 0
+    return max(1, int((window + 1) * seconds - now) + 1)
+
+
+def _client_address(request: HttpRequest) -> str:
+    """The shopper's address: behind the trusted proxy (VITRINE_PROXY_SSL_HEADER set), the
+    one it appended to X-Forwarded-For (earlier entries are the client's to write)."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if settings.SECURE_PROXY_SSL_HEADER and forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def _photo_from(data: dict):

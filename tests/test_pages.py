@@ -302,3 +302,32 @@ def test_huge_ids_are_a_400_and_responses_vary_on_the_partial_header(shop):
     assert Client().get("/", {"q": "a thing", "plus": str(2**70)}).status_code == 400
     assert Client().get("/", {"similar": str(2**70)}).status_code == 400
     assert "X-Vitrine-Partial" in Client().get("/", {"q": "a thing"})["Vary"]
+
+
+def test_photo_searches_from_one_address_are_paced(shop, settings):
+    """Each photo search decodes (or fetches) a photo: past VITRINE_PHOTO_SEARCH_RATE from one
+    address, a plain-worded 429 with Retry-After, before any of that work; others go on."""
+    settings.VITRINE_PHOTO_SEARCH_RATE = "2/minute"
+
+    def upload(address: str):
+        photo = SimpleUploadedFile("me.jpg", images.noise_jpeg(1), "image/jpeg")
+        return Client(REMOTE_ADDR=address).post("/", {"image": photo})
+
+    assert [upload("203.0.113.5").status_code for _ in range(2)] == [303, 303]
+    paced = upload("203.0.113.5")
+    assert paced.status_code == 429
+    assert 1 <= int(paced["Retry-After"]) <= 61
+    assert "Too many photo searches from here just now" in page(paced)
+    assert upload("203.0.113.6").status_code == 303  # another shopper
+
+    # Behind the trusted proxy: the address it appended, not the proxy's own (nor one the
+    # client wrote into the header).
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+    def via_proxy(client_address: str):
+        photo = SimpleUploadedFile("me.jpg", images.noise_jpeg(1), "image/jpeg")
+        forwarded = f"198.51.100.1, {client_address}"  # the first entry is the client's to write
+        return Client(REMOTE_ADDR="10.0.0.2").post("/", {"image": photo}, headers={"X-Forwarded-For": forwarded})
+
+    assert [via_proxy("203.0.113.7").status_code for _ in range(3)] == [303, 303, 429]
+    assert via_proxy("203.0.113.8").status_code == 303
