@@ -12,10 +12,9 @@ from django.utils.html import format_html, format_html_join
 
 from catalog.admin import ProductAdmin
 from catalog.models import Product
-from embeddings.keywords import terms, whole_term
 from embeddings.models import RelevanceCutoff, Synonym, TagFacet, TagSuggestion, TagValue
 from embeddings.search import SearchError, SearchQuery, catalog_search
-from embeddings.search.understanding import vocabulary
+from embeddings.search.understanding import vocabulary, word_term
 from embeddings.tagging import tags_decide, tags_suggest
 from searchsite.errors import ServiceUnavailable
 
@@ -233,14 +232,14 @@ class SynonymAdmin(admin.ModelAdmin):
     def in_catalog(self, synonym: Synonym) -> str:
         vocab = vocabulary()
         return format_html_join(
-            ", ", "{} ({})", ((word, vocab.products.get(_term_of(word), 0)) for word in synonym.words)
+            ", ", "{} ({})", ((word, vocab.products.get(word_term(word), 0)) for word in synonym.words)
         )
 
     @admin.display(description="Try it")
     def try_it(self, synonym: Synonym) -> str:
         vocab = vocabulary()
         # The word the catalog has least: the one the row helps most.
-        word = min(synonym.words, key=lambda w: vocab.products.get(_term_of(w), 0), default="")
+        word = min(synonym.words, key=lambda w: vocab.products.get(word_term(w), 0), default="")
         if not word:
             return ""
         return format_html('<a href="{}?q={}" target="_blank">Search “{}”</a>', _shop_url(), word, word)
@@ -260,11 +259,6 @@ class SynonymAdmin(admin.ModelAdmin):
             found = ", ".join(hit.product.title for hit in page.hits) or "nothing"
             lines.append((word, f"{page.total}{'+' if page.total_is_capped else ''} results: {found}"))
         return format_html_join("", "<p><strong>{}</strong>: {}</p>", lines)
-
-
-def _term_of(word: str) -> str:
-    found = terms(word)
-    return found[0] if len(found) == 1 else whole_term(word)
 
 
 def _shop_url() -> str:

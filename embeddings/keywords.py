@@ -155,17 +155,22 @@ def field_weights() -> dict[str, float]:
     return dict(settings.VITRINE_KEYWORD_FIELD_WEIGHTS)
 
 
+def attribute_items(attributes) -> Iterable[tuple[str, str]]:
+    """(key, value as text) for each searchable attribute value: strings and numbers, a
+    list's items each (booleans and nested objects are not words)."""
+    if not isinstance(attributes, dict):
+        return
+    for key, value in attributes.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item):
+                yield key, str(item)
+
+
 def product_fields(product) -> dict[str, list[str]]:
     """The texts of a product per keyword field."""
-    attributes = product.attributes if isinstance(product.attributes, dict) else {}
-    values: list[str] = []
-    tags: list[str] = []
-    for key, value in attributes.items():
-        target = tags if key == "tags" else values
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            target.append(str(value))
-        elif isinstance(value, list):
-            target.extend(str(v) for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+    items = list(attribute_items(product.attributes))
+    values = [value for key, value in items if key != "tags"]
+    tags = [value for key, value in items if key == "tags"]
     return {
         "title": [product.title or ""],
         "brand": [product.brand or ""],

@@ -177,7 +177,6 @@ class VectorIndex(ABC):
         filters: IndexFilters = NO_FILTERS,
         require: tuple[tuple[str, ...], ...] = (),
         with_facts: bool = False,
-        with_vectors: bool = False,
     ) -> list[IndexCandidate]:
         """The best image of each of the ``limit`` products scoring best on the query's
         terms (``weights``; the engine multiplies each by its IDF), best first. ``require``:

@@ -283,16 +283,13 @@ class EdgeIndex(VectorIndex):
         filters: IndexFilters = NO_FILTERS,
         require: tuple[tuple[str, ...], ...] = (),
         with_facts: bool = False,
-        with_vectors: bool = False,
     ) -> list[IndexCandidate]:
         name = self.ensure(space)
         if not weights or not _stored_keywords(self.root / name):
             return []
         condition = _filter(replace(filters, terms=require) if require else filters)
         query = Query.Nearest(SparseVector(*sparse(weights)), using=KEYWORDS)
-        return self._grouped(
-            name, query, limit, condition, None, None, with_vectors=with_vectors, with_facts=with_facts
-        )
+        return self._grouped(name, query, limit, condition, None, None, with_vectors=False, with_facts=with_facts)
 
     def _grouped(
         self, name, query, limit, condition, score_threshold, params, *, with_vectors: bool, with_facts: bool

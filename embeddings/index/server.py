@@ -211,7 +211,6 @@ class QdrantIndex(VectorIndex):
         filters: IndexFilters = NO_FILTERS,
         require: tuple[tuple[str, ...], ...] = (),
         with_facts: bool = False,
-        with_vectors: bool = False,
     ) -> list[IndexCandidate]:
         name = self.ensure(space)
         if not weights or not self._has_keywords(name):
@@ -229,14 +228,12 @@ class QdrantIndex(VectorIndex):
                 limit=limit,
                 query_filter=condition,
                 with_payload=payload,
-                with_vectors=with_vectors,
             )
         return [
             IndexCandidate(
                 product_id=int(group.id),
                 image_id=int(group.hits[0].payload["image_id"]),
                 score=float(group.hits[0].score),
-                vector=_dense(group.hits[0].vector) if with_vectors else None,
                 facts={key: group.hits[0].payload.get(key) for key in FACT_FIELDS} if with_facts else None,
             )
             for group in result.groups

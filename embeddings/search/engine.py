@@ -78,9 +78,9 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         vector = liked_vector(space, index, query.positive_ids)
         excluded.update(query.positive_ids)
     else:
-        vector, product_id = reference_vector(space, index, query.like_product_id, query.like_image_id)
-        excluded.add(product_id)
-        like = Product.objects.filter(pk=product_id).values_list("category", "attributes").first()
+        vector, like_product = reference_vector(space, index, query.like_product_id, query.like_image_id)
+        excluded.add(like_product.pk)
+        like = (like_product.category, like_product.attributes)
     cutoffs = cutoffs_get(space)
     if query.text_cutoff is not None:  # a preview: the one bar for vector evidence, as an override is
         cutoffs = replace(cutoffs, text=query.text_cutoff, strong=query.text_cutoff, centroid=None, source="preview")
@@ -133,9 +133,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
                 distinct=cutoffs.distinct,
                 filters=index_filters,
                 limit=limit,
-                make=lambda found, is_relevant, keyword_score: replace_relevance(
-                    _candidate(found, None, is_relevant), keyword_score
-                ),
+                make=lambda found, is_relevant, keyword_score: _candidate(found, None, is_relevant, keyword_score),
                 # Loosely related products are listed only when asked for; counted otherwise.
                 keep_loose=not query.relevant_only or filters.any,
                 calibrated=cutoffs.source == "calibrated",
@@ -259,11 +257,6 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     )
 
 
-def replace_relevance(candidate: Candidate, keyword_score: float | None) -> Candidate:
-    candidate.keyword_score = keyword_score
-    return candidate
-
-
 def _explain(candidate: Candidate) -> dict:
     return {
         "keyword": round(candidate.keyword_score, 4) if candidate.keyword_score is not None else None,
@@ -291,7 +284,9 @@ def _suggestions(plan) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*words, *common]))[:6]
 
 
-def _candidate(found: IndexCandidate, rank_vector: np.ndarray | None, relevant: bool) -> Candidate:
+def _candidate(
+    found: IndexCandidate, rank_vector: np.ndarray | None, relevant: bool, keyword_score: float | None = None
+) -> Candidate:
     facts = found.facts or {}
     price = facts.get("price")
     attributes = facts.get("attributes")
@@ -301,6 +296,7 @@ def _candidate(found: IndexCandidate, rank_vector: np.ndarray | None, relevant: 
         score=found.score,
         rank_score=float(found.vector @ rank_vector) if rank_vector is not None else found.score,
         relevant=relevant,
+        keyword_score=keyword_score,
         category=facts.get("category") or "",
         brand=facts.get("brand") or "",
         price=_price(price) if isinstance(price, (int, float)) else None,

@@ -31,6 +31,7 @@ import numpy as np
 from django.conf import settings
 
 from embeddings.index import IndexCandidate, IndexFilters
+from embeddings.search.refinement import unit
 from embeddings.search.types import Candidate
 from embeddings.search.understanding import QueryPlan
 
@@ -74,7 +75,7 @@ def hybrid_gather(
     ``calibrated`` False: a person set the cutoff (admin, settings, a preview): it is the one
     bar for vector evidence, with no peer or distinctness test."""
     photo = image_vector is not None
-    vector = _unit(image_vector + text_vector) if photo else text_vector
+    vector = unit(image_vector + text_vector) if photo else text_vector
     # The nearest products' vectors are read only when scores other than the index's are
     # needed (a photo's resemblance, a refined query): 1,000 vectors cost more than the query.
     need_vectors = photo or rank_vector is not None
@@ -229,7 +230,3 @@ def _fused(order: dict[int, float], keyword: dict[int, float], *, unscored: set[
         keyword_part = keyword.get(product_id, 0.0) / top if top else 0.0
         fused[product_id] = 0.5 * vector_part + 0.5 * keyword_part
     return fused
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)

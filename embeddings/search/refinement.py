@@ -20,22 +20,26 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
-def reference_vector(space, index, like_product_id: int | None, like_image_id: int | None) -> tuple[np.ndarray, int]:
+def reference_vector(
+    space, index, like_product_id: int | None, like_image_id: int | None
+) -> tuple[np.ndarray, Product]:
+    """The query of "more like this": the mean of the product's photos (or the one photo),
+    and the product."""
     if like_image_id:
-        image = ProductImage.objects.filter(pk=like_image_id).first()
+        image = ProductImage.objects.select_related("product").filter(pk=like_image_id).first()
         if image is None:
             raise SearchError("not_found", f"There is no image with id {like_image_id}.")
-        image_ids, product_id = [image.pk], image.product_id
+        image_ids, product = [image.pk], image.product
     else:
         product = Product.objects.filter(pk=like_product_id).first()
         if product is None:
             raise SearchError("not_found", f"There is no product with id {like_product_id}.")
-        image_ids, product_id = list(product.images.values_list("pk", flat=True)), product.pk
+        image_ids = list(product.images.values_list("pk", flat=True))
     vectors = list(index.vectors(space, image_ids).values())
     if not vectors:
         raise SearchError("not_indexed", "That product has no indexed image yet, so there is nothing to compare.")
     mean = np.mean(vectors, axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12), product_id
+    return mean / max(float(np.linalg.norm(mean)), 1e-12), product
 
 
 def liked_vector(space, index, product_ids: tuple[int, ...]) -> np.ndarray:

@@ -34,7 +34,17 @@ from django.db import close_old_connections
 from django.db.models import Count, Max
 
 from catalog.models import Product
-from embeddings.keywords import CJK, is_searchable, normalise, stem, terms, tokenizer_ready, whole_term, words
+from embeddings.keywords import (
+    CJK,
+    attribute_items,
+    is_searchable,
+    normalise,
+    stem,
+    terms,
+    tokenizer_ready,
+    whole_term,
+    words,
+)
 from embeddings.models import Synonym
 from searchsite.caching import cache_call
 
@@ -193,12 +203,8 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
             per_value[("brand", brand)] += 1
         if category:
             per_value[("category", category)] += 1
-        if isinstance(attributes, dict):
-            for key, value in attributes.items():
-                values = value if isinstance(value, list) else [value]
-                for item in values:
-                    if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item):
-                        per_value[(f"attr:{key}", str(item))] += 1
+        for key, value in attribute_items(attributes):
+            per_value[(f"attr:{key}", value)] += 1
     # Distinct values are analysed once each (a catalog repeats its brands and values).
     # Products per term, per field; a term's count is its largest (a mug's title and its kind
     # attribute both say "mug": one product, not two).
@@ -237,26 +243,18 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
                     vocab.deletes[deleted].add(surface)
     vocab.ordered_surfaces = sorted(vocab.surfaces)
     for synonym in Synonym.objects.filter(is_active=True):
-        entries = [_entry_terms(word) for word in synonym.words]
-        entries = [entry for entry in entries if entry]
-        if len(entries) < 2:
-            continue
+        entries = [term for term in map(word_term, synonym.words) if term]
         heads = entries[:1] if synonym.one_way else entries
         for head in heads:
-            for other in entries:
-                if other is not head:
-                    for term in head:
-                        vocab.synonyms[term].update(other)
+            vocab.synonyms[head].update(term for term in entries if term != head)
     return vocab
 
 
-def _entry_terms(word: str) -> tuple[str, ...]:
-    """A synonym entry's terms: one word's term, or a phrase's joined term ("t shirt")."""
+def word_term(word: str) -> str:
+    """The one term a word or phrase stands for (a synonym entry, an admin's word): its
+    term, or a phrase's joined term ("t shirt" → tshirt); "" for a stop word alone."""
     found = terms(word)
-    if len(found) == 1:
-        return (found[0],)
-    joined = whole_term(word)
-    return (joined,) if joined else ()
+    return found[0] if len(found) == 1 else whole_term(word)
 
 
 def _deletes(word: str) -> set[str]:
