@@ -63,6 +63,9 @@ class ProductImage(models.Model):
     error = models.TextField(blank=True, help_text="Why indexing failed, in words a person can act on")
     embedding_space = models.CharField(max_length=300, blank=True, help_text="The space it was indexed in")
     indexed_at = models.DateTimeField(null=True, blank=True)
+    # When its embedding task last reached the broker; pending with none: the outbox (a
+    # task that could not be sent), which a scheduled task sends again.
+    queued_at = models.DateTimeField(null=True, blank=True)
     # Set at indexing when an older image is the same photo (same bytes, or a re-saved,
     # resized copy: cosine at or above VITRINE_NEAR_DUPLICATE_THRESHOLD).
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

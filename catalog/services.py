@@ -385,10 +385,17 @@ def images_reembed(*, image_ids: list[int]) -> int:
         return 0
     with transaction.atomic():
         count = ProductImage.objects.filter(pk__in=image_ids).update(
-            state=ProductImage.State.PENDING, error="", updated_at=timezone.now()
+            state=ProductImage.State.PENDING, error="", queued_at=None, updated_at=timezone.now()
         )
         signals.send_images_added(image_ids)
     return count
+
+
+def images_mark_queued(*, image_ids: list[int]) -> int:
+    """Their embedding task reached the broker (the outbox no longer holds them)."""
+    return ProductImage.objects.filter(pk__in=image_ids, state=ProductImage.State.PENDING).update(
+        queued_at=timezone.now()
+    )
 
 
 def images_duplicate_keep(*, image_ids: list[int]) -> int:

@@ -83,3 +83,23 @@ def import_feed(feed_import_id: int) -> None:
         finished_at=timezone.now(),
     )
     logger.info("Feed import %s: %s", job.pk, report.summary())
+
+
+@shared_task(soft_time_limit=120, time_limit=180)
+def resume_stalled_imports() -> int:
+    """Celery beat's schedule: send again the imports whose message was lost (queued for
+    longer than STALE_HEARTBEAT, e.g. a broker restarted without its data) or whose worker
+    died (running, heartbeat silent that long). The claim in ``import_feed`` keeps a
+    second delivery of a live import from running it twice."""
+    stale = timezone.now() - STALE_HEARTBEAT
+    stalled = list(
+        FeedImport.objects.filter(
+            Q(state=FeedImport.State.QUEUED, created_at__lt=stale)
+            | Q(state=FeedImport.State.RUNNING, heartbeat_at__lt=stale)
+        ).values_list("pk", flat=True)
+    )
+    for job_id in stalled:
+        import_feed.delay(job_id)
+    if stalled:
+        logger.warning("Feed imports sent again (lost message or worker): %s", stalled)
+    return len(stalled)

@@ -7,10 +7,13 @@ someone deleted points or rows behind Vitrine's back, or after a model change:
 - **orphans**: points whose image row is gone (an unindex task that never ran);
 - **other space**: images indexed with another model than the configured one;
 - **pending**: images waiting for a worker (not drift by itself; a stuck queue shows here).
+- **stale pending**: queued more than VITRINE_STALE_PENDING_SECONDS ago and still pending:
+  the task was lost after the broker took it (a broker restarted without its data, a
+  worker that gave up on the database). Images whose task never reached the broker are
+  the outbox's (``receivers.outbox_flush``), sent again within a minute.
 
-:func:`reconcile` re-queues missing and other-space images, and images pending for more
-than 15 minutes (a task lost with its broker, an import that stopped), and deletes orphan
-points.
+:func:`reconcile` re-queues missing, other-space and stale pending images, and deletes
+orphan points.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog import services
@@ -27,7 +32,6 @@ from embeddings.index import get_index
 from embeddings.model import EmbeddingSpace, get_encoder
 
 logger = logging.getLogger(__name__)
-STALE_PENDING = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Drift:
     other_space: list[int]
     pending: int
     other_collections: dict[str, int] = field(default_factory=dict)
-    # Pending for longer than STALE_PENDING: their task was lost (a broker or database outage).
+    # Queued longer than VITRINE_STALE_PENDING_SECONDS ago, still pending: their task was lost.
     stale_pending: list[int] = field(default_factory=list)
 
     @property
@@ -55,6 +59,7 @@ class ReconcileReport:
 
 def index_drift(space: EmbeddingSpace | None = None) -> Drift:
     space = space or get_encoder().space
+    stale = timedelta(seconds=settings.VITRINE_STALE_PENDING_SECONDS)
     index = get_index()
     in_index = index.image_ids(space)
     indexed_here = set(
@@ -77,16 +82,19 @@ def index_drift(space: EmbeddingSpace | None = None) -> Drift:
         pending=ProductImage.objects.filter(state=ProductImage.State.PENDING).count(),
         other_collections=index.other_collections(space),
         stale_pending=sorted(
-            ProductImage.objects.filter(
-                state=ProductImage.State.PENDING, updated_at__lt=timezone.now() - STALE_PENDING
-            ).values_list("pk", flat=True)
+            ProductImage.objects.filter(state=ProductImage.State.PENDING)
+            .filter(
+                # queued long ago; or never queued, and the outbox has not sent it either
+                Q(queued_at__lt=timezone.now() - stale) | Q(queued_at=None, updated_at__lt=timezone.now() - stale)
+            )
+            .values_list("pk", flat=True)
         ),
     )
 
 
 def reconcile(drift: Drift | None = None) -> ReconcileReport:
-    """Repair the drift: re-queue what the index lacks (and images left pending for longer
-    than STALE_PENDING, whose task was lost), delete what it should not hold."""
+    """Repair the drift: re-queue what the index lacks (and stale pending images, whose
+    task was lost), delete what it should not hold."""
     drift = drift or index_drift()
     requeue = sorted(set(drift.missing) | set(drift.other_space) | set(drift.stale_pending))
     if drift.orphans:

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 MAX_RETRIES = 8
 RETRY_BASE_SECONDS = 5
 RETRY_CAP_SECONDS = 600
+# An embedding batch's time limits (soft, then hard). The broker's visibility timeout must
+# exceed the hard one, or a slow batch is handed to a second worker (a system check says so).
+BATCH_SOFT_SECONDS = 600
+BATCH_HARD_SECONDS = 660
 # The database is down, restarting or unreachable: a hiccup to wait out, like the store's.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
@@ -36,7 +40,7 @@ def retry_countdown(retries: int) -> float:
     return random.uniform(0, min(cap, RETRY_BASE_SECONDS * 2**retries))
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=1800, time_limit=1900)
+@shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=BATCH_SOFT_SECONDS, time_limit=BATCH_HARD_SECONDS)
 def embed_images(self, image_ids: list[int]) -> None:
     try:
         # A small batch takes along other images waiting (a trickle of uploads): one
@@ -123,6 +127,22 @@ def reconcile_index(self) -> None:
             report.requeued,
             report.orphans_deleted,
         )
+
+
+@shared_task(bind=True, max_retries=0, soft_time_limit=300, time_limit=360)
+def flush_outbox(self) -> None:
+    """Celery beat's schedule (VITRINE_OUTBOX_SECONDS): send the embedding tasks a broker
+    outage kept from being sent (``receivers.outbox_flush``)."""
+    from embeddings.receivers import outbox_flush
+
+    try:
+        sent = outbox_flush()
+    except DATABASE_ERRORS as exc:
+        connection.close()
+        logger.warning("Outbox not flushed (the database is unavailable): %s", exc)  # next round
+        return
+    if sent:
+        logger.info("Outbox: %d images sent to the embedding queue", sent)
 
 
 def _database_retry(task, exc: Exception, what: str) -> None:

@@ -310,19 +310,34 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {
-    # Maintenance goes with the catalog's long tasks, not ahead of or behind the embedding.
-    "embeddings.tasks.reconcile_index": {"queue": "catalog"},
+    # Beat's short scheduled tasks: consumed by the embedding worker between its batches
+    # (a feed import can hold the catalog worker for hours).
+    "embeddings.tasks.reconcile_index": {"queue": "maintenance"},
+    "embeddings.tasks.flush_outbox": {"queue": "maintenance"},
+    "catalog.tasks.resume_stalled_imports": {"queue": "maintenance"},
     "embeddings.tasks.*": {"queue": "embeddings"},
     "catalog.tasks.*": {"queue": "catalog"},
 }
 # Celery beat (compose's "beat" service) runs reconcile this often: images whose task was
 # lost in an outage are queued again. 0: no schedule (reconcile by hand or from the admin).
 VITRINE_RECONCILE_MINUTES = env_int("VITRINE_RECONCILE_MINUTES", 10, minimum=0, maximum=24 * 60)
-CELERY_BEAT_SCHEDULE = (
-    {"reconcile": {"task": "embeddings.tasks.reconcile_index", "schedule": VITRINE_RECONCILE_MINUTES * 60.0}}
-    if VITRINE_RECONCILE_MINUTES
-    else {}
-)
+# An image queued this long ago and still pending lost its task (reconcile queues it again).
+# Above the longest a batch waits for its retries (RETRY_CAP_SECONDS in embeddings.tasks).
+VITRINE_STALE_PENDING_SECONDS = env_int("VITRINE_STALE_PENDING_SECONDS", 900, minimum=1)
+# Beat sends the outbox this often: embedding tasks that a broker outage kept from being
+# sent (the upload itself succeeded; its images stay pending until then).
+VITRINE_OUTBOX_SECONDS = env_int("VITRINE_OUTBOX_SECONDS", 60, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE = {
+    "outbox": {"task": "embeddings.tasks.flush_outbox", "schedule": float(VITRINE_OUTBOX_SECONDS)},
+    **(
+        {
+            "reconcile": {"task": "embeddings.tasks.reconcile_index", "schedule": VITRINE_RECONCILE_MINUTES * 60.0},
+            "feeds": {"task": "catalog.tasks.resume_stalled_imports", "schedule": VITRINE_RECONCILE_MINUTES * 60.0},
+        }
+        if VITRINE_RECONCILE_MINUTES
+        else {}
+    ),
+}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # One batch at a time per worker process: batches are heavy, and a prefetched batch would
 # wait behind the running one instead of going to an idle worker.
@@ -330,13 +345,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A message whose worker died is handed out again after this many seconds (Redis
-# transport). It must exceed the longest batch, or a slow batch runs twice (harmless:
-# tasks are idempotent, but wasted work).
+# transport). It must exceed a batch's hard time limit (660 s; system check vitrine.W001),
+# or a slow batch runs twice (harmless: tasks are idempotent, but wasted work). A feed
+# import outlasts it but is claimed in the database, so a second delivery does nothing.
 # Workers look for such messages every CELERY_BROKER_RESTORE_INTERVAL seconds (kombu's
 # default throttle would make that 10x longer).
 # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 900, minimum=1),
     "unacked_restore_interval": env_int("CELERY_BROKER_RESTORE_INTERVAL", 10, minimum=1),
     "unacked_restore_throttle": 1,
 }

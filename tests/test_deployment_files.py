@@ -17,22 +17,51 @@ SERVICES = COMPOSE["services"]
 SETTINGS_SOURCE = (ROOT / "searchsite" / "settings.py").read_text()
 
 
-def test_the_stack_has_its_six_services():
-    assert set(SERVICES) == {"web", "worker", "beat", "redis", "qdrant", "postgres"}
+def test_the_stack_has_its_seven_services():
+    assert set(SERVICES) == {"web", "worker", "feeds", "beat", "redis", "qdrant", "postgres"}
 
 
-def test_beat_schedules_a_registered_reconcile_on_a_queue_the_worker_consumes():
+def consumed_queues() -> dict[str, set[str]]:
+    """Each Celery worker service's queues."""
+    queues = {}
+    for name, service in SERVICES.items():
+        command = service.get("command") or []
+        if command[:4] == ["celery", "-A", "searchsite", "worker"]:
+            queues[name] = set(command[command.index("-Q") + 1].split(","))
+    return queues
+
+
+def test_beat_schedules_registered_tasks_on_queues_a_worker_consumes():
     from searchsite.celery import app
 
     command = SERVICES["beat"]["command"]
     assert command[:4] == ["celery", "-A", "searchsite", "beat"]
     assert SERVICES["beat"]["environment"] == SERVICES["worker"]["environment"]  # same broker, same stores
-    (entry,) = settings.CELERY_BEAT_SCHEDULE.values()
-    assert entry["schedule"] == settings.VITRINE_RECONCILE_MINUTES * 60
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert {entry["task"] for entry in schedule.values()} == {
+        "embeddings.tasks.flush_outbox",
+        "embeddings.tasks.reconcile_index",
+        "catalog.tasks.resume_stalled_imports",
+    }
+    assert schedule["reconcile"]["schedule"] == settings.VITRINE_RECONCILE_MINUTES * 60
+    assert schedule["outbox"]["schedule"] == settings.VITRINE_OUTBOX_SECONDS
     app.loader.import_default_modules()
-    assert entry["task"] in app.tasks
-    worker = SERVICES["worker"]["command"]
-    assert app.amqp.router.route({}, entry["task"])["queue"].name in worker[worker.index("-Q") + 1].split(",")
+    consumed = set().union(*consumed_queues().values())
+    for entry in schedule.values():
+        assert entry["task"] in app.tasks
+        assert app.amqp.router.route({}, entry["task"])["queue"].name in consumed
+
+
+def test_feed_imports_and_embedding_have_workers_of_their_own():
+    from searchsite.celery import app
+
+    app.loader.import_default_modules()
+    queues = consumed_queues()
+    embed = app.amqp.router.route({}, "embeddings.tasks.embed_images")["queue"].name
+    feed = app.amqp.router.route({}, "catalog.tasks.import_feed")["queue"].name
+    (embedding_worker,) = [name for name, consumed in queues.items() if embed in consumed]
+    (feed_worker,) = [name for name, consumed in queues.items() if feed in consumed]
+    assert embedding_worker != feed_worker
 
 
 @pytest.mark.parametrize("name", ["redis", "qdrant", "postgres"])
@@ -58,12 +87,12 @@ def test_the_web_runs_migrations_and_gunicorn_on_the_project_wsgi_module():
     assert hasattr(importlib.import_module(module), "application")
 
 
-def test_the_worker_consumes_the_queue_the_tasks_are_routed_to():
+def test_the_workers_consume_every_queue_the_tasks_are_routed_to():
     command = SERVICES["worker"]["command"]
     app_module = command[command.index("-A") + 1]
-    queues = set(command[command.index("-Q") + 1].split(","))
     assert importlib.import_module(app_module).celery_app.main == "vitrine"
-    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} == queues
+    consumed = set().union(*consumed_queues().values())
+    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} == consumed
 
 
 def test_every_environment_variable_given_to_vitrine_is_read_by_the_settings():

@@ -277,3 +277,34 @@ def test_a_url_for_bytes_the_product_already_has_is_remembered(photo_server):
     hits = dict(photo_server.hits)
     feed_import(rows_of(feed, "csv"))
     assert photo_server.hits == hits, "known by its URL now: not downloaded again"
+
+
+def test_an_import_whose_message_or_worker_was_lost_is_resumed_by_the_schedule(photo_server, merchandiser):
+    """Lost with a broker that restarted empty (queued), or with its worker (running, its
+    heartbeat silent): beat's resume task sends both again; a live import is left alone."""
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from catalog.models import FeedImport
+    from catalog.tasks import resume_stalled_imports
+    from tests.conftest import workers_absent
+
+    feed = feed_with(photo_server, ("a", "10", ["/p0.jpg"]))
+    long_ago = timezone.now() - timedelta(hours=1)
+    with workers_absent():
+        lost = FeedImport.objects.create(file=ContentFile(feed.encode(), name="lost.csv"), name="lost.csv")
+        FeedImport.objects.create(
+            file=ContentFile(feed.encode(), name="dead.csv"), name="dead.csv", state="running", heartbeat_at=long_ago
+        )
+        FeedImport.objects.create(
+            file=ContentFile(feed.encode(), name="live.csv"),
+            name="live.csv",
+            state="running",
+            heartbeat_at=timezone.now(),
+        )
+        FeedImport.objects.filter(pk=lost.pk).update(created_at=long_ago)
+    assert resume_stalled_imports() == 2  # eager here: the worker runs them at once
+    states = dict(FeedImport.objects.values_list("name", "state"))
+    assert states == {"lost.csv": "done", "dead.csv": "done", "live.csv": "running"}

@@ -170,8 +170,8 @@ def test_reconcile_requeues_images_left_pending_too_long(indexed, settings):
 
     settings.VITRINE_EMBED_COALESCE_SECONDS = 0  # its task alone: what reconcile picked
 
-    ProductImage.objects.filter(pk=indexed[0]).update(state="pending", updated_at=timezone.now() - timedelta(hours=1))
-    ProductImage.objects.filter(pk=indexed[1]).update(state="pending")  # just queued: left alone
+    ProductImage.objects.filter(pk=indexed[0]).update(state="pending", queued_at=timezone.now() - timedelta(hours=1))
+    ProductImage.objects.filter(pk=indexed[1]).update(state="pending", queued_at=timezone.now())  # just queued
     report = reconcile()
     assert report.requeued == 1
     assert ProductImage.objects.get(pk=indexed[0]).state == "indexed"
@@ -186,7 +186,7 @@ def test_the_command_requeues_stale_pending_images_when_nothing_else_drifted(ind
     from django.utils import timezone
 
     settings.VITRINE_EMBED_COALESCE_SECONDS = 0
-    ProductImage.objects.filter(pk=indexed[2]).update(state="pending", updated_at=timezone.now() - timedelta(hours=1))
+    ProductImage.objects.filter(pk=indexed[2]).update(state="pending", queued_at=timezone.now() - timedelta(hours=1))
     get_index().delete_images([indexed[2]])  # re-uploaded: its new task was lost before it ran
     out = io.StringIO()
 
@@ -233,10 +233,82 @@ def test_the_scheduled_reconcile_requeues_images_whose_task_was_lost(indexed, se
     from embeddings import tasks
 
     settings.VITRINE_EMBED_COALESCE_SECONDS = 0
-    ProductImage.objects.filter(pk=indexed[0]).update(state="pending", updated_at=timezone.now() - timedelta(hours=1))
+    ProductImage.objects.filter(pk=indexed[0]).update(state="pending", queued_at=timezone.now() - timedelta(hours=1))
+    # never sent (and no beat flushing the outbox): reconcile takes it too, once stale
+    ProductImage.objects.filter(pk=indexed[1]).update(
+        state="pending", queued_at=None, updated_at=timezone.now() - timedelta(hours=1)
+    )
     get_index().delete_images([indexed[0]])
 
     tasks.reconcile_index.apply()
+    assert ProductImage.objects.get(pk=indexed[1]).state == "indexed"
 
     assert ProductImage.objects.get(pk=indexed[0]).state == "indexed"
     assert get_index().vectors(get_encoder().space, [indexed[0]])
+
+
+def test_an_upload_the_broker_could_not_take_waits_in_the_outbox_and_is_sent_when_it_is_back(
+    settings, tmp_path, db, no_worker
+):
+    """The upload is answered and its row kept while Redis is down; the outbox sends its
+    task once Redis answers again, and only once."""
+    import socket
+    import subprocess
+    import time
+    from datetime import timedelta
+
+    import redis
+    from django.utils import timezone
+
+    from embeddings.receivers import outbox_flush
+    from searchsite.celery import app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    saved = app.conf.broker_url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    broker_switch(app, f"redis://127.0.0.1:{port}/0")
+    server = None
+    try:
+        product = services.product_upsert(external_id="sku-outbox", title="Outbox mug").product
+        image = services.image_create(product=product, content=images.noise_jpeg(7)).image  # nothing listens
+        image.refresh_from_db()
+        assert (image.state, image.queued_at) == ("pending", None)
+        assert outbox_flush() == 0  # too recent: its own commit may still be sending it
+
+        ProductImage.objects.filter(pk=image.pk).update(updated_at=timezone.now() - timedelta(minutes=1))
+        assert outbox_flush() == 0  # the broker is still away: nothing is marked as sent
+        assert ProductImage.objects.get(pk=image.pk).queued_at is None
+
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        assert outbox_flush() == 1
+        assert client.llen("embeddings") == 1
+        assert ProductImage.objects.get(pk=image.pk).queued_at is not None
+        assert outbox_flush() == 0  # sent once
+        assert client.llen("embeddings") == 1
+    finally:
+        broker_switch(app, saved)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def broker_switch(app, url: str) -> None:
+    """Point the Celery app at another broker, dropping the connection and producer pools
+    made for the previous one (what Celery itself does in a forked child)."""
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
