@@ -22,7 +22,7 @@ COPY storefront ./storefront
 COPY api ./api
 RUN pip install .
 
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY templates ./templates
 COPY static ./static
 RUN VITRINE_DATA_DIR=/tmp/build VITRINE_STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \

@@ -183,6 +183,11 @@ class HealthChecksSerializer(serializers.Serializer):
     broker = serializers.ChoiceField(
         ["ok", "unavailable", "in-process"], help_text="The Celery broker; in-process: none (the embedded mode)"
     )
+    index = serializers.ChoiceField(DEPENDENCY_STATES, help_text="The vector store (searches need it)")
+
+
+class LivenessSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(["ok"])
 
 
 class HealthSerializer(ImageCountsSerializer):

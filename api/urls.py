@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/v1/products/<path:external_id>/similar", search_views.ProductSimilarView.as_view(), name="api-similar"),
     path("api/v1/products/<path:external_id>", views.ProductView.as_view(), name="api-product"),
     path("api/v1/health", views.HealthView.as_view(), name="api-health"),
+    path("api/v1/health/ready", views.ReadinessView.as_view(), name="api-health-ready"),
+    path("api/v1/health/live", views.LivenessView.as_view(), name="api-health-live"),
     # JSON, not the HTML 404 page (which DEBUG would make Django's technical page).
     re_path(r"^api/", errors.not_found_json),
 ]

@@ -28,6 +28,7 @@ from catalog import selectors, services
 from catalog.models import Product, ProductImage
 from catalog.validators import external_id_problem
 from embeddings.health import queue_depth
+from embeddings.index import IndexUnavailable, get_index
 from searchsite.caching import cache_call
 from searchsite.errors import RETRY_AFTER_UNAVAILABLE
 from searchsite.fetch import url_fetch
@@ -365,29 +366,32 @@ class ImageStatusView(APIView):
 
 
 class HealthView(APIView):
+    """Readiness: can this process serve shoppers and the shop's backend now."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
 
     @extend_schema(
         operation_id="health",
-        summary="Is Vitrine up",
-        description="No key needed. Counts images per indexing state and checks what Vitrine depends on: "
-        "`status` is `ok`, `degraded` (the cache or the broker is down: searches still answer, new photos "
-        "wait for the scheduled reconcile) or `unavailable` (the database is down: 503).",
+        summary="Is Vitrine ready",
+        description="Readiness, for load balancers (also at `/api/v1/health/ready`). No key needed. Counts "
+        "images per indexing state and checks what Vitrine depends on, each within a short timeout: `status` "
+        "is `ok`, `degraded` (the cache or the broker is down: searches still answer, new photos wait in the "
+        "outbox) or `unavailable` (the database or the vector store is down: 503 with `Retry-After`).",
         responses={200: s.HealthSerializer, 503: s.HealthSerializer},
         tags=["health"],
         auth=[],
     )
     def get(self, request: Request) -> Response:
-        checks = {"database": "ok", "cache": _cache_check(), "broker": _broker_check()}
+        checks = {"database": "ok", "cache": _cache_check(), "broker": _broker_check(), "index": _index_check()}
         counts: dict = {}
         try:
             counts = selectors.image_state_counts()
         except DatabaseError as exc:
             logger.warning("Health: the database is unavailable: %s", exc)
             checks["database"] = "unavailable"
-        if checks["database"] != "ok":
+        if "unavailable" in (checks["database"], checks["index"]):
             overall = "unavailable"
         elif "unavailable" in (checks["cache"], checks["broker"]):
             overall = "degraded"
@@ -402,11 +406,52 @@ class HealthView(APIView):
         return response
 
 
+class ReadinessView(HealthView):
+    @extend_schema(
+        operation_id="health_ready",
+        summary="Is Vitrine ready (the same as /api/v1/health)",
+        responses={200: s.HealthSerializer, 503: s.HealthSerializer},
+        tags=["health"],
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class LivenessView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        operation_id="health_live",
+        summary="Is the process alive",
+        description="Liveness, for restarting a stuck process: answers 200 whenever the process can answer "
+        "at all, whatever its dependencies say (their outages are readiness's business).",
+        responses={200: s.LivenessSerializer},
+        tags=["health"],
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
 def _cache_check() -> str:
     """Write and read back a value (a cache that is down gives the default)."""
     token = uuid.uuid4().hex
     cache_call("set", None, "vitrine:health", token, 30)
     return "ok" if cache_call("get", None, "vitrine:health") == token else "unavailable"
+
+
+def _index_check() -> str:
+    """One cheap read (which collection the alias names), within the index's read timeout;
+    an open circuit breaker answers at once."""
+    try:
+        get_index().alias_target()
+    except IndexUnavailable as exc:
+        logger.warning("Health: the vector store is unavailable: %s", exc)
+        return "unavailable"
+    return "ok"
 
 
 def _broker_check() -> str:

@@ -133,7 +133,7 @@ def reconcile_index(self) -> None:
 def flush_outbox(self) -> None:
     """Celery beat's schedule (VITRINE_OUTBOX_SECONDS): send the embedding tasks a broker
     outage kept from being sent (``receivers.outbox_flush``)."""
-    from embeddings.receivers import outbox_flush
+    from embeddings.outbox import outbox_flush
 
     try:
         sent = outbox_flush()

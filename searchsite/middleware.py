@@ -50,3 +50,76 @@ def _limit_for(request: HttpRequest) -> tuple[int, str, str]:
         setting = f"{per_product // 1024} KB × VITRINE_API_BULK_MAX"
         return settings.VITRINE_API_BULK_MAX * per_product, setting, "bulk requests"
     return settings.VITRINE_MAX_IMAGE_BYTES, "VITRINE_MAX_IMAGE_BYTES", "requests"
+
+
+# What a dependency outage raises: the database's errors, and Vitrine's own "the index or
+# the model cannot be used right now".
+def _is_outage(exc: BaseException | None) -> bool:
+    from django.db import InterfaceError, OperationalError
+
+    from searchsite.errors import ServiceUnavailable
+
+    return isinstance(exc, (OperationalError, InterfaceError, ServiceUnavailable))
+
+
+def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """503 with Retry-After: the API's one error shape, or a plain page that needs nothing
+    (no database, no session, no template context) to render."""
+    from django.db import DatabaseError
+    from django.template.loader import render_to_string
+
+    from searchsite.errors import RETRY_AFTER_UNAVAILABLE
+
+    what = "database" if isinstance(exc, DatabaseError) else "index"
+    _outage_log(request, exc)
+    if request.path.startswith("/api/"):
+        message = (
+            "The database is unavailable right now; nothing was changed. Try again shortly."
+            if what == "database"
+            else f"{exc} Try again shortly."
+        )
+        response = JsonResponse({"error": {"code": f"{what}_unavailable", "message": message}}, status=503)
+    else:
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = RETRY_AFTER_UNAVAILABLE
+    return response
+
+
+_last_logged: dict[str, float] = {}
+
+
+def _outage_log(request: HttpRequest, exc: BaseException) -> None:
+    """Each kind of outage once every ten seconds at most (an outage is many requests)."""
+    import logging
+    import time
+
+    kind = type(exc).__name__
+    now = time.monotonic()
+    if now - _last_logged.get(kind, 0.0) > 10:
+        _last_logged[kind] = now
+        logging.getLogger("searchsite.outage").warning("503 for %s: %s: %s", request.path, kind, exc)
+
+
+class OutageMiddleware:
+    """A dependency that fails while a view runs answers 503 with Retry-After, never a
+    500 (``handler500`` does the same for failures outside views, e.g. in a middleware)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if _is_outage(exception):
+            return outage_response(request, exception)
+        return None
+
+
+def outage_in_flight() -> BaseException | None:
+    """The exception being handled, when it is an outage (``handler500`` runs inside the
+    ``except`` that caught it)."""
+    import sys
+
+    exc = sys.exc_info()[1]
+    return exc if _is_outage(exc) else None

@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "searchsite.middleware.RequestSizeLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the views' exceptions first: an outage is a 503, not a 500.
+    "searchsite.middleware.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "searchsite.urls"
@@ -122,6 +124,12 @@ TEMPLATES = [
 if DATABASE_URL:
     try:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+        if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+            # A database that stopped answering fails a request in seconds (503), not
+            # after the kernel's TCP timeout.
+            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+                "connect_timeout", env_int("VITRINE_DATABASE_CONNECT_TIMEOUT", 3, minimum=1)
+            )
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from None
 else:
@@ -255,7 +263,19 @@ VITRINE_INDEX_QUANTIZATION = env_choice("VITRINE_INDEX_QUANTIZATION", "none", {"
 VITRINE_INDEX_ON_DISK = env_bool("VITRINE_INDEX_ON_DISK", False)
 QDRANT_URL = env_str("QDRANT_URL")
 QDRANT_API_KEY = env_str("QDRANT_API_KEY")
+# Seconds a write to a Qdrant server (or the index server) may take.
 QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
+# Several processes on one machine without a Qdrant server: `manage.py serve_index` opens
+# the embedded store and serves it at this host:port; the others (gunicorn's workers,
+# Celery's) set it too and call it (embeddings/index/remote.py).
+VITRINE_INDEX_SERVER = env_str("VITRINE_INDEX_SERVER")
+# Seconds a search waits for the index across the network (a Qdrant server's reads are
+# rounded up to whole seconds): a hung store answers 503 in about this long.
+VITRINE_INDEX_READ_TIMEOUT = env_float("VITRINE_INDEX_READ_TIMEOUT", 1.0, minimum=0.05, maximum=60)
+# The circuit breaker: after this many failures in a row the index is not asked again for
+# VITRINE_INDEX_BREAKER_SECONDS (calls fail at once, 503), then one call tries.
+VITRINE_INDEX_BREAKER_FAILURES = env_int("VITRINE_INDEX_BREAKER_FAILURES", 3, minimum=1)
+VITRINE_INDEX_BREAKER_SECONDS = env_float("VITRINE_INDEX_BREAKER_SECONDS", 10.0, minimum=0.1)
 QDRANT_SHARDS = env_int("QDRANT_SHARDS", 1, minimum=1)
 QDRANT_REPLICAS = env_int("QDRANT_REPLICAS", 1, minimum=1)
 VITRINE_INDEX_ALIAS = env_str("VITRINE_INDEX_ALIAS", "vitrine-images")
@@ -357,6 +377,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending a task from a request: a broker that is down costs it about a second, then the
+# images wait in the outbox (embeddings.receivers).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+# With a broker, workers are processes of their own; the embedded store admits one process,
+# so the web and the workers would lock each other out. Refuse that set-up at start.
+if not CELERY_TASK_ALWAYS_EAGER and not QDRANT_URL and not VITRINE_INDEX_SERVER:
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL is set, so Celery workers run in processes of their own, but the vector store is the "
+        f"embedded one ({VITRINE_INDEX_PATH}), which one process can open at a time: the web and the workers "
+        "would lock each other out. Set QDRANT_URL to a Qdrant server (docker compose runs one); or, on one "
+        "machine, run `python manage.py serve_index` and set VITRINE_INDEX_SERVER=127.0.0.1:6390 for every "
+        "process; or unset CELERY_BROKER_URL to index in the web process."
+    )
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- API --------------------------------------------------------------------------------
@@ -389,7 +423,13 @@ if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// or rediss:// URL.")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            # Every use of the cache has a fallback (searchsite.caching): a cache that is down
+            # or stuck costs a request half a second at most, never a 500.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -9,6 +9,7 @@ from django.views.defaults import page_not_found, server_error
 from django.views.static import serve
 
 from api import errors as api_errors
+from searchsite.middleware import outage_in_flight, outage_response
 
 
 def media(request, path):
@@ -35,6 +36,9 @@ def handler404(request, exception):
 
 
 def handler500(request):
+    outage = outage_in_flight()
+    if outage is not None:  # the database or the index failed outside a view
+        return outage_response(request, outage)
     if request.path.startswith("/api/"):
         return api_errors.server_error_json(request)
     return server_error(request)

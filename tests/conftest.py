@@ -56,6 +56,7 @@ def isolated_storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.VITRINE_INDEX_PATH = tmp_path / "index"
     settings.QDRANT_URL = ""
+    settings.VITRINE_INDEX_SERVER = ""
     reset_index()
     live_space_forget()  # each test's database has its own live space
     vocabulary_forget()  # and its own catalog

@@ -156,3 +156,18 @@ def test_every_setting_read_from_the_environment_is_documented_in_the_readme():
     assert len(names) > 20
     missing = sorted(name for name in names if f"`{name}`" not in readme)
     assert missing == []
+
+
+def test_gunicorn_refuses_several_workers_on_the_embedded_store(tmp_path):
+    """Read from the working directory (gunicorn.conf.py), as compose's web runs it."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {key: value for key, value in os.environ.items() if key not in ("QDRANT_URL", "VITRINE_INDEX_SERVER")}
+    environment["VITRINE_DATA_DIR"] = str(tmp_path)
+    command = [sys.executable, "-m", "gunicorn", "searchsite.wsgi", "--bind", "127.0.0.1:0", "--workers", "2"]
+    refused = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert "2 gunicorn workers would share the embedded vector store" in refused.stderr
+    assert "--workers 1 --threads" in refused.stderr and "serve_index" in refused.stderr

@@ -1,8 +1,8 @@
 """End to end with real parts: Debian redis-server, a Celery worker process, gunicorn.
 
-The web process and the worker share a SQLite file and the embedded vector store, as a
-small single-machine deployment with a broker would. The local store admits one process
-at a time, so the web only opens it for searching, after the worker has stopped.
+The web process and the workers share a SQLite file and the embedded vector store, as a
+small single-machine deployment with a broker would: the store is opened by the index
+server (``manage.py serve_index``), which the others call (VITRINE_INDEX_SERVER).
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class Deployment:
             "DJANGO_SETTINGS_MODULE": "searchsite.settings",
             "VITRINE_DATA_DIR": str(data_dir),
             "CELERY_BROKER_URL": redis_url,
+            "VITRINE_INDEX_SERVER": f"127.0.0.1:{free_port()}",
             # A killed worker's batch is handed out again after this long.
             "CELERY_BROKER_VISIBILITY_TIMEOUT": "5",
             "CELERY_BROKER_RESTORE_INTERVAL": "1",
@@ -144,7 +145,31 @@ class Deployment:
         self.processes.append(process)
         return process, log
 
-    def start_web(self) -> None:
+    def start_index_server(self) -> subprocess.Popen:
+        log = self.data_dir / "index-server.log"
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve_index"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        host, port = self.env["VITRINE_INDEX_SERVER"].split(":")
+
+        def listening() -> bool:
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                return True
+            except OSError:
+                return process.poll() is not None  # stop waiting: it failed
+
+        wait_for(listening, "the index server", timeout=60)
+        assert process.poll() is None, log.read_text()
+        return process
+
+    def start_web(self, *, workers: int = 1, threads: int = 1) -> None:
         port = free_port()
         process = subprocess.Popen(
             [
@@ -155,7 +180,9 @@ class Deployment:
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
-                "1",
+                str(workers),
+                "--threads",
+                str(threads),
                 "--timeout",
                 "120",
             ],
@@ -227,6 +254,7 @@ def deployment(tmp_path, redis_url):
     key = deployment.manage("create_api_key", "e2e", "--scope", "search", "--scope", "catalog:write")
     assert key.returncode == 0, key.stderr
     deployment.api_key = key.stdout.strip()
+    deployment.start_index_server()
     yield deployment
     deployment.stop()
 
@@ -248,10 +276,10 @@ def test_an_image_uploaded_through_the_api_is_indexed_by_a_worker_and_found(depl
     )
     assert state == "indexed"
 
-    # The web loaded the model while it started (not on the first search)...
+    # The web loaded the model while it started (not on the first search), and searches
+    # the store the worker wrote, both running.
     wait_for(lambda: "Loaded CLIP model" in (deployment.data_dir / "web.log").read_text(), "the web to preload")
-    os.killpg(worker.pid, signal.SIGTERM)  # ...and a warm shutdown of the worker releases the local store
-    worker.wait(timeout=60)
+    assert worker.poll() is None
     boundary = uuid.uuid4().hex
     body = (
         (

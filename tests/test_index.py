@@ -1,5 +1,6 @@
-"""The index's contract, on both engines: Qdrant Edge (the embedded mode) and
-qdrant-client's local mode (the Qdrant server's code path), each in a temp dir."""
+"""The index's contract, on every engine: Qdrant Edge (the embedded mode), qdrant-client's
+local mode (the Qdrant server's code path), each in a temp dir, and the index server
+(``manage.py serve_index``'s, on a loopback socket, serving an Edge store)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,42 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = EmbeddingSpace(model="test-model", weights="w1", dimension=4)
 
 
-@pytest.fixture(params=["edge", "qdrant-local"], autouse=True)
+@pytest.fixture(params=["edge", "qdrant-local", "remote"], autouse=True)
 def engine(request, settings):
-    settings.VITRINE_INDEX_ENGINE = request.param
+    server = None
+    if request.param == "remote":
+        server = index_server_start(settings)
+    else:
+        settings.VITRINE_INDEX_ENGINE = request.param
     reset_index()
     yield request.param
     reset_index()
+    if server is not None:
+        index_server_stop(server)
+
+
+def index_server_start(settings):
+    """What ``manage.py serve_index`` runs, on a thread: the Edge store served on a free
+    loopback port, and this process set to use it."""
+    import threading
+
+    from embeddings.index import open_local
+    from embeddings.index.remote import IndexServer
+
+    settings.VITRINE_INDEX_ENGINE = "edge"
+    server = IndexServer(("127.0.0.1", 0), open_local())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.VITRINE_INDEX_SERVER = f"127.0.0.1:{server.server_address[1]}"
+    return server
+
+
+def index_server_stop(server) -> None:
+    server.shutdown()
+    server.server_close()
+    server.index.close()
+
+
+LOCAL_ENGINES = pytest.mark.parametrize("engine", ["edge", "qdrant-local"], indirect=True)
 
 
 def unit(*values: float) -> np.ndarray:
@@ -196,6 +227,7 @@ def test_vectors_come_back_for_known_images_only(index):
     assert np.allclose(vectors[1], unit(1, 0, 0, 0), atol=1e-6)
 
 
+@LOCAL_ENGINES
 def test_a_store_held_by_another_process_is_reported_as_unavailable(engine, settings, tmp_path):
     script = (
         "import os, sys, time, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'searchsite.settings'; django.setup()\n"
@@ -224,6 +256,7 @@ def test_an_unreachable_server_is_reported_as_unavailable(engine, settings):
     assert "127.0.0.1:9" in str(caught.value)
 
 
+@LOCAL_ENGINES
 def test_a_changed_threshold_applies_to_a_stored_collection_at_its_next_optimize(engine, settings):
     """The embedded store takes the current settings when opened; a Qdrant server builds
     its graph by itself (its optimize is a no-op)."""
@@ -247,7 +280,7 @@ def test_optimize_builds_the_graph_once_a_collection_outgrows_an_exact_scan(engi
 
     built = index.optimize(SPACE)
 
-    if engine == "edge":
+    if engine in ("edge", "remote"):  # the index server serves an Edge store
         assert built and index.optimize(SPACE) is False  # built once
     else:
         assert built is False  # a Qdrant server builds its graph by itself
@@ -304,6 +337,7 @@ def test_a_products_new_words_replace_its_old_ones_on_every_photo():
     assert [c.product_id for c in required] == [10]
 
 
+@LOCAL_ENGINES
 def test_a_collection_made_before_keywords_is_searched_by_vectors_alone(engine, settings):
     if engine == "edge":
         from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams

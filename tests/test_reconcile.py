@@ -260,7 +260,7 @@ def test_an_upload_the_broker_could_not_take_waits_in_the_outbox_and_is_sent_whe
     import redis
     from django.utils import timezone
 
-    from embeddings.receivers import outbox_flush
+    from embeddings.outbox import outbox_flush
     from searchsite.celery import app
 
     with socket.socket() as sock:

@@ -76,9 +76,23 @@ def test_production_is_switched_on_by_environment_only(tmp_path):
         DATABASE_URL="postgres://u:p@db:5432/vitrine",
         SECRET_KEY="x" * 50,
         CELERY_BROKER_URL="redis://redis:6379/0",
+        QDRANT_URL="http://qdrant:6333",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "django.db.backends.postgresql", "False"]
+
+
+def test_workers_beside_the_embedded_store_are_refused_with_what_to_do(tmp_path):
+    """A broker means worker processes; the embedded store admits one process."""
+    refused = settings_in_subprocess(tmp_path, CELERY_BROKER_URL="redis://redis:6379/0")
+    assert refused.returncode != 0
+    assert "lock each other out" in refused.stderr
+    for advice in ("QDRANT_URL", "manage.py serve_index", "VITRINE_INDEX_SERVER", "unset CELERY_BROKER_URL"):
+        assert advice in refused.stderr
+    shared = settings_in_subprocess(
+        tmp_path, CELERY_BROKER_URL="redis://redis:6379/0", VITRINE_INDEX_SERVER="127.0.0.1:6390"
+    )
+    assert shared.returncode == 0, shared.stderr
 
 
 def test_a_bad_database_url_is_reported(tmp_path):

@@ -4,7 +4,11 @@
   (``VITRINE_INDEX_PATH``), with payload indexes and an HNSW graph for large collections;
 - ``server``: a Qdrant server through qdrant-client (``QDRANT_URL``); qdrant-client's local
   mode runs the same code in this process (``VITRINE_INDEX_ENGINE=qdrant-local``), which is
-  how the tests exercise the server's code path.
+  how the tests exercise the server's code path;
+- ``remote``: the embedded store opened by another process, ``manage.py serve_index``
+  (``VITRINE_INDEX_SERVER``), for several processes on one machine without a Qdrant server.
+
+The engines across a network sit behind a circuit breaker (``breaker``).
 
 The rest of Vitrine speaks to it in domain terms: image and product ids, vectors, filters.
 Nothing outside this package imports an engine's library.
@@ -71,11 +75,27 @@ def reset_index() -> None:
 
 
 def _open() -> VectorIndex:
-    global _exit_hook_registered
     if settings.QDRANT_URL:
         from embeddings.index.server import server_index_open
 
-        return server_index_open()
+        return _guarded(server_index_open())
+    if settings.VITRINE_INDEX_SERVER:
+        from embeddings.index.remote import RemoteIndex
+
+        return _guarded(
+            RemoteIndex(
+                settings.VITRINE_INDEX_SERVER,
+                read_timeout=settings.VITRINE_INDEX_READ_TIMEOUT,
+                write_timeout=settings.QDRANT_TIMEOUT,
+            )
+        )
+    return open_local()
+
+
+def open_local() -> VectorIndex:
+    """The store in this process (the embedded engines), whatever the settings say of a
+    server: ``manage.py serve_index`` serves it."""
+    global _exit_hook_registered
     path = Path(settings.VITRINE_INDEX_PATH)
     if settings.VITRINE_INDEX_ENGINE == "qdrant-local":
         from embeddings.index.server import local_index_open
@@ -90,3 +110,13 @@ def _open() -> VectorIndex:
         atexit.register(reset_index)
         _exit_hook_registered = True
     return index
+
+
+def _guarded(index) -> VectorIndex:
+    """An index across the network, behind a circuit breaker (``breaker``)."""
+    from embeddings.index.breaker import Breaker, GuardedIndex
+
+    breaker = Breaker(
+        failures=settings.VITRINE_INDEX_BREAKER_FAILURES, reset_seconds=settings.VITRINE_INDEX_BREAKER_SECONDS
+    )
+    return GuardedIndex(index, breaker)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -55,8 +56,13 @@ KEYWORDS = "keywords"  # the sparse vector of the product's terms (IDF applied b
 class QdrantIndex(VectorIndex):
     engine = "qdrant"
 
-    def __init__(self, *, client: QdrantClient, is_local: bool, location: str, alias: str):
+    def __init__(
+        self, *, client: QdrantClient, is_local: bool, location: str, alias: str, reads: QdrantClient | None = None
+    ):
         self.client = client
+        # A search's reads wait VITRINE_INDEX_READ_TIMEOUT, not the writes' QDRANT_TIMEOUT:
+        # a server that accepts and never answers must not hold a shopper ten seconds.
+        self.reads = reads or client
         self.is_local = is_local
         self.location = location
         self.alias = alias
@@ -73,13 +79,14 @@ class QdrantIndex(VectorIndex):
         if name in self._ensured:
             return name
         with self._guard():
-            if not self.client.collection_exists(name):
+            # Reads on the search path (the first search of a process ensures its collection).
+            if not self.reads.collection_exists(name):
                 self.client.create_collection(name, **_collection_config(space, is_local=self.is_local))
                 if not self.is_local:  # local mode has no payload indexes (it scans)
                     for key, schema in _payload_schema().items():
                         self.client.create_payload_index(name, field_name=key, field_schema=schema)
                 logger.info("Created collection %s for %s", name, space.id)
-            aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+            aliases = {a.alias_name: a.collection_name for a in self.reads.get_aliases().aliases}
             if self.alias not in aliases:
                 self.client.update_collection_aliases(
                     change_aliases_operations=[
@@ -104,7 +111,7 @@ class QdrantIndex(VectorIndex):
         known = self._keywords.get(name)
         if known is None:
             with self._guard():
-                sparse_config = self.client.get_collection(name).config.params.sparse_vectors or {}
+                sparse_config = self.reads.get_collection(name).config.params.sparse_vectors or {}
             known = self._keywords[name] = KEYWORDS in sparse_config
         return known
 
@@ -174,7 +181,7 @@ class QdrantIndex(VectorIndex):
         name = self.ensure(space)
         payload = ["product_id", "image_id", *FACT_FIELDS] if with_facts else ["product_id", "image_id"]
         with self._guard():
-            result = self.client.query_points_groups(
+            result = self.reads.query_points_groups(
                 name,
                 query=np.asarray(vector, dtype=np.float32).tolist(),
                 group_by="product_id",
@@ -219,7 +226,7 @@ class QdrantIndex(VectorIndex):
         indices, values = sparse(weights)
         payload = ["product_id", "image_id", *FACT_FIELDS] if with_facts else ["product_id", "image_id"]
         with self._guard():
-            result = self.client.query_points_groups(
+            result = self.reads.query_points_groups(
                 name,
                 query=qm.SparseVector(indices=indices, values=values),
                 using=KEYWORDS,
@@ -244,7 +251,7 @@ class QdrantIndex(VectorIndex):
             return {}
         name = self.ensure(space)
         with self._guard():
-            records = self.client.retrieve(
+            records = self.reads.retrieve(
                 name, ids=[image_point_id(i) for i in image_ids], with_vectors=True, with_payload=["image_id"]
             )
         return {int(r.payload["image_id"]): _dense(r.vector) for r in records}
@@ -312,6 +319,9 @@ class QdrantIndex(VectorIndex):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+        if self.reads is not self.client:
+            with contextlib.suppress(Exception):
+                self.reads.close()
 
     def alias_point(self, space: EmbeddingSpace) -> None:
         """Make the alias name this space's collection (after a complete re-index)."""
@@ -328,7 +338,7 @@ class QdrantIndex(VectorIndex):
 
     def alias_target(self) -> str | None:
         with self._guard():
-            aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+            aliases = {a.alias_name: a.collection_name for a in self.reads.get_aliases().aliases}
         return aliases.get(self.alias)
 
     @contextlib.contextmanager
@@ -444,14 +454,23 @@ def _translate_errors(location: str):
 
 def server_index_open() -> QdrantIndex:
     """The Qdrant server at QDRANT_URL."""
-    client = QdrantClient(
-        url=settings.QDRANT_URL,
-        api_key=settings.QDRANT_API_KEY or None,
-        timeout=int(max(1, settings.QDRANT_TIMEOUT)),
-        # The version check is a request at construction; a down server would stall start-up.
-        check_compatibility=False,
+
+    def client(timeout: float) -> QdrantClient:
+        return QdrantClient(
+            url=settings.QDRANT_URL,
+            api_key=settings.QDRANT_API_KEY or None,
+            timeout=max(1, math.ceil(timeout)),  # whole seconds (qdrant-client rounds up)
+            # The version check is a request at construction; a down server would stall start-up.
+            check_compatibility=False,
+        )
+
+    return QdrantIndex(
+        client=client(settings.QDRANT_TIMEOUT),
+        reads=client(settings.VITRINE_INDEX_READ_TIMEOUT),
+        is_local=False,
+        location=settings.QDRANT_URL,
+        alias=settings.VITRINE_INDEX_ALIAS,
     )
-    return QdrantIndex(client=client, is_local=False, location=settings.QDRANT_URL, alias=settings.VITRINE_INDEX_ALIAS)
 
 
 def local_index_open(path: Path) -> QdrantIndex:

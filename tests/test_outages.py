@@ -1,0 +1,149 @@
+"""Outages answered clearly: a vector store that accepts connections and never answers
+(a Qdrant server, or the index server) costs a search about VITRINE_INDEX_READ_TIMEOUT,
+then the circuit breaker answers 503 at once; health says which dependency is down;
+liveness stays up. The database, broker and Redis outages are the chaos suite's
+(tests/test_chaos.py), with the real servers stopped."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from django.test import Client
+
+from embeddings.index import IndexUnavailable, get_index, reset_index
+from embeddings.index.breaker import Breaker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hung_server():
+    """A TCP server on loopback that accepts every connection and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(connection)  # read nothing, answer nothing
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("setting", ["QDRANT_URL", "VITRINE_INDEX_SERVER"])
+def test_a_store_that_never_answers_gives_503s_in_about_a_second_then_at_once(settings, hung_server, setting, api):
+    from embeddings.model import get_encoder
+
+    settings.QDRANT_TIMEOUT = 30  # the writes' timeout: a search must not wait for it
+    settings.VITRINE_INDEX_READ_TIMEOUT = 1
+    settings.VITRINE_INDEX_BREAKER_FAILURES = 2
+    settings.VITRINE_INDEX_BREAKER_SECONDS = 60
+    setattr(settings, setting, f"http://{hung_server}" if setting == "QDRANT_URL" else hung_server)
+    reset_index()
+    get_encoder().texts_encode(["warm the model"])  # time the store, not the model's first load
+
+    timings = []
+    for _ in range(2):
+        started = time.monotonic()
+        page = Client().get("/", {"q": "striped mug"})
+        timings.append(time.monotonic() - started)
+        assert page.status_code == 503 and page["Retry-After"]
+        assert "did not answer" in page.content.decode() or "unavailable" in page.content.decode().lower()
+    assert all(0.9 <= seconds < 10 for seconds in timings), timings  # the read timeout, not QDRANT_TIMEOUT's 30
+
+    # The breaker is open: no more waiting, for the page, the API and readiness alike.
+    started = time.monotonic()
+    found = api.post("/api/v1/search", {"text": "striped mug"})
+    assert time.monotonic() - started < 0.9
+    assert found.status_code == 503 and found["Retry-After"]
+    assert found.json()["error"]["code"] == "index_unavailable"
+    assert "not asking it again" in found.json()["error"]["message"]
+    ready = Client().get("/api/v1/health/ready")
+    assert ready.status_code == 503 and ready["Retry-After"]
+    assert ready.json()["checks"]["index"] == "unavailable" and ready.json()["status"] == "unavailable"
+    assert Client().get("/api/v1/health").json()["checks"]["index"] == "unavailable"
+    live = Client().get("/api/v1/health/live")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+
+
+def test_readiness_says_ok_when_everything_answers():
+    ready = Client().get("/api/v1/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "cache": "ok", "broker": "in-process", "index": "ok"}
+
+
+def test_the_breaker_opens_after_failures_in_a_row_lets_one_call_try_then_closes():
+    now = [0.0]
+    breaker = Breaker(failures=2, reset_seconds=10, clock=lambda: now[0])
+    breaker.before("store")
+    breaker.failed(IndexUnavailable("timed out"))
+    breaker.succeeded()  # a success in between: the count starts again
+    breaker.failed(IndexUnavailable("timed out"))
+    breaker.before("store")  # one failure in a row: still closed
+    breaker.failed(IndexUnavailable("timed out"))
+    assert breaker.is_open
+    with pytest.raises(IndexUnavailable, match="failed 2 times in a row .timed out.; not asking it again for 10 s"):
+        breaker.before("store")
+    now[0] = 10.5
+    breaker.before("store")  # half open: this one tries...
+    with pytest.raises(IndexUnavailable):
+        breaker.before("store")  # ...and the others still fail at once meanwhile
+    breaker.failed(IndexUnavailable("still down"))
+    with pytest.raises(IndexUnavailable, match="still down"):
+        breaker.before("store")  # open again
+    now[0] = 21
+    breaker.before("store")
+    breaker.succeeded()
+    assert not breaker.is_open
+    breaker.before("store")  # closed: every call goes through
+
+
+def test_an_index_server_with_another_key_is_refused_without_reading_its_messages(settings, tmp_path):
+    """Its messages are signed with SECRET_KEY's derivative: a process of another
+    deployment (or anyone else) is cut off before anything is unpickled."""
+    from embeddings.index import open_local
+    from embeddings.index.remote import IndexServer
+
+    server = IndexServer(("127.0.0.1", 0), open_local())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.VITRINE_INDEX_SERVER = f"127.0.0.1:{server.server_address[1]}"
+        reset_index()
+        assert get_index().alias_target() is None  # the same key: served
+        settings.SECRET_KEY = "another deployment's key"
+        reset_index()
+        with pytest.raises(IndexUnavailable, match="index server .* failed"):
+            get_index().alias_target()
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.index.close()
+
+
+def test_serve_index_refuses_a_bad_address_and_a_deployment_with_qdrant(settings):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--bind: 'nowhere' is not host:port"):
+        call_command("serve_index", "--bind", "nowhere")
+    settings.QDRANT_URL = "http://qdrant:6333"
+    with pytest.raises(CommandError, match="nothing to serve"):
+        call_command("serve_index")
