@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from searchsite.env import (
@@ -82,6 +84,35 @@ SILENCED_SYSTEM_CHECKS = [
 _proxy_header = env_str("VITRINE_PROXY_SSL_HEADER")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 
+# --- Content-Security-Policy (django-csp) ---------------------------------------------
+# Only this site's own scripts, styles, fonts and requests; images also as data: URLs (the
+# favicon, the icons in Swagger UI's CSS). No inline script or style anywhere: the pages
+# and the admin keep theirs in static/; the API docs' exceptions are in api/docs.py (a
+# per-response nonce for ReDoc's generated styles). Not framed, no plugins, forms post here.
+# VITRINE_CSP_REPORT_ONLY=1 sends it as Content-Security-Policy-Report-Only (the browser
+# reports, blocks nothing: to try a change); VITRINE_CSP_REPORT_URI: where reports go.
+CONTENT_SECURITY_POLICY_DIRECTIVES = {
+    "default-src": [CSP_SELF],
+    "script-src": [CSP_SELF],
+    "style-src": [CSP_SELF],
+    "img-src": [CSP_SELF, "data:"],
+    "font-src": [CSP_SELF],
+    "connect-src": [CSP_SELF],
+    "object-src": [CSP_NONE],
+    "base-uri": [CSP_SELF],
+    "frame-ancestors": [CSP_NONE],
+    "form-action": [CSP_SELF],
+}
+_csp_report_uri = env_str("VITRINE_CSP_REPORT_URI")
+if _csp_report_uri:
+    CONTENT_SECURITY_POLICY_DIRECTIVES["report-uri"] = _csp_report_uri
+if env_bool("VITRINE_CSP_REPORT_ONLY", False):
+    CONTENT_SECURITY_POLICY = None
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": CONTENT_SECURITY_POLICY_DIRECTIVES}
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": CONTENT_SECURITY_POLICY_DIRECTIVES}
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = None
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -94,6 +125,8 @@ INSTALLED_APPS = [
     # Swagger UI's files, served from here: /api/docs/ works with no internet.
     "drf_spectacular_sidecar",
     "corsheaders",
+    # The Content-Security-Policy header (its system checks; the policy is below).
+    "csp",
     # The domain, then what is built on it (catalog ← embeddings ← the faces); see docs/architecture.md.
     "catalog",
     "embeddings",
@@ -103,6 +136,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every response, static files too; before anything that renders (a nonce asked for
+    # while rendering goes into the header).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Before CommonMiddleware, so preflight and error responses carry the CORS headers too.
