@@ -254,3 +254,18 @@ def test_the_embedded_mode_serves_plain_http(tmp_path):
     assert embedded["DEBUG"] is True
     assert not embedded["SECURE_SSL_REDIRECT"] and not embedded["SESSION_COOKIE_SECURE"]
     assert embedded["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_with_https_on_http_is_redirected_but_the_health_check_answers(db, settings):
+    """Load balancers and monitors ask /api/v1/health over plain http from inside; a proxy's
+    X-Forwarded-Proto counts only once VITRINE_PROXY_SSL_HEADER names it."""
+    from django.test import Client
+
+    settings.SECURE_SSL_REDIRECT = True
+    page = Client().get("/")
+    assert (page.status_code, page["Location"]) == (301, "https://testserver/")
+    assert Client().get("/api/v1/health").status_code == 200
+    assert Client().get("/", headers={"X-Forwarded-Proto": "https"}).status_code == 301
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert Client().get("/", headers={"X-Forwarded-Proto": "https"}).status_code == 200
