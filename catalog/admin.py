@@ -54,7 +54,7 @@ class ProductImageInline(admin.TabularInline):
     def thumbnail(self, image: ProductImage) -> str:
         if not image.pk:
             return ""
-        return format_html('<img src="{}" alt="" style="max-height:64px;max-width:96px">', image.thumbnail_url)
+        return format_html('<img src="{}" alt="" class="vitrine-thumb">', image.thumbnail_url)
 
     @admin.display(description="Size")
     def dimensions(self, image: ProductImage) -> str:
@@ -170,7 +170,7 @@ class ProductImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Photo")
     def thumbnail(self, image: ProductImage) -> str:
-        return format_html('<img src="{}" alt="" style="max-height:48px;max-width:72px">', image.thumbnail_url)
+        return format_html('<img src="{}" alt="" class="vitrine-thumb small">', image.thumbnail_url)
 
     @admin.display(description="Duplicate of")
     def duplicate(self, image: ProductImage) -> str:

@@ -190,7 +190,7 @@ class TagSuggestionAdmin(admin.ModelAdmin):
         image = suggestion.product.images.first()
         if image is None:
             return ""
-        return format_html('<img src="{}" alt="" style="max-height:48px;max-width:72px">', image.thumbnail_url)
+        return format_html('<img src="{}" alt="" class="vitrine-thumb small">', image.thumbnail_url)
 
     @admin.display(description="Facet", ordering="value__facet__name")
     def facet(self, suggestion: TagSuggestion) -> str:

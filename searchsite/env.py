@@ -21,6 +21,11 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
 
+def env_is_set(name: str) -> bool:
+    """Whether the variable is given a value (even 0): an explicit answer, not a default."""
+    return bool(os.environ.get(name, "").strip())
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:

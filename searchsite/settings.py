@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from searchsite.env import (
@@ -19,6 +21,7 @@ from searchsite.env import (
     env_choice,
     env_float,
     env_int,
+    env_is_set,
     env_list,
     env_path,
     env_rate,
@@ -51,20 +54,64 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-# Served over HTTPS only (behind a TLS proxy, say): redirect http, secure cookies, HSTS.
-VITRINE_HTTPS = env_bool("VITRINE_HTTPS", False)
-SECURE_SSL_REDIRECT = VITRINE_HTTPS
-SESSION_COOKIE_SECURE = VITRINE_HTTPS
-CSRF_COOKIE_SECURE = VITRINE_HTTPS
+# --- HTTPS ---------------------------------------------------------------------------------
+# A deployment (DEBUG off) is served over HTTPS only, behind a TLS-terminating proxy: http
+# is redirected, the session and CSRF cookies are sent over HTTPS only, HSTS is on. The
+# embedded mode (DEBUG on) serves plain http. Each part can be set on its own; to try a
+# deployment over plain http (docker compose on localhost, no proxy), set VITRINE_HTTPS=0.
+VITRINE_HTTPS = env_bool("VITRINE_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("VITRINE_SSL_REDIRECT", VITRINE_HTTPS)
+# Load balancers and monitors ask over plain http, from inside: answer, not redirect.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+SESSION_COOKIE_SECURE = env_bool("VITRINE_SECURE_COOKIES", VITRINE_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # An hour to start with: raise it (a year: 31536000) once every subdomain serves HTTPS.
 SECURE_HSTS_SECONDS = env_int("VITRINE_HSTS_SECONDS", 3600 if VITRINE_HTTPS else 0, minimum=0)
-# Both are hard to take back (browsers remember them): off unless set.
+# Both are hard to take back (browsers remember them): off unless set. check --deploy warns
+# while they are off (security.W005, security.W021) unless the variable says so explicitly:
+# VITRINE_HSTS_INCLUDE_SUBDOMAINS=0 is a decision taken, not a setting forgotten (the
+# compose file takes it; a shop's other subdomains may not all serve HTTPS).
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("VITRINE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("VITRINE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    check
+    for name, check in (("VITRINE_HSTS_INCLUDE_SUBDOMAINS", "security.W005"), ("VITRINE_HSTS_PRELOAD", "security.W021"))
+    if env_is_set(name) and not env_bool(name, False)
+]
 # The header a TLS-terminating proxy sets, e.g. HTTP_X_FORWARDED_PROTO (it must overwrite
-# what clients send); requests carrying it with "https" count as secure.
+# what clients send); requests carrying it with "https" count as secure. Without it, a site
+# behind a proxy with VITRINE_HTTPS on would redirect every request to itself.
 _proxy_header = env_str("VITRINE_PROXY_SSL_HEADER")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------
+# Only this site's own scripts, styles, fonts and requests; images also as data: URLs (the
+# favicon, the icons in Swagger UI's CSS). No inline script or style anywhere: the pages
+# and the admin keep theirs in static/; the API docs' exceptions are in api/docs.py (a
+# per-response nonce for ReDoc's generated styles). Not framed, no plugins, forms post here.
+# VITRINE_CSP_REPORT_ONLY=1 sends it as Content-Security-Policy-Report-Only (the browser
+# reports, blocks nothing: to try a change); VITRINE_CSP_REPORT_URI: where reports go.
+CONTENT_SECURITY_POLICY_DIRECTIVES = {
+    "default-src": [CSP_SELF],
+    "script-src": [CSP_SELF],
+    "style-src": [CSP_SELF],
+    "img-src": [CSP_SELF, "data:"],
+    "font-src": [CSP_SELF],
+    "connect-src": [CSP_SELF],
+    "object-src": [CSP_NONE],
+    "base-uri": [CSP_SELF],
+    "frame-ancestors": [CSP_NONE],
+    "form-action": [CSP_SELF],
+}
+_csp_report_uri = env_str("VITRINE_CSP_REPORT_URI")
+if _csp_report_uri:
+    CONTENT_SECURITY_POLICY_DIRECTIVES["report-uri"] = _csp_report_uri
+if env_bool("VITRINE_CSP_REPORT_ONLY", False):
+    CONTENT_SECURITY_POLICY = None
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": CONTENT_SECURITY_POLICY_DIRECTIVES}
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": CONTENT_SECURITY_POLICY_DIRECTIVES}
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -78,6 +125,8 @@ INSTALLED_APPS = [
     # Swagger UI's files, served from here: /api/docs/ works with no internet.
     "drf_spectacular_sidecar",
     "corsheaders",
+    # The Content-Security-Policy header (its system checks; the policy is below).
+    "csp",
     # The domain, then what is built on it (catalog ← embeddings ← the faces); see docs/architecture.md.
     "catalog",
     "embeddings",
@@ -87,6 +136,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every response, static files too; before anything that renders (a nonce asked for
+    # while rendering goes into the header).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Before CommonMiddleware, so preflight and error responses carry the CORS headers too.
