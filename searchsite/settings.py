@@ -471,6 +471,15 @@ CORS_ALLOW_CREDENTIALS = False
 # Throttling counts requests in the cache: shared between processes only with a shared
 # cache (CACHE_URL=redis://…; docker compose sets it), per process otherwise.
 CACHE_URL = env_str("CACHE_URL")
+
+
+def _no_retry():
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
+
+
 if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// or rediss:// URL.")
 CACHES = {
@@ -480,7 +489,8 @@ CACHES = {
             "LOCATION": CACHE_URL,
             # Every use of the cache has a fallback (searchsite.caching): a cache that is down
             # or stuck costs a request half a second at most, never a 500.
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+            # (redis-py would otherwise retry each call three times with backoff: seconds.)
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, "retry": _no_retry()},
         }
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}

@@ -255,9 +255,12 @@ def test_the_openapi_schema_documents_every_endpoint_and_error(db):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             assert operation.get("summary"), (method, path)
-            if path != "/api/v1/health":
+            if not path.startswith("/api/v1/health"):  # no key needed: for load balancers
                 assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
                 assert operation["security"] == [{"BearerKey": []}, {"HeaderKey": []}]
+    for path in ("/api/v1/health", "/api/v1/health/ready"):
+        assert {"200", "503"} <= set(schema["paths"][path]["get"]["responses"])
+        assert schema["paths"][path]["get"].get("security", [{}]) == [{}]
     search = schema["paths"]["/api/v1/search"]["post"]
     assert {"application/json", "multipart/form-data"} <= set(search["requestBody"]["content"])
     assert {"200", "400", "413", "415", "422", "503"} <= set(search["responses"])
