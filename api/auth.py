@@ -13,7 +13,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from api.keys import ApiKeyRefused, api_key_check
 from api.models import ApiKey
-from searchsite.caching import cache_outage_log
+from searchsite.caching import cache_is_down, cache_outage_log
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,8 @@ class ApiKeyThrottle(SimpleRateThrottle):
             return True  # refused anyway, by authentication
         self.rate = api_key.rate or settings.VITRINE_API_RATE
         self.num_requests, self.duration = self.parse_rate(self.rate)
+        if cache_is_down():
+            return True  # it failed moments ago: serve, unthrottled (below)
         try:
             return super().allow_request(request, view)
         except Exception as exc:  # noqa: BLE001 - the cache (Redis) is down: serve, unthrottled

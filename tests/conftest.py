@@ -12,6 +12,7 @@ from django.core.cache import cache
 from embeddings.index import reset_index
 from embeddings.search.understanding import vocabulary_forget
 from embeddings.spaces import live_space_forget
+from searchsite.caching import cache_outage_forget
 from tests.live import SCHEMA_TEMPLATE_PRODUCTS, TEMPLATE_PRODUCTS, LiveVitrine, template_build
 from tests.shops import snapshot_restore, snapshot_shared
 
@@ -61,6 +62,7 @@ def isolated_storage(settings, tmp_path):
     live_space_forget()  # each test's database has its own live space
     vocabulary_forget()  # and its own catalog
     cache.clear()  # throttling counts and cached query vectors (ids are reused between tests)
+    cache_outage_forget()  # a test that stopped the cache does not leave it skipped
     yield
     reset_index()
     live_space_forget()

@@ -351,3 +351,53 @@ def test_a_cache_that_is_down_slows_nothing_to_a_failure(search_api, shop, setti
     assert body["results"]
     assert Client().get("/", {"q": "red striped mug"}).status_code == 200
     assert "The cache is unavailable" in caplog.text
+
+
+def test_a_cache_that_hangs_is_asked_once_then_left_alone_for_a_moment(search_api, shop, settings, monkeypatch):
+    """A Redis that accepts and never answers: the first call waits for its socket
+    timeout; the calls after it, for RETRY_AFTER_SECONDS, do not try (no new connection)."""
+    import socket
+    import threading
+
+    from searchsite import caching
+
+    listener = socket.socket()
+    listener.settimeout(None)  # block in accept (whatever the default timeout)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setattr(caching, "RETRY_AFTER_SECONDS", 60.0)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{listener.getsockname()[1]}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    try:
+        import time
+
+        def connections() -> int:
+            time.sleep(0.5)  # the accepting thread takes its turn
+            return len(accepted)
+
+        assert search(search_api, text="red striped mug")["results"]
+        tried = connections()
+        assert tried >= 1 and caching.cache_is_down()
+        for _ in range(3):
+            assert search(search_api, text="red striped mug")["results"]
+            assert Client().get("/", {"q": "red striped mug"}).status_code == 200
+        assert connections() == tried  # left alone: nothing more asked of it
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()

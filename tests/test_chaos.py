@@ -242,6 +242,7 @@ class Probes:
         self.prefix = prefix
         self.answers: dict[str, Counter] = {}
         self.slowest = 0.0
+        self.slowest_by: dict[str, float] = {}
         self.missing_retry_after = 0
         self.accepted = 0
         self.seed = 0
@@ -263,6 +264,7 @@ class Probes:
             status, seconds, headers = answer
             self.answers.setdefault(name, Counter())[status] += 1
             self.slowest = max(self.slowest, seconds)
+            self.slowest_by[name] = round(max(self.slowest_by.get(name, 0.0), seconds), 2)
             if status == 503 and not headers.get("Retry-After"):
                 self.missing_retry_after += 1
 
@@ -290,7 +292,8 @@ def settle(stack: Stack, prefix: str, expected: int) -> tuple[dict[int, str], fl
 
 def report(name: str, probes: Probes, **figures) -> None:
     answers = {key: dict(counter) for key, counter in probes.answers.items()}
-    print(f"\nCHAOS {name}: {json.dumps({**figures, 'answers': answers, 'slowest_s': round(probes.slowest, 2)})}")
+    figures = {**figures, "answers": answers, "slowest_s": probes.slowest_by}
+    print(f"\nCHAOS {name}: {json.dumps(figures)}")
 
 
 def test_postgres_stopped_for_20_seconds_mid_ingest(stack):
