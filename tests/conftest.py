@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 
 from embeddings.index import reset_index
+from embeddings.relevance import cutoffs_forget
 from embeddings.search.understanding import vocabulary_forget
 from embeddings.spaces import live_space_forget
 from tests.live import SCHEMA_TEMPLATE_PRODUCTS, TEMPLATE_PRODUCTS, LiveVitrine, template_build
@@ -60,6 +61,7 @@ def isolated_storage(settings, tmp_path):
     reset_index()
     live_space_forget()  # each test's database has its own live space
     vocabulary_forget()  # and its own catalog
+    cutoffs_forget()  # and its own cutoffs
     cache.clear()  # throttling counts and cached query vectors (ids are reused between tests)
     yield
     reset_index()
