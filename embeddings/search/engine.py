@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import threading
 import time
+import weakref
 from dataclasses import replace
 from decimal import Decimal
 
@@ -21,7 +23,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from catalog.models import Product, ProductImage
+from catalog.models import ProductImage
 from embeddings.index import IndexCandidate, IndexFilters, get_index
 from embeddings.keywords import whole_term
 from embeddings.relevance import cutoffs_get
@@ -216,11 +218,13 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         vectors = index.vectors(space, [c.image_id for c in unscored])
         for c in unscored:
             c.score = float(vectors[c.image_id] @ text_vector) if c.image_id in vectors else -1.0
-    products = Product.objects.in_bulk([c.product_id for c in page])
-    images = ProductImage.objects.in_bulk([c.image_id for c in page])
+    images = {}
+    if page:  # the page's images with their products, in one query
+        rows = ProductImage.objects.select_related("product").filter(pk__in=[c.image_id for c in page]).order_by()
+        images = {image.pk: image for image in rows}
     hits = [
         SearchHit(
-            product=products[c.product_id],
+            product=images[c.image_id].product,
             image=images[c.image_id],
             score=c.score,
             explain=_explain(c) if hybrid is not None else None,
@@ -228,9 +232,9 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         for c in page
         # The DB is the truth: a point whose product is gone or was deactivated moments
         # ago (its index update still queued) is not shown.
-        if c.product_id in products
-        and c.image_id in images
-        and (query.active is None or products[c.product_id].is_active == query.active)
+        if c.image_id in images
+        and images[c.image_id].product_id == c.product_id
+        and (query.active is None or images[c.image_id].product.is_active == query.active)
     ]
     took_ms = (time.monotonic() - started) * 1000
     logger.debug("Catalog search (%s) found %d of %d candidates in %.1f ms", kind, len(matching), len(found), took_ms)
@@ -368,14 +372,34 @@ def _image_vector(encoder, image: Image.Image, image_key: str) -> np.ndarray:
     return _cached_vector(encoder, f"i:{image_key}", lambda: encoder.images_encode([image])[0])
 
 
+# Recent queries' vectors each process keeps per loaded model (2 KB each at 512
+# dimensions), before asking the shared cache: shoppers repeat queries (paging, filters,
+# popular words), and a model gives a text or a stored photo one vector, always.
+KEPT_QUERY_VECTORS = 2048
+_kept_vectors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # encoder → {name: vector}
+_kept_lock = threading.Lock()
+
+
 def _cached_vector(encoder, name: str, encode) -> np.ndarray:
-    """A query's vector, cached for an hour (paging and filtering a search re-use it)."""
+    """A query's vector (read-only): kept in this process, and in the shared cache for an
+    hour (paging and filtering a search re-use it, in any process)."""
+    kept = _kept_vectors.get(encoder)
+    vector = kept.get(name) if kept is not None else None
+    if vector is not None:
+        return vector
     key = "vitrine:qv:" + hashlib.sha256(f"{encoder.space.id}\0{name}".encode()).hexdigest()
     cached = cache_call("get", None, key)
     if cached is not None:
-        return np.frombuffer(cached, dtype=np.float32)
-    vector = encode().astype(np.float32)
-    cache_call("set", None, key, vector.tobytes(), 3600)
+        vector = np.frombuffer(cached, dtype=np.float32)
+    else:
+        vector = encode().astype(np.float32)
+        cache_call("set", None, key, vector.tobytes(), 3600)
+    vector.flags.writeable = False  # shared by every search of these words
+    with _kept_lock:
+        kept = _kept_vectors.setdefault(encoder, {})
+        if len(kept) >= KEPT_QUERY_VECTORS:
+            del kept[next(iter(kept))]  # the oldest
+        kept[name] = vector
     return vector
 
 
