@@ -110,6 +110,18 @@ class RemoteIndex:
         self.write_timeout = write_timeout
         self._key = channel_key()
         self._local = threading.local()  # one connection per thread
+        self._with_keywords: set[str] = set()  # spaces whose collection has keyword vectors
+
+    def has_keywords(self, space) -> bool:
+        """Asked by every text search. A collection made with keyword vectors keeps them
+        (a collection's layout cannot change, and every new one is made with them), so a
+        yes is remembered: one round trip fewer per search."""
+        if space.id in self._with_keywords:
+            return True
+        answer = self._call("has_keywords", (space,), {})
+        if answer:
+            self._with_keywords.add(space.id)
+        return answer
 
     def __getattr__(self, name: str):
         if name not in METHODS:
