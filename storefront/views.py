@@ -151,7 +151,7 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
     liked = set(query.positive_ids)
     # Each card's values read here, once: the card template has ~40 of them, and a lookup
     # through hit.product/hit.image costs the template several attempts each.
-    product_url, thumbnail_url = _card_url_makers()
+    product_url = _product_url_maker()
     cards = []
     for hit in result.hits:
         product, image = hit.product, hit.image
@@ -161,7 +161,7 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
             {
                 "liked": pk in liked,
                 "url": product_url(pk),
-                "thumbnail_url": thumbnail_url(image.sha256),
+                "thumbnail_url": image.thumbnail_url,
                 "width": width,
                 "height": height,
                 "title": product.title,
@@ -248,18 +248,11 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
     }
 
 
-def _card_url_makers():
-    """The product page's and the grid thumbnail's URL of a product id / an image's sha256,
-    each reversed once per page (``reverse`` costs more than the rest of a card)."""
-    marker = "0"
-    product = reverse("product", args=[int(marker)])
-    head, _, tail = product.rpartition(f"/{marker}/")
-    product_head, product_tail = f"{head}/", f"/{tail}"
-    thumbnail_head = reverse("thumbnail", args=[marker]).removesuffix(marker)
-    return (
-        lambda pk: f"{product_head}{pk}{product_tail}",
-        lambda sha256: f"{thumbnail_head}{sha256}-320.webp",
-    )
+def _product_url_maker():
+    """The product page's URL of a product id, reversed once per page (``reverse`` for each
+    card cost more than the rest of the card)."""
+    head, _, tail = reverse("product", args=[0]).rpartition("/0/")
+    return lambda pk: f"{head}/{pk}/{tail}"
 
 
 def _below(price):
@@ -439,11 +432,12 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         "facts": _product_facts(product),
         "back_url": _search_referer(request),
         "similar": None,
+        "similar_cards": [],
         "similar_error": None,
     }
     try:
-        context["similar"] = catalog_search(
-            SearchQuery(like_product_id=product.pk, relevant_only=False, limit=SIMILAR_STRIP_SIZE)
+        similar = catalog_search(
+            SearchQuery(like_product_id=product.pk, relevant_only=False, limit=SIMILAR_STRIP_SIZE, facets=False)
         )
     except SearchError as exc:
         context["similar_error"] = (
@@ -454,6 +448,20 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
     except (IndexUnavailable, ModelUnavailable) as exc:
         logger.warning("Similar products unavailable: %s", exc)
         context["similar_error"] = "Similar products cannot be shown right now: search is unavailable."
+    else:
+        context["similar"] = similar
+        product_url = _product_url_maker()
+        context["similar_cards"] = [
+            {
+                "url": product_url(hit.product.pk),
+                "thumbnail_url": hit.image.thumbnail_url,
+                "dimensions": hit.image.thumbnail_dimensions,
+                "title": hit.product.title,
+                "price": hit.product.price,
+                "currency": hit.product.currency,
+            }
+            for hit in similar.hits
+        ]
     return render(request, "storefront/product.html", context)
 
 

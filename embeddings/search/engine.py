@@ -154,8 +154,12 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         loose = sorted(loose, key=lambda c: -c.rank_score)
         loose, hidden = loose[: query.loose_limit], loose[query.loose_limit :]
     universe = relevant if query.relevant_only else relevant + loose
-    failures = [failed_filters(c, filters) for c in universe]
-    matching = [c for c, failed in zip(universe, failures, strict=True) if not failed]
+    if filters.any:
+        failures = [failed_filters(c, filters) for c in universe]
+        matching = [c for c, failed in zip(universe, failures, strict=True) if not failed]
+    else:  # no filter to fail (most searches): no call per candidate
+        failures = [()] * len(universe)
+        matching = list(universe)
     # The nearest `limit` products hold every relevant one unless all of them are relevant
     # (or everything was asked for). Then filters may match products further away: ask the
     # index for them, filters and cutoff applied there.
@@ -202,11 +206,15 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     attribute_keys = (
         settings.VITRINE_FACET_ATTRIBUTES if query.facet_attributes is None else list(query.facet_attributes)
     )
-    facets = facets_count(universe, filters, attribute_keys, failures)
-    prices_universe = [c for c, failed in zip(universe, failures, strict=True) if not failed or failed == ("price",)]
-    buckets = price_buckets(prices_universe)
-    prices = [c.price for c in prices_universe if c.price is not None]
-    loosely_related = sum(1 for c in hidden if matches(c, filters))
+    facets, buckets, prices = [], [], []
+    if query.facets:
+        facets = facets_count(universe, filters, attribute_keys, failures)
+        prices_universe = [
+            c for c, failed in zip(universe, failures, strict=True) if not failed or failed == ("price",)
+        ]
+        buckets = price_buckets(prices_universe)
+        prices = [c.price for c in prices_universe if c.price is not None]
+    loosely_related = sum(1 for c in hidden if matches(c, filters)) if filters.any else len(hidden)
     if hybrid is not None:
         loosely_related += hybrid.loose_count  # counted, not made (no filters to check)
 
@@ -316,9 +324,10 @@ SHARED_VALUE_WEIGHT = 0.05
 
 def _like_ordered(candidates: list[Candidate], category: str, attributes) -> None:
     attributes = attributes if isinstance(attributes, dict) else {}
-    plain = {key: value for key, value in attributes.items() if isinstance(value, (str, int, float))}
+    plain = [(key, value) for key, value in attributes.items() if isinstance(value, (str, int, float))]
     for candidate in candidates:
-        shared = sum(1 for key, value in plain.items() if (candidate.attributes or {}).get(key) == value)
+        values = candidate.attributes or {}
+        shared = sum(values.get(key) == value for key, value in plain)
         shared += 1 if category and candidate.category == category else 0
         candidate.rank_score += SHARED_VALUE_WEIGHT * shared
 
