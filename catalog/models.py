@@ -4,7 +4,6 @@ import uuid
 from pathlib import Path
 
 from django.db import models
-from django.urls import reverse
 
 from catalog.validators import attributes_validate, external_id_validate
 
@@ -92,11 +91,15 @@ class ProductImage(models.Model):
     # Thumbnails for pages (catalog.thumbnails makes them on first request).
     @property
     def thumbnail_url(self) -> str:
-        return reverse("thumbnail", args=[f"{self.sha256}-320.webp"])
+        from catalog.thumbnails import thumbnail_url
+
+        return thumbnail_url(self.sha256, 320)
 
     @property
     def large_thumbnail_url(self) -> str:
-        return reverse("thumbnail", args=[f"{self.sha256}-640.webp"])
+        from catalog.thumbnails import thumbnail_url
+
+        return thumbnail_url(self.sha256, 640)
 
     @property
     def thumbnail_dimensions(self) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.urls import get_script_prefix, get_urlconf, reverse
 from PIL import Image
 
 from catalog.intake import image_decode_rgb
@@ -23,6 +24,19 @@ def thumbnail_dimensions(width: int, height: int, size: int) -> tuple[int, int]:
     """The thumbnail's size: the original fitted inside size×size, never enlarged."""
     scale = min(1.0, size / max(width, height, 1))
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def thumbnail_url(sha256: str, size: int) -> str:
+    """The thumbnail's URL (``catalog.views.thumbnail``). Pages show dozens: the view's
+    path is reversed once per script prefix and URLconf, and the name appended."""
+    key = (get_script_prefix(), get_urlconf(), settings.ROOT_URLCONF)
+    prefix = _url_prefixes.get(key)
+    if prefix is None:
+        prefix = _url_prefixes[key] = reverse("thumbnail", args=["_"]).removesuffix("_")
+    return f"{prefix}{sha256}-{size}.webp"
+
+
+_url_prefixes: dict[tuple, str] = {}
 
 
 def thumbnail_path(sha256: str, size: int) -> Path:

@@ -20,8 +20,9 @@ from catalog.commands import is_in_process
 from embeddings import tasks
 from embeddings.commands import index_claim, index_optimize
 from embeddings.indexing import PAYLOAD_FIELDS
-from embeddings.models import Synonym
+from embeddings.models import RelevanceCutoff, Synonym
 from embeddings.outbox import batch_send
+from embeddings.relevance import cutoffs_forget
 from embeddings.search.understanding import vocabulary_touch
 
 
@@ -84,7 +85,17 @@ def on_synonyms_changed(sender, **kwargs) -> None:
     transaction.on_commit(vocabulary_touch, robust=True)
 
 
+def on_cutoffs_changed(sender, **kwargs) -> None:
+    """A cutoffs row was saved or deleted (the admin, a calibration): this process reads it
+    again now, and once more after the commit (a search in between may have read the old one).
+    Other processes read it within ``CUTOFFS_CACHE_SECONDS``."""
+    cutoffs_forget()
+    transaction.on_commit(cutoffs_forget)
+
+
 def connect() -> None:
+    post_save.connect(on_cutoffs_changed, sender=RelevanceCutoff, dispatch_uid="embeddings.cutoffs_saved")
+    post_delete.connect(on_cutoffs_changed, sender=RelevanceCutoff, dispatch_uid="embeddings.cutoffs_deleted")
     post_save.connect(on_synonyms_changed, sender=Synonym, dispatch_uid="embeddings.synonym_saved")
     post_delete.connect(on_synonyms_changed, sender=Synonym, dispatch_uid="embeddings.synonym_deleted")
     signals.images_added.connect(on_images_added, dispatch_uid="embeddings.images_added")

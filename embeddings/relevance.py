@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,11 @@ MIN_PRODUCTS = 20
 SAMPLE_PRODUCTS = 400
 MATCHED_PERCENTILE = 5
 RECHECK_SECONDS = 600
+# Seconds a process trusts its reading of a space's cutoffs row (read on every search
+# otherwise). Saving or deleting the row (the admin, a calibration) forgets it at once in
+# the process that saved it (``receivers``: post_save / post_delete); other processes see
+# the change within this many seconds.
+CUTOFFS_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,7 @@ class Cutoffs:
 def cutoffs_get(space: EmbeddingSpace) -> Cutoffs:
     """The cutoffs in force for the space (calibrating first when there are none yet)."""
     text_setting, image_setting = settings.VITRINE_TEXT_CUTOFF, settings.VITRINE_IMAGE_CUTOFF
-    row = RelevanceCutoff.objects.filter(embedding_space=space.id).first()
-    if row is None or _grown(space, row):
-        row = cutoffs_calibrate(space) or row
+    row = _row(space)
     text = text_setting if text_setting is not None else (row.text if row else None)
     image = image_setting if image_setting is not None else (row.image if row else None)
     if text_setting is not None or image_setting is not None:
@@ -116,6 +120,31 @@ def cutoffs_get(space: EmbeddingSpace) -> Cutoffs:
         centroid=centroid,
         margin=text_stats.get("margin_p5"),
     )
+
+
+# space id → (monotonic expiry, row): see CUTOFFS_CACHE_SECONDS.
+_rows: dict[str, tuple[float, RelevanceCutoff]] = {}
+
+
+def _row(space: EmbeddingSpace) -> RelevanceCutoff | None:
+    """The space's cutoffs row, calibrated first when there is none or the catalog has
+    outgrown it; read from the database at most every ``CUTOFFS_CACHE_SECONDS``. No row
+    (too few products to calibrate) is not kept: the next search tries again."""
+    cached = _rows.get(space.id)
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached[1]
+    row = RelevanceCutoff.objects.filter(embedding_space=space.id).first()
+    if row is None or _grown(space, row):
+        row = cutoffs_calibrate(space) or row
+    if row is not None:
+        _rows[space.id] = (time.monotonic() + CUTOFFS_CACHE_SECONDS, row)
+    return row
+
+
+def cutoffs_forget() -> None:
+    """Read the cutoffs from the database on the next search (a row was saved or deleted
+    behind this process's back: tests)."""
+    _rows.clear()
 
 
 _centroids: dict = {}

@@ -1,3 +1,4 @@
+import gc
 import os
 import threading
 
@@ -17,7 +18,11 @@ def _preload_model() -> None:
     try:
         get_encoder()
     except ModelUnavailable:
-        pass  # searches will report it, with the reason
+        return  # searches will report it, with the reason
+    # torch, open_clip and the model are ~400,000 objects that live as long as the
+    # process: out of the garbage collector's sight, a full collection (every few thousand
+    # requests) takes ~25 ms instead of ~300 ms, during which every thread of the worker waits.
+    gc.freeze()
 
 
 def _start_preload() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -39,16 +42,9 @@ class ShopperSearchForm(forms.Form):
     exact = forms.BooleanField(required=False)
 
     def __init__(self, data, *, sorts: dict[str, str], attributes: list[str]):
+        self.base_fields = _shopper_fields(tuple(sorts.items()), tuple(attributes))
         super().__init__(data)
         self.attributes = attributes
-        self.fields["sort"].choices = list(sorts.items())
-        for name in ("plus", "minus", "category", "brand"):
-            # Any value: a filter value that matches nothing gives no results, not an error.
-            self.fields[name].valid_value = lambda value: True  # type: ignore[method-assign]
-        for attribute in attributes:
-            field = forms.MultipleChoiceField(required=False)
-            field.valid_value = lambda value: True  # type: ignore[method-assign]
-            self.fields[facet_param(attribute)] = field
 
     def clean_plus(self):
         return _product_ids(self.cleaned_data.get("plus"))
@@ -77,6 +73,35 @@ class ShopperSearchForm(forms.Form):
             for attribute in self.attributes
             if data.get(facet_param(attribute))
         )
+
+
+class _SharedFields(dict):
+    """Fields that every form made with the same options shares: Django deep-copies a
+    form's ``base_fields`` for each form (so that one form may change its own), which
+    costs the search page more than validating the query. Nothing changes these once
+    they are made (``_shopper_fields``)."""
+
+    def __deepcopy__(self, memo):
+        return dict(self)
+
+
+@functools.lru_cache(maxsize=16)
+def _shopper_fields(sorts: tuple[tuple[str, str], ...], attributes: tuple[str, ...]) -> _SharedFields:
+    """The search form's fields for these sorts and facet attributes, made once."""
+    fields = copy.deepcopy(ShopperSearchForm.base_fields)
+    fields["sort"].choices = list(sorts)
+    for name in ("plus", "minus", "category", "brand"):
+        # Any value: a filter value that matches nothing gives no results, not an error.
+        fields[name].valid_value = _any_value  # type: ignore[method-assign]
+    for attribute in attributes:
+        field = forms.MultipleChoiceField(required=False)
+        field.valid_value = _any_value  # type: ignore[method-assign]
+        fields[facet_param(attribute)] = field
+    return _SharedFields(fields)
+
+
+def _any_value(value) -> bool:
+    return True
 
 
 def _product_ids(values) -> list[int]:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import math
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -37,6 +37,7 @@ from storefront.query_photos import query_photo_load, query_photo_path, query_ph
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 24
+FACET_VALUES_SHOWN = 12  # per facet, the commonest first
 SIMILAR_STRIP_SIZE = 8
 PARTIAL_HEADER = "HTTP_X_VITRINE_PARTIAL"
 # (query, language): shown on the empty page, in both languages the demo model knows.
@@ -145,48 +146,71 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict) ->
 
 def _result_context(request, form, query: SearchQuery, result, page_number: int) -> dict:
     params = request.GET
+    links = _Links(params)
     data = form.cleaned_data
     liked = set(query.positive_ids)
-    cards = [
-        {
-            "hit": hit,
-            "liked": hit.product.pk in liked,
-            "like_url": _url(params, toggle=("plus", hit.product.pk), drop_from=("minus", hit.product.pk)),
-            "not_url": _url(params, toggle=("minus", hit.product.pk), drop_from=("plus", hit.product.pk)),
-            "similar_url": "?" + urlencode({"similar": hit.product.pk}),
-        }
-        for hit in result.hits
-    ]
+    # Each card's values read here, once: the card template has ~40 of them, and a lookup
+    # through hit.product/hit.image costs the template several attempts each.
+    product_url = _product_url_maker()
+    cards = []
+    for hit in result.hits:
+        product, image = hit.product, hit.image
+        pk = product.pk
+        width, height = image.thumbnail_dimensions
+        cards.append(
+            {
+                "liked": pk in liked,
+                "url": product_url(pk),
+                "thumbnail_url": image.thumbnail_url,
+                "width": width,
+                "height": height,
+                "title": product.title,
+                "brand": product.brand,
+                "price": product.price,
+                "currency": product.currency,
+                "score": hit.score,
+                "like_url": links.url(toggle=("plus", pk), drop_from=("minus", pk)),
+                "not_url": links.url(toggle=("minus", pk), drop_from=("plus", pk)),
+                "similar_url": f"?similar={pk}",
+            }
+        )
     page_count = max(1, math.ceil(result.total / PAGE_SIZE))
-    facets = [
-        {
-            "name": facet.name,
-            "param": _facet_param(facet.name),
-            "label": facet.label,
-            "values": [
-                {
-                    "value": v.value,
-                    "count": v.count,
-                    "selected": v.selected,
-                    "url": _url(params, toggle=(_facet_param(facet.name), v.value)),
-                }
-                for v in facet.values
-            ],
-        }
-        for facet in result.facets
-    ]
-    price_buckets = [
-        {
-            "bucket": bucket,
-            "url": _url(params, set={"price_min": bucket.low, "price_max": _below(bucket.high)}),
-            "selected": (
-                str(bucket.low or "") == params.get("price_min", "")
-                and str(_below(bucket.high) or "") == params.get("price_max", "")
-            ),
-        }
-        for bucket in result.price_buckets
-    ]
-    chips = _chips(params, form)
+    facets = []
+    for facet in result.facets:
+        param = _facet_param(facet.name)
+        facets.append(
+            {
+                "name": facet.name,
+                "param": param,
+                "label": facet.label,
+                "values": [
+                    {
+                        "value": v.value,
+                        "count": v.count,
+                        "selected": v.selected,
+                        "url": links.url(toggle=(param, v.value)),
+                    }
+                    # The page lists each facet's commonest values: links for those alone.
+                    for v in facet.values[:FACET_VALUES_SHOWN]
+                ],
+            }
+        )
+    price_min, price_max = params.get("price_min", ""), params.get("price_max", "")
+    price_buckets = []
+    for bucket in result.price_buckets:
+        high = _below(bucket.high)
+        price_buckets.append(
+            {
+                "bucket": bucket,
+                "url": links.url(set={"price_min": bucket.low, "price_max": high}),
+                "selected": str(bucket.low or "") == price_min and str(high or "") == price_max,
+            }
+        )
+    chips = _chips(params, links)
+    refinements = query.positive_ids + query.negative_ids
+    # Liked and hidden products in one query (none without refinements), in its order.
+    referenced = list(Product.objects.filter(pk__in=refinements)) if refinements else []
+    negative = set(query.negative_ids)
     return {
         "result": result,
         "cards": cards,
@@ -194,36 +218,41 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
         "price_buckets": price_buckets,
         "chips": chips,
         "similar_product": Product.objects.filter(pk=data.get("similar")).first() if data.get("similar") else None,
-        "liked_products": list(Product.objects.filter(pk__in=query.positive_ids)),
-        "hidden_products": list(Product.objects.filter(pk__in=query.negative_ids)),
-        "unrefined_url": _url(params, drop=("plus", "minus")),
-        "loose_url": _url(params, set={"loose": str((data.get("loose") or 0) + 1)}),
+        "liked_products": [p for p in referenced if p.pk in liked],
+        "hidden_products": [p for p in referenced if p.pk in negative],
+        "unrefined_url": links.url(drop=("plus", "minus")),
+        "loose_url": links.url(set={"loose": str((data.get("loose") or 0) + 1)}),
         "loose_band": min(settings.VITRINE_LOOSE_BAND, result.loosely_related),
-        "exact_url": _url(params, set={"exact": "1"}, drop=("page",)),
+        "exact_url": links.url(set={"exact": "1"}, drop=("page",)),
         "suggestion_urls": [("?" + urlencode({"q": word}), word) for word in result.suggestions],
-        "strict_url": _url(params, drop=("loose",)),
-        "clear_filters_url": _url(params, drop=("category", "brand", "price_min", "price_max", *_attribute_params())),
-        "drop_photo_url": _url(params, drop=("photo", "plus", "minus")),
+        "strict_url": links.url(drop=("loose",)),
+        "clear_filters_url": links.url(drop=("category", "brand", "price_min", "price_max", *_attribute_params())),
+        "drop_photo_url": links.url(drop=("photo", "plus", "minus")),
         "page_number": page_number,
         "page_count": page_count,
         "first_shown": result.offset + 1,
         "last_shown": result.offset + len(result.hits),
-        "prev_url": _url(params, set={"page": page_number - 1 if page_number > 2 else None})
-        if page_number > 1
-        else None,
-        "next_url": _url(params, set={"page": page_number + 1}, keep_page=True) if page_number < page_count else None,
+        "prev_url": links.url(set={"page": page_number - 1 if page_number > 2 else None}) if page_number > 1 else None,
+        "next_url": links.url(set={"page": page_number + 1}, keep_page=True) if page_number < page_count else None,
         "sort_options": [
             {
                 "value": key,
                 "label": label,
                 "selected": key == result.sort,
-                "url": _url(params, set={"sort": None if key == "relevance" else key}),
+                "url": links.url(set={"sort": None if key == "relevance" else key}),
             }
             for key, label in SORTS.items()
         ],
         "active_filter_count": len(chips),
-        "first_page_url": _url(params),
+        "first_page_url": links.url(),
     }
+
+
+def _product_url_maker():
+    """The product page's URL of a product id, reversed once per page (``reverse`` for each
+    card cost more than the rest of the card)."""
+    head, _, tail = reverse("product", args=[0]).rpartition("/0/")
+    return lambda pk: f"{head}/{pk}/{tail}"
 
 
 def _below(price):
@@ -239,51 +268,69 @@ def _facet_param(facet_name: str) -> str:
     return facet_param(facet_name.removeprefix("attr.")) if facet_name.startswith("attr.") else facet_name
 
 
-def _chips(params: QueryDict, form: ShopperSearchForm) -> list[dict]:
+def _chips(params: QueryDict, links: _Links) -> list[dict]:
     """The active filters, each with the link that removes it."""
     chips = []
     names = [("category", "Category"), ("brand", "Brand")]
     names += [(facet_param(a), a.replace("_", " ").capitalize()) for a in settings.VITRINE_FACET_ATTRIBUTES]
     for name, label in names:
         for value in dict.fromkeys(params.getlist(name)):
-            chips.append({"label": f"{label}: {value}", "url": _url(params, toggle=(name, value))})
+            chips.append({"label": f"{label}: {value}", "url": links.url(toggle=(name, value))})
     low, high = params.get("price_min", ""), params.get("price_max", "")
     if low or high:
         text = f"Price: {low or '0'} – {high}" if high else f"Price: from {low}"
-        chips.append({"label": text, "url": _url(params, drop=("price_min", "price_max"))})
+        chips.append({"label": text, "url": links.url(drop=("price_min", "price_max"))})
     return chips
 
 
-def _url(
-    params: QueryDict,
-    *,
-    set: dict | None = None,  # noqa: A002 - reads naturally at the call sites
-    toggle: tuple[str, object] | None = None,
-    drop_from: tuple[str, object] | None = None,
-    drop: tuple[str, ...] = (),
-    keep_page: bool = False,
-) -> str:
-    """The current page's URL changed as asked. Any change but paging goes back to page 1,
-    so a new filter never lands on a page past its last."""
-    query = params.copy()
-    if not keep_page:
-        query.pop("page", None)
-    for name in drop:
-        query.pop(name, None)
-    for name, value in (set or {}).items():
-        if value is None or value == "":
+class _Links:
+    """Links to the current page, changed as asked (:meth:`url`). A results page has
+    about a hundred: the page's parameters are read once, each name=value pair is
+    encoded once."""
+
+    def __init__(self, params: QueryDict):
+        self._lists = dict(params.lists())  # name → values; the lists are never changed
+        self._encoded: dict[tuple[str, str], str] = {}
+
+    def url(
+        self,
+        *,
+        set: dict | None = None,  # noqa: A002 - reads naturally at the call sites
+        toggle: tuple[str, object] | None = None,
+        drop_from: tuple[str, object] | None = None,
+        drop: tuple[str, ...] = (),
+        keep_page: bool = False,
+    ) -> str:
+        """The current page's URL changed as asked. Any change but paging goes back to
+        page 1, so a new filter never lands on a page past its last. (Parameters keep their
+        order; one set anew goes last, as QueryDict does.)"""
+        query = self._lists.copy()
+        if not keep_page:
+            query.pop("page", None)
+        for name in drop:
             query.pop(name, None)
-        else:
-            query[name] = str(value)
-    if toggle:
-        name, value = toggle
-        values = query.getlist(name)
-        query.setlist(name, [v for v in values if v != str(value)] if str(value) in values else [*values, str(value)])
-    if drop_from:
-        name, value = drop_from
-        query.setlist(name, [v for v in query.getlist(name) if v != str(value)])
-    encoded = query.urlencode()
-    return f"?{encoded}" if encoded else "?"
+        for name, value in (set or {}).items():
+            if value is None or value == "":
+                query.pop(name, None)
+            else:
+                query[name] = [str(value)]
+        if toggle:
+            name, value = toggle
+            value = str(value)
+            values = query.get(name, [])
+            query[name] = [v for v in values if v != value] if value in values else [*values, value]
+        if drop_from:
+            name, value = drop_from
+            value = str(value)
+            query[name] = [v for v in query.get(name, ()) if v != value]
+        encoded = "&".join(self._pair(name, value) for name, values in query.items() for value in values)
+        return f"?{encoded}" if encoded else "?"
+
+    def _pair(self, name: str, value: str) -> str:
+        pair = self._encoded.get((name, value))
+        if pair is None:
+            pair = self._encoded[name, value] = f"{quote_plus(name)}={quote_plus(value)}"
+        return pair
 
 
 def _photo_search(request: HttpRequest) -> HttpResponse:
@@ -385,11 +432,12 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         "facts": _product_facts(product),
         "back_url": _search_referer(request),
         "similar": None,
+        "similar_cards": [],
         "similar_error": None,
     }
     try:
-        context["similar"] = catalog_search(
-            SearchQuery(like_product_id=product.pk, relevant_only=False, limit=SIMILAR_STRIP_SIZE)
+        similar = catalog_search(
+            SearchQuery(like_product_id=product.pk, relevant_only=False, limit=SIMILAR_STRIP_SIZE, facets=False)
         )
     except SearchError as exc:
         context["similar_error"] = (
@@ -400,6 +448,20 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
     except (IndexUnavailable, ModelUnavailable) as exc:
         logger.warning("Similar products unavailable: %s", exc)
         context["similar_error"] = "Similar products cannot be shown right now: search is unavailable."
+    else:
+        context["similar"] = similar
+        product_url = _product_url_maker()
+        context["similar_cards"] = [
+            {
+                "url": product_url(hit.product.pk),
+                "thumbnail_url": hit.image.thumbnail_url,
+                "dimensions": hit.image.thumbnail_dimensions,
+                "title": hit.product.title,
+                "price": hit.product.price,
+                "currency": hit.product.currency,
+            }
+            for hit in similar.hits
+        ]
     return render(request, "storefront/product.html", context)
 
 

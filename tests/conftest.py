@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 
 from embeddings.index import reset_index
+from embeddings.relevance import cutoffs_forget
 from embeddings.search.understanding import vocabulary_forget
 from embeddings.spaces import live_space_forget
 from searchsite.caching import cache_outage_forget
@@ -61,6 +62,7 @@ def isolated_storage(settings, tmp_path):
     reset_index()
     live_space_forget()  # each test's database has its own live space
     vocabulary_forget()  # and its own catalog
+    cutoffs_forget()  # and its own cutoffs
     cache.clear()  # throttling counts and cached query vectors (ids are reused between tests)
     cache_outage_forget()  # a test that stopped the cache does not leave it skipped
     yield

@@ -21,6 +21,7 @@ from django.db import connection
 from django.test import override_settings
 
 from embeddings.index import reset_index
+from embeddings.relevance import cutoffs_forget
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ def snapshot_restore(snapshot: Snapshot, settings) -> None:
     shutil.copytree(snapshot.folder / "media", settings.MEDIA_ROOT, dirs_exist_ok=True, copy_function=os.link)
     for model, rows in snapshot.rows:
         model.objects.bulk_create([model(**row) for row in rows])
+    cutoffs_forget()  # bulk_create sends no post_save
     with connection.cursor() as cursor:  # new rows must not reuse the restored ids
         for statement in connection.ops.sequence_reset_sql(no_style(), [model for model, _ in snapshot.rows]):
             cursor.execute(statement)

@@ -194,6 +194,49 @@ def test_facts_read_once_follow_every_later_change(index):
     assert read()[10]["price"] == 14.0
 
 
+REMOTE_ONLY = pytest.mark.parametrize("engine", ["remote"], indirect=True)
+
+
+@REMOTE_ONLY
+def test_the_index_server_sends_a_products_facts_once_per_connection(engine, index):
+    """Facts already sent on a connection come back as the client's own objects; a
+    changed product's are sent again; a new connection starts afresh."""
+
+    def read():
+        return {c.product_id: c.facts for c in index.candidates(SPACE, unit(1, 0, 0, 0), limit=10, with_facts=True)}
+
+    first, second = read(), read()
+    assert second == first and all(second[p] is first[p] for p in first)  # not sent again
+    assert first[20]["category"] == "bags"
+
+    index.set_product_payload(10, {"category": "cups", "brand": "Kito", "price": 9.0, "is_active": True})
+    third = read()
+    assert third[10]["category"] == "cups" and third[10] is not first[10]  # sent again
+    assert third[20] is first[20]
+
+    index.close()  # this thread's connection: the next one starts with nothing known
+    fourth = read()
+    assert fourth == third and fourth[20] is not third[20]
+
+
+@REMOTE_ONLY
+def test_a_client_that_keeps_no_facts_gets_them_every_time(engine, index):
+    """A client that never said HELLO (an older one) is sent whole facts on every call."""
+    import socket
+
+    from django.conf import settings
+
+    from embeddings.index.remote import _receive, _send, channel_key, parse_address
+
+    key = channel_key()
+    with socket.create_connection(parse_address(settings.VITRINE_INDEX_SERVER), timeout=5) as sock:
+        for _ in range(2):
+            _send(sock, key, ("candidates", (SPACE, unit(1, 0, 0, 0)), {"limit": 10, "with_facts": True}))
+            status, found = _receive(sock, key)
+            assert status == "ok"
+            assert [c.facts["category"] for c in found] == ["mugs", "bags", "mugs"]
+
+
 def test_attribute_filters_match_any_of_the_values(engine, settings):
     settings.VITRINE_FACET_ATTRIBUTES = ["colour"]
     index = get_index()

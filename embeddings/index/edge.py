@@ -317,29 +317,31 @@ class EdgeIndex(VectorIndex):
         if len(best) >= limit:  # learn how many points a product takes (a slow moving average)
             needed = min(float(FANOUT), max(MIN_FANOUT, 1.2 * used / limit))
             self._fanout = 0.8 * self._fanout + 0.2 * needed
-        facts = self._facts(name, shard, [hit.id for hit in best]) if with_facts else {}
-        found = []
-        for hit in best:
-            point_id = int(hit.id)
-            found.append(
+        facts = self._facts(name, shard, [point_id for point_id, _ in best]) if with_facts else {}
+        if with_vectors:
+            return [
                 IndexCandidate(
                     point_id >> IMAGE_BITS,
                     point_id & IMAGE_MASK,
                     hit.score,
-                    np.asarray(hit.vector[VECTOR], dtype=np.float32) if with_vectors else None,
+                    np.asarray(hit.vector[VECTOR], dtype=np.float32),
                     facts.get(point_id),
                 )
-            )
-        return found
+                for point_id, hit in best
+            ]
+        return [
+            IndexCandidate(point_id >> IMAGE_BITS, point_id & IMAGE_MASK, hit.score, None, facts.get(point_id))
+            for point_id, hit in best
+        ]
 
-    def _facts(self, name: str, shard: EdgeShard, point_ids: list) -> dict[int, dict]:
+    def _facts(self, name: str, shard: EdgeShard, point_ids: list[int]) -> dict[int, dict]:
         """The facts of these points' products: from memory, the shard for the rest."""
         cache = self._facts_cache.setdefault(name, {})
+        cached = cache.get
         found: dict[int, dict] = {}
         missing = []
         for point_id in point_ids:
-            point_id = int(point_id)
-            facts = cache.get(point_id >> IMAGE_BITS)
+            facts = cached(point_id >> IMAGE_BITS)
             if facts is None:
                 missing.append(point_id)
             else:
@@ -474,15 +476,17 @@ class EdgeIndex(VectorIndex):
         os.replace(temporary, path)
 
 
-def _best_per_product(hits: list, limit: int) -> tuple[list, int]:
-    """The best hit of each of the first ``limit`` products (hits come best first), and how
-    many hits were read to find them."""
-    best, seen = [], set()
+def _best_per_product(hits: list, limit: int) -> tuple[list[tuple[int, object]], int]:
+    """The best hit of each of the first ``limit`` products (hits come best first), as
+    (point id, hit), and how many hits were read to find them."""
+    best: list[tuple[int, object]] = []
+    seen: set[int] = set()
     for position, hit in enumerate(hits):
-        product_id = int(hit.id) >> IMAGE_BITS
+        point_id = int(hit.id)
+        product_id = point_id >> IMAGE_BITS
         if product_id not in seen:
             seen.add(product_id)
-            best.append(hit)
+            best.append((point_id, hit))
             if len(best) == limit:
                 return best, position + 1
     return best, len(hits)

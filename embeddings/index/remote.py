@@ -57,6 +57,20 @@ READS = frozenset(
     }
 )
 UNTIMED = frozenset({"optimize"})  # building a graph takes minutes on a large collection
+# Facts sent once per connection. A search's candidates carry their products' facts
+# (category, brand, price, attributes: FACT_FIELDS): pickling and unpickling them cost the
+# server and the web worker more than the search itself, and they are the same objects
+# search after search (the embedded engine keeps them in memory, replacing a product's on
+# any change, never changing one in place). A client that says HELLO keeps, per
+# connection, the facts it was sent; the server then sends KNOWN instead of an object it
+# sent on this connection before. Both tables live and die with the connection.
+HELLO = "hello"
+PROTOCOL = 2
+KNOWN = ...  # pickles as itself
+FACT_READS = frozenset({"candidates", "keyword_candidates"})
+# Products whose facts a connection keeps (about 0.4 KB each); past this the client closes
+# the connection and both sides start again.
+MAX_KNOWN_FACTS = 20_000
 
 
 def channel_key() -> bytes:
@@ -110,6 +124,18 @@ class RemoteIndex:
         self.write_timeout = write_timeout
         self._key = channel_key()
         self._local = threading.local()  # one connection per thread
+        self._with_keywords: set[str] = set()  # spaces whose collection has keyword vectors
+
+    def has_keywords(self, space) -> bool:
+        """Asked by every text search. A collection made with keyword vectors keeps them
+        (a collection's layout cannot change, and every new one is made with them), so a
+        yes is remembered: one round trip fewer per search."""
+        if space.id in self._with_keywords:
+            return True
+        answer = self._call("has_keywords", (space,), {})
+        if answer:
+            self._with_keywords.add(space.id)
+        return answer
 
     def __getattr__(self, name: str):
         if name not in METHODS:
@@ -126,8 +152,14 @@ class RemoteIndex:
         sock = self._connection(timeout)
         try:
             sock.settimeout(timeout)
+            if self._local.known is None:  # a new connection: offer to keep facts (an older server refuses)
+                _send(sock, self._key, (HELLO, (PROTOCOL,), {}))
+                status, _ = _receive(sock, self._key)
+                self._local.known = {} if status == "ok" else False
             _send(sock, self._key, (method, args, kwargs))
             status, value = _receive(sock, self._key)
+            if status == "ok" and method in FACT_READS and self._local.known is not False:
+                _facts_restore(value, self._local.known)
         except TimeoutError:
             self._drop()
             raise IndexUnavailable(
@@ -137,8 +169,15 @@ class RemoteIndex:
         except (OSError, EOFError, PermissionError, pickle.UnpicklingError) as exc:
             self._drop()
             raise IndexUnavailable(f"The connection to the index server at {self.location} failed: {exc}") from None
+        except KeyError as exc:  # KNOWN for facts never sent: the two sides disagree
+            self._drop()
+            raise IndexUnavailable(
+                f"The index server at {self.location} referred to facts never sent ({exc})."
+            ) from None
         if status == "error":
             raise value
+        if self._local.known and len(self._local.known) > MAX_KNOWN_FACTS:
+            self._drop()  # the next call starts a new connection, and both sides a new table
         return value
 
     def _connection(self, timeout: float | None) -> socket.socket:
@@ -157,11 +196,13 @@ class RemoteIndex:
                 ) from None
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._local.sock = sock
+            self._local.known = None  # product id → facts sent on this connection (False: not kept)
         return sock
 
     def _drop(self) -> None:
         sock = getattr(self._local, "sock", None)
         self._local.sock = None
+        self._local.known = None
         if sock is not None:
             sock.close()
 
@@ -170,11 +211,36 @@ class RemoteIndex:
         self._drop()
 
 
+def _facts_elide(found: list, sent: dict[int, dict]) -> None:
+    """The server's side: facts already sent on this connection become KNOWN (``found`` is
+    this call's own list of candidates; the facts objects are the index's, untouched)."""
+    for candidate in found:
+        facts = candidate.facts
+        if facts is None:
+            continue
+        if sent.get(candidate.product_id) is facts:
+            candidate.facts = KNOWN
+        else:
+            sent[candidate.product_id] = facts  # held, so its id is never reused meanwhile
+
+
+def _facts_restore(found: list, known: dict[int, dict]) -> None:
+    """The client's side, in the same order: KNOWN becomes the facts last sent for the
+    product; facts sent are kept (raises KeyError for facts never sent)."""
+    for candidate in found:
+        facts = candidate.facts
+        if facts is KNOWN:
+            candidate.facts = known[candidate.product_id]
+        elif facts is not None:
+            known[candidate.product_id] = facts
+
+
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         server: IndexServer = self.server  # type: ignore[assignment]
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sent: dict[int, dict] | None = None  # facts sent on this connection, once its client said HELLO
         while True:
             try:
                 method, args, kwargs = _receive(sock, server.key)
@@ -183,11 +249,19 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             except (ConnectionError, OSError, struct.error):
                 return
-            if method not in METHODS or method == "close":
+            if method == HELLO:
+                sent = {}
+                reply = ("ok", PROTOCOL)
+            elif method not in METHODS or method == "close":
                 reply = ("error", IndexUnavailable(f"The index server does not run {method!r}."))
             else:
                 try:
-                    reply = ("ok", getattr(server.index, method)(*args, **kwargs))
+                    value = getattr(server.index, method)(*args, **kwargs)
+                    if sent is not None and method in FACT_READS:
+                        if len(sent) > 2 * MAX_KNOWN_FACTS:  # the client starts again before this
+                            sent.clear()
+                        _facts_elide(value, sent)
+                    reply = ("ok", value)
                 except Exception as exc:  # noqa: BLE001 - sent to the caller, who raises it
                     reply = ("error", _portable(exc))
             try:

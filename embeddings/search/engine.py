@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import threading
 import time
+import weakref
 from dataclasses import replace
 from decimal import Decimal
 
@@ -21,7 +23,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from catalog.models import Product, ProductImage
+from catalog.models import ProductImage
 from embeddings.index import IndexCandidate, IndexFilters, get_index
 from embeddings.keywords import whole_term
 from embeddings.relevance import cutoffs_get
@@ -152,8 +154,12 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         loose = sorted(loose, key=lambda c: -c.rank_score)
         loose, hidden = loose[: query.loose_limit], loose[query.loose_limit :]
     universe = relevant if query.relevant_only else relevant + loose
-    failures = [failed_filters(c, filters) for c in universe]
-    matching = [c for c, failed in zip(universe, failures, strict=True) if not failed]
+    if filters.any:
+        failures = [failed_filters(c, filters) for c in universe]
+        matching = [c for c, failed in zip(universe, failures, strict=True) if not failed]
+    else:  # no filter to fail (most searches): no call per candidate
+        failures = [()] * len(universe)
+        matching = list(universe)
     # The nearest `limit` products hold every relevant one unless all of them are relevant
     # (or everything was asked for). Then filters may match products further away: ask the
     # index for them, filters and cutoff applied there.
@@ -200,11 +206,15 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     attribute_keys = (
         settings.VITRINE_FACET_ATTRIBUTES if query.facet_attributes is None else list(query.facet_attributes)
     )
-    facets = facets_count(universe, filters, attribute_keys, failures)
-    prices_universe = [c for c, failed in zip(universe, failures, strict=True) if not failed or failed == ("price",)]
-    buckets = price_buckets(prices_universe)
-    prices = [c.price for c in prices_universe if c.price is not None]
-    loosely_related = sum(1 for c in hidden if matches(c, filters))
+    facets, buckets, prices = [], [], []
+    if query.facets:
+        facets = facets_count(universe, filters, attribute_keys, failures)
+        prices_universe = [
+            c for c, failed in zip(universe, failures, strict=True) if not failed or failed == ("price",)
+        ]
+        buckets = price_buckets(prices_universe)
+        prices = [c.price for c in prices_universe if c.price is not None]
+    loosely_related = sum(1 for c in hidden if matches(c, filters)) if filters.any else len(hidden)
     if hybrid is not None:
         loosely_related += hybrid.loose_count  # counted, not made (no filters to check)
 
@@ -216,11 +226,13 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         vectors = index.vectors(space, [c.image_id for c in unscored])
         for c in unscored:
             c.score = float(vectors[c.image_id] @ text_vector) if c.image_id in vectors else -1.0
-    products = Product.objects.in_bulk([c.product_id for c in page])
-    images = ProductImage.objects.in_bulk([c.image_id for c in page])
+    images = {}
+    if page:  # the page's images with their products, in one query
+        rows = ProductImage.objects.select_related("product").filter(pk__in=[c.image_id for c in page]).order_by()
+        images = {image.pk: image for image in rows}
     hits = [
         SearchHit(
-            product=products[c.product_id],
+            product=images[c.image_id].product,
             image=images[c.image_id],
             score=c.score,
             explain=_explain(c) if hybrid is not None else None,
@@ -228,9 +240,9 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         for c in page
         # The DB is the truth: a point whose product is gone or was deactivated moments
         # ago (its index update still queued) is not shown.
-        if c.product_id in products
-        and c.image_id in images
-        and (query.active is None or products[c.product_id].is_active == query.active)
+        if c.image_id in images
+        and images[c.image_id].product_id == c.product_id
+        and (query.active is None or images[c.image_id].product.is_active == query.active)
     ]
     took_ms = (time.monotonic() - started) * 1000
     logger.debug("Catalog search (%s) found %d of %d candidates in %.1f ms", kind, len(matching), len(found), took_ms)
@@ -312,9 +324,10 @@ SHARED_VALUE_WEIGHT = 0.05
 
 def _like_ordered(candidates: list[Candidate], category: str, attributes) -> None:
     attributes = attributes if isinstance(attributes, dict) else {}
-    plain = {key: value for key, value in attributes.items() if isinstance(value, (str, int, float))}
+    plain = [(key, value) for key, value in attributes.items() if isinstance(value, (str, int, float))]
     for candidate in candidates:
-        shared = sum(1 for key, value in plain.items() if (candidate.attributes or {}).get(key) == value)
+        values = candidate.attributes or {}
+        shared = sum(values.get(key) == value for key, value in plain)
         shared += 1 if category and candidate.category == category else 0
         candidate.rank_score += SHARED_VALUE_WEIGHT * shared
 
@@ -368,14 +381,34 @@ def _image_vector(encoder, image: Image.Image, image_key: str) -> np.ndarray:
     return _cached_vector(encoder, f"i:{image_key}", lambda: encoder.images_encode([image])[0])
 
 
+# Recent queries' vectors each process keeps per loaded model (2 KB each at 512
+# dimensions), before asking the shared cache: shoppers repeat queries (paging, filters,
+# popular words), and a model gives a text or a stored photo one vector, always.
+KEPT_QUERY_VECTORS = 2048
+_kept_vectors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # encoder → {name: vector}
+_kept_lock = threading.Lock()
+
+
 def _cached_vector(encoder, name: str, encode) -> np.ndarray:
-    """A query's vector, cached for an hour (paging and filtering a search re-use it)."""
+    """A query's vector (read-only): kept in this process, and in the shared cache for an
+    hour (paging and filtering a search re-use it, in any process)."""
+    kept = _kept_vectors.get(encoder)
+    vector = kept.get(name) if kept is not None else None
+    if vector is not None:
+        return vector
     key = "vitrine:qv:" + hashlib.sha256(f"{encoder.space.id}\0{name}".encode()).hexdigest()
     cached = cache_call("get", None, key)
     if cached is not None:
-        return np.frombuffer(cached, dtype=np.float32)
-    vector = encode().astype(np.float32)
-    cache_call("set", None, key, vector.tobytes(), 3600)
+        vector = np.frombuffer(cached, dtype=np.float32)
+    else:
+        vector = encode().astype(np.float32)
+        cache_call("set", None, key, vector.tobytes(), 3600)
+    vector.flags.writeable = False  # shared by every search of these words
+    with _kept_lock:
+        kept = _kept_vectors.setdefault(encoder, {})
+        if len(kept) >= KEPT_QUERY_VECTORS:
+            del kept[next(iter(kept))]  # the oldest
+        kept[name] = vector
     return vector
 
 

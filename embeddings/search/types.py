@@ -76,6 +76,9 @@ class SearchQuery:
     sort: str = "relevance"
     limit: int = 24
     offset: int = 0
+    # Count facets and price buckets (False: the page has no filters to offer, e.g. the
+    # product page's similar products; SearchPage.facets and price_buckets are then empty).
+    facets: bool = True
 
     @property
     def kind(self) -> str:
