@@ -96,6 +96,7 @@ MIN_FANOUT = 1.1
 # Products whose facts are kept in memory per collection (about 0.4 KB each).
 FACTS_CACHE_MAX = 2_000_000
 UPSERT_BATCH = 1000
+POINTS_SEEN_KEPT = 4096  # query shapes (filter combinations) remembered
 PAYLOAD_INDEXES = {
     "product_id": PayloadSchemaType.Integer,
     "image_id": PayloadSchemaType.Integer,
@@ -132,6 +133,8 @@ class EdgeIndex(VectorIndex):
         self._shared_attributes: dict = {}
         self._writes = 0  # bumped by every payload change: reads started before keep nothing
         self._fanout = float(FANOUT)
+        # (collection, query shape) → the most points such a query matched (see _grouped)
+        self._points_seen: dict[tuple, int] = {}
         root.mkdir(parents=True, exist_ok=True)
         self._lock_handle = _lock_folder(root)
 
@@ -178,6 +181,7 @@ class EdgeIndex(VectorIndex):
             if shard is not None:
                 shard.close()
             self._facts_cache.pop(name, None)
+            self._points_seen = {key: n for key, n in self._points_seen.items() if key[0] != name}
             shutil.rmtree(self.root / name, ignore_errors=True)
             _stored_keywords.cache_clear()
             meta = self._meta()
@@ -269,6 +273,8 @@ class EdgeIndex(VectorIndex):
             params,
             with_vectors=with_vectors,
             with_facts=with_facts,
+            # Without a threshold, how many points match depends on the filters alone.
+            shape=replace(filters, exclude_product_ids=()) if score_threshold is None else None,
         )
 
     def has_keywords(self, space: EmbeddingSpace) -> bool:
@@ -292,11 +298,29 @@ class EdgeIndex(VectorIndex):
         return self._grouped(name, query, limit, condition, None, None, with_vectors=False, with_facts=with_facts)
 
     def _grouped(
-        self, name, query, limit, condition, score_threshold, params, *, with_vectors: bool, with_facts: bool
+        self,
+        name,
+        query,
+        limit,
+        condition,
+        score_threshold,
+        params,
+        *,
+        with_vectors: bool,
+        with_facts: bool,
+        shape: IndexFilters | None = None,
     ) -> list[IndexCandidate]:
-        """The best point of each of the first ``limit`` products for a query."""
+        """The best point of each of the first ``limit`` products for a query. ``shape``: the
+        filters that alone decide how many points the query matches (None: not only they)."""
         shard = self._shard(name)
         fetch = max(limit + 8, int(limit * self._fanout))
+        # Fewer products match than asked for (a small shop asked for its nearest 1,000): a
+        # query of this shape returned all its points before, so ask for that many at once,
+        # not for ``fetch`` first and then four times more.
+        key = (name, shape)
+        seen = self._points_seen.get(key, 0) if shape is not None else 0
+        if fetch <= seen < 4 * fetch:
+            fetch = seen + 1
         while True:
             with _translate_errors(self.location):
                 hits = shard.query(
@@ -311,6 +335,10 @@ class EdgeIndex(VectorIndex):
                     )
                 )
             best, used = _best_per_product(hits, limit)
+            if shape is not None and seen < len(hits) < fetch:  # all the points it matches
+                if len(self._points_seen) >= POINTS_SEEN_KEPT:
+                    self._points_seen.clear()
+                self._points_seen[key] = seen = len(hits)
             if len(best) >= limit or len(hits) < fetch:
                 break
             fetch *= 4  # products with many photos filled the page: look further
