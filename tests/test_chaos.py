@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests import images
-from tests.test_end_to_end import ROOT, Deployment, free_port, wait_for
+from tests.test_end_to_end import Deployment, free_port, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("chaos")]
 
@@ -143,16 +142,7 @@ class Stack(Deployment):
             ("worker", ["worker", "-Q", "embeddings,maintenance", "--pool", "solo", "--hostname", "chaos@%h"]),
             ("beat", ["beat", "--schedule", str(self.data_dir / "beat-schedule")]),
         ):
-            log = self.data_dir / f"{name}.log"
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "searchsite", *command, "--loglevel", "INFO"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self.processes.append(process)
+            self.spawn(name, ["-m", "celery", "-A", "searchsite", *command, "--loglevel", "INFO"])
 
     def call(self, method: str, path: str, *, body: bytes | None = None, content_type: str = "", key: bool = True):
         """(status, seconds, headers): never raises on an HTTP status."""

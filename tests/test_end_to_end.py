@@ -115,27 +115,12 @@ class Deployment:
             timeout=PATIENCE_SECONDS,
         )
 
-    def start_worker(self, name: str) -> tuple[subprocess.Popen, Path]:
+    def spawn(self, name: str, argv: list[str]) -> tuple[subprocess.Popen, Path]:
+        """A process of the deployment (Python, from the project root, its own session so
+        a signal reaches its children), logging to ``<name>.log``; stopped by ``stop``."""
         log = self.data_dir / f"{name}.log"
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "searchsite",
-                "worker",
-                "-Q",
-                "embeddings",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            [sys.executable, *argv],
             cwd=ROOT,
             env=self.env,
             stdout=log.open("w"),
@@ -145,17 +130,15 @@ class Deployment:
         self.processes.append(process)
         return process, log
 
-    def start_index_server(self) -> subprocess.Popen:
-        log = self.data_dir / "index-server.log"
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve_index"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    def start_worker(self, name: str) -> tuple[subprocess.Popen, Path]:
+        return self.spawn(
+            name,
+            ["-m", "celery", "-A", "searchsite", "worker", "-Q", "embeddings", "--pool", "solo"]
+            + ["--loglevel", "INFO", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"],
         )
-        self.processes.append(process)
+
+    def start_index_server(self) -> subprocess.Popen:
+        process, log = self.spawn("index-server", ["manage.py", "serve_index"])
         host, port = self.env["VITRINE_INDEX_SERVER"].split(":")
 
         def listening() -> bool:
@@ -171,28 +154,11 @@ class Deployment:
 
     def start_web(self, *, workers: int = 1, threads: int = 1) -> None:
         port = free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "searchsite.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--timeout",
-                "120",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=(self.data_dir / "web.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.spawn(
+            "web",
+            ["-m", "gunicorn", "searchsite.wsgi", "--bind", f"127.0.0.1:{port}"]
+            + ["--workers", str(workers), "--threads", str(threads), "--timeout", "120"],
         )
-        self.processes.append(process)
         self.web_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: self._answers("/api/v1/health"), "the web server", timeout=120)
 
