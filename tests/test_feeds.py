@@ -48,6 +48,24 @@ def test_csv_rows_map_columns_prices_and_image_lists():
     assert row.image_urls == [f"https://cdn.example/{n}.jpg" for n in (1, 2, 3)]
 
 
+def test_translation_columns_become_the_products_translations():
+    feed = (
+        "id,title,title_zh,description_zh,category,category_zh,color,color_zh,kind_zh,notes\n"
+        "sku-1,Red mug,红色杯子,一个红色杯子。,Mugs,杯子,Red,红色,杯子,ignored\n"
+    )
+    (row,) = rows_of(feed, "csv")
+    assert row.problems == []
+    assert row.fields["title"] == "Red mug" and row.fields["category"] == "Mugs"
+    assert row.fields["attributes"] == {
+        "title_zh": "红色杯子",
+        "description_zh": "一个红色杯子。",
+        "category_zh": "杯子",
+        "colour": "Red",
+        "colour_zh": "红色",
+        "kind_zh": "杯子",
+    }
+
+
 def test_merchant_center_tsv_and_json_lines_and_rss():
     tsv = "id\ttitle\tprice\tlink\timage_link\nA1\tBlue bag\t30.00 USD\thttps://shop.example/a1\thttps://cdn.example/a.jpg\n"
     (row,) = rows_of(tsv, "tsv")

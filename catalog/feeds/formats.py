@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -18,6 +19,7 @@ from pathlib import Path
 from defusedxml import ElementTree as SafeElementTree
 from defusedxml.common import DefusedXmlException
 
+from catalog.translations import translation_suffixes
 from searchsite.errors import InputRejected
 
 FORMATS = ("csv", "tsv", "jsonl", "xml")
@@ -155,6 +157,18 @@ def _xml_rows(content: bytes) -> Iterator[FeedRow]:
         yield _row_from_mapping(number, record)
 
 
+def _translation_key(key: str) -> str | None:
+    """A translation column (catalog.translations): ``title_zh``, ``description_zh``,
+    ``category_zh``, ``color_zh`` / ``colour_zh`` or any ``<attribute>_zh`` → the attribute
+    key it is kept under; None for other columns."""
+    for suffix in translation_suffixes():
+        base = key.removesuffix(f"_{suffix}")
+        if base != key and base:
+            base = ALIASES.get(base) if base in ("name",) else ATTRIBUTE_ALIASES.get(base, base)
+            return f"{base}_{suffix}" if base and re.fullmatch(r"[a-z][a-z0-9_]*", base) else None
+    return None
+
+
 def _row_from_mapping(number: int, record: dict) -> FeedRow:
     row = FeedRow(number=number)
     values: dict = {}
@@ -165,6 +179,8 @@ def _row_from_mapping(number: int, record: dict) -> FeedRow:
             values[ALIASES[key]] = value
         elif key in ATTRIBUTE_ALIASES and _text(value):
             attributes[ATTRIBUTE_ALIASES[key]] = _text(value)
+        elif _text(value) and (translated := _translation_key(key)):
+            attributes[translated] = _text(value)
     row.external_id = _text(values.get("external_id"))
     if not row.external_id:
         row.problems.append("no id (a column id, external_id or sku)")
