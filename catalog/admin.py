@@ -13,16 +13,38 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from catalog import services, signals
+from catalog import selectors, services, signals
 from catalog import tasks as catalog_tasks
 from catalog.feeds.formats import FORMATS
 from catalog.intake import ImageRejected, image_accept
 from catalog.models import FeedImport, Product, ProductImage
+
+# The admin site's names. Here, with the catalog: it is what merchandisers come to the admin for.
+admin.site.site_header = _("Vitrine administration")
+admin.site.site_title = _("Vitrine admin")
+admin.site.index_title = _("Catalog and search index")
+
+
+def space_id_shown(space_id: str) -> str:
+    """An embedding space id ("model|weights|dimension", the weights often a long path) in
+    a short form people can read, the full id in its tooltip (and on the detail pages)."""
+    if not space_id:
+        return ""
+    parts = space_id.rsplit("|", 2)
+    if len(parts) != 3:
+        return format_html('<span class="space-id">{}</span>', space_id)
+    model, weights, dimension = parts
+    weights_name = weights.rstrip("/").replace(":", "/").rsplit("/", 1)[-1]
+    short = f"{model} · {weights_name} · {dimension}d" if weights_name else f"{model} · {dimension}d"
+    return format_html('<span class="space-id" title="{}">{}</span>', space_id, short)
 
 
 class ProductImageInlineForm(forms.ModelForm):
@@ -47,8 +69,8 @@ class ProductImageInline(admin.TabularInline):
     model = ProductImage
     form = ProductImageInlineForm
     extra = 1
-    fields = ["thumbnail", "file", "position", "state", "error", "dimensions", "embedding_space"]
-    readonly_fields = ["thumbnail", "state", "error", "dimensions", "embedding_space"]
+    fields = ["thumbnail", "file", "position", "state", "error", "dimensions", "space"]
+    readonly_fields = ["thumbnail", "state", "error", "dimensions", "space"]
 
     @admin.display(description="Image")
     def thumbnail(self, image: ProductImage) -> str:
@@ -56,23 +78,90 @@ class ProductImageInline(admin.TabularInline):
             return ""
         return format_html('<img src="{}" alt="" class="vitrine-thumb">', image.thumbnail_url)
 
+    @admin.display(description=_("Embedding space"))
+    def space(self, image: ProductImage) -> str:
+        return space_id_shown(image.embedding_space) if image.pk else ""
+
     @admin.display(description="Size")
     def dimensions(self, image: ProductImage) -> str:
         return f"{image.width}×{image.height}" if image.pk else ""
 
 
+class HasPhotoFilter(admin.SimpleListFilter):
+    title = _("has a photo")
+    parameter_name = "has_photo"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Yes (indexed)")), ("none_indexed", _("None indexed")), ("no", _("No photo"))]
+
+    def queryset(self, request, queryset):
+        return selectors.products_by_photo(queryset, self.value() or "")
+
+
+class FeedImportPhotolessFilter(admin.SimpleListFilter):
+    """The products a feed import left without a usable photo (the import's page links
+    here); shown in the sidebar only while it is in use."""
+
+    title = _("left without a photo by a feed import")
+    parameter_name = "photoless_from_feed"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        job = FeedImport.objects.filter(pk=value).first() if value and value.isdigit() else None
+        return [(str(job.pk), str(job))] if job else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        job = FeedImport.objects.filter(pk=value).first() if value.isdigit() else None
+        if job is None:
+            return queryset.none()
+        return queryset.filter(pk__in=selectors.feed_import_photoless_products(job).values("pk"))
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["title", "external_id", "brand", "category", "price", "currency", "is_active", "image_count"]
-    list_filter = ["is_active", "category", "brand"]
+    list_display = [
+        "photo",
+        "title",
+        "external_id",
+        "brand",
+        "category",
+        "price",
+        "currency",
+        "is_active",
+        "image_count",
+    ]
+    list_display_links = ["photo", "title"]
+    list_filter = ["is_active", HasPhotoFilter, FeedImportPhotolessFilter, "category", "brand"]
     search_fields = ["title", "external_id", "brand"]
     inlines = [ProductImageInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["reembed_images"]
 
+    def get_queryset(self, request):
+        # The photo and image count columns read the prefetched images: two queries a page.
+        return super().get_queryset(request).prefetch_related(Prefetch("images", queryset=ProductImage.objects.all()))
+
+    def view_on_site(self, product: Product) -> str | None:
+        # The shop shows active products only: no link to a page that would be a 404.
+        return product.get_absolute_url() if product.is_active else None
+
+    @admin.display(description=_("Photo"))
+    def photo(self, product: Product) -> str:
+        images = product.images.all()  # prefetched, in position order
+        if not images:
+            return ""
+        return format_html(
+            '<img src="{}" alt="{}" class="vitrine-thumb small" loading="lazy">',
+            images[0].thumbnail_url,
+            _("Photo of %(title)s") % {"title": product.title},
+        )
+
     @admin.display(description="Images")
     def image_count(self, product: Product) -> int:
-        return product.images.count()
+        return len(product.images.all())
 
     def save_model(self, request, obj, form, change):
         """Through the services (validation, and the index told), not ``obj.save()``."""
@@ -161,7 +250,7 @@ class DuplicateFilter(admin.SimpleListFilter):
 
 @admin.register(ProductImage)
 class ProductImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "thumbnail", "product", "state", "error", "duplicate", "embedding_space", "updated_at"]
+    list_display = ["id", "thumbnail", "product", "state", "error", "duplicate", "space", "updated_at"]
     list_filter = ["state", HasErrorFilter, DuplicateFilter, "embedding_space"]
     search_fields = ["product__title", "product__external_id", "sha256", "error"]
     readonly_fields = [f.name for f in ProductImage._meta.fields]
@@ -171,6 +260,10 @@ class ProductImageAdmin(admin.ModelAdmin):
     @admin.display(description="Photo")
     def thumbnail(self, image: ProductImage) -> str:
         return format_html('<img src="{}" alt="" class="vitrine-thumb small">', image.thumbnail_url)
+
+    @admin.display(description=_("Embedding space"), ordering="embedding_space")
+    def space(self, image: ProductImage) -> str:
+        return space_id_shown(image.embedding_space)
 
     @admin.display(description="Duplicate of")
     def duplicate(self, image: ProductImage) -> str:
@@ -233,7 +326,8 @@ class FeedImportAdmin(admin.ModelAdmin):
     form = FeedImportForm
     list_display = [
         "__str__",
-        "state",
+        "outcome",
+        "photoless",
         "progress",
         "created",
         "updated",
@@ -246,7 +340,8 @@ class FeedImportAdmin(admin.ModelAdmin):
     list_filter = ["state"]
     readonly_fields = [
         "name",
-        "state",
+        "outcome",
+        "photoless",
         "rows_total",
         "rows_done",
         "created",
@@ -273,6 +368,26 @@ class FeedImportAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         job_id = obj.pk
         transaction.on_commit(lambda: catalog_tasks.import_feed.delay(job_id), robust=True)
+
+    @admin.display(description=_("State"), ordering="state")
+    def outcome(self, job: FeedImport) -> str:
+        """ "Done" only when nothing failed: rows skipped and photos that could not be
+        fetched or read count as failures."""
+        failures = job.failed + job.image_failures
+        if job.state != FeedImport.State.DONE or not failures:
+            return job.get_state_display()
+        return ngettext("Done with %(count)d failure", "Done with %(count)d failures", failures) % {"count": failures}
+
+    @admin.display(description=_("Products without a photo"))
+    def photoless(self, job: FeedImport) -> str:
+        if not job.image_failures:
+            return "–"
+        count = selectors.feed_import_photoless_products(job).count()
+        if not count:
+            return "–"
+        url = f"{reverse('admin:catalog_product_changelist')}?{FeedImportPhotolessFilter.parameter_name}={job.pk}"
+        text = ngettext("%(count)d product without a photo", "%(count)d products without a photo", count)
+        return format_html('<a href="{}" class="photoless">{}</a>', url, text % {"count": count})
 
     @admin.display(description="Progress")
     def progress(self, obj) -> str:

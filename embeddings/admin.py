@@ -9,8 +9,9 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
-from catalog.admin import ProductAdmin
+from catalog.admin import ProductAdmin, space_id_shown
 from catalog.models import Product
 from embeddings.models import RelevanceCutoff, Synonym, TagFacet, TagSuggestion, TagValue
 from embeddings.search import SearchError, SearchQuery, catalog_search
@@ -25,7 +26,7 @@ class RelevanceCutoffAdmin(admin.ModelAdmin):
     shows what typed overrides would do to a few sample searches, before saving."""
 
     change_form_template = "admin/embeddings/relevancecutoff/change_form.html"
-    list_display = ["embedding_space", "text_auto", "text_override", "image_auto", "image_override", "calibrated_at"]
+    list_display = ["space", "text_auto", "text_override", "image_auto", "image_override", "calibrated_at"]
     fields = [
         "embedding_space",
         ("text_auto", "text_override"),
@@ -38,6 +39,10 @@ class RelevanceCutoffAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # rows come from calibration
+
+    @admin.display(description=_("Embedding space"), ordering="embedding_space")
+    def space(self, row: RelevanceCutoff) -> str:
+        return space_id_shown(row.embedding_space)
 
     @admin.display(description="Stats")
     def stats_shown(self, row: RelevanceCutoff) -> str:

@@ -137,3 +137,98 @@ def test_attributes_the_api_refuses_are_refused_in_the_admin_too(staff, api, att
     refused = api.patch("/api/v1/products/sku-9", {"attributes": __import__("json").loads(attributes)})
     assert refused.status_code == 400
     assert message in refused.content.decode()
+
+
+def product_with_photos(external_id: str, *seeds: int, **fields) -> Product:
+    from catalog import services
+
+    product = services.product_upsert(external_id=external_id, title=f"Product {external_id}", **fields).product
+    for seed in seeds:
+        services.image_create(product=product, content=images.noise_jpeg(seed))
+    return product
+
+
+def test_the_admin_is_branded_vitrine(staff):
+    html = staff.get("/admin/").content.decode()
+
+    assert "Vitrine administration" in html
+    assert "<title>Catalog and search index | Vitrine admin</title>" in html
+    assert "Django administration" not in html and "Django site admin" not in html
+
+
+def test_the_product_list_shows_each_products_first_photo_without_a_query_per_product(staff):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    mug = product_with_photos("mug", 11, 12)
+    product_with_photos("bare")
+
+    def listing():
+        with CaptureQueriesContext(connection) as queries:
+            html = staff.get("/admin/catalog/product/").content.decode()
+        return html, len(queries)
+
+    html, few = listing()
+    first = mug.images.order_by("position", "id").first()
+    assert f'<img src="{first.thumbnail_url}" alt="Photo of Product mug" class="vitrine-thumb small"' in html
+    assert html.count('class="vitrine-thumb small"') == 1, "a product without a photo shows none"
+    for n in range(4):
+        product_with_photos(f"more-{n}", 20 + n)
+    html, many = listing()
+    assert html.count('class="vitrine-thumb small"') == 5
+    assert many == few, "the photos are prefetched, not read product by product"
+
+
+def test_the_product_list_filters_by_photo(staff):
+    from catalog.models import ProductImage
+
+    product_with_photos("indexed", 31)
+    failed = product_with_photos("failed", 32)
+    ProductImage.objects.filter(product=failed).update(state="failed", error="store was down")
+    product_with_photos("bare")
+
+    def listed(has_photo: str) -> set[str]:
+        response = staff.get("/admin/catalog/product/", {"has_photo": has_photo})
+        return {product.external_id for product in response.context["cl"].result_list}
+
+    assert listed("yes") == {"indexed"}
+    assert listed("none_indexed") == {"failed"}
+    assert listed("no") == {"bare"}
+    assert "has a photo" in staff.get("/admin/catalog/product/").content.decode()
+
+
+def test_view_on_site_leads_to_the_storefront_product_page(staff):
+    product = product_with_photos("mug", 41)
+
+    html = staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+
+    assert product.get_absolute_url() == f"/products/{product.pk}/"
+    assert "View on site" in html
+    followed = staff.get(f"/admin/r/{content_type_id(Product)}/{product.pk}/", follow=True)
+    assert followed.redirect_chain[-1][0].endswith(f"/products/{product.pk}/")
+    assert followed.status_code == 200 and product.title in followed.content.decode()
+    Product.objects.filter(pk=product.pk).update(is_active=False)  # the shop would answer 404
+    assert "View on site" not in staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+
+
+def content_type_id(model) -> int:
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(model).pk
+
+
+def test_embedding_space_ids_are_shown_short_with_the_full_id_in_the_tooltip_and_the_detail(staff):
+    product = product_with_photos("mug", 51)
+    image = product.images.get()
+    space = image.embedding_space
+    assert space.count("|") == 2, space
+    model, weights, dimension = space.rsplit("|", 2)
+
+    listing = staff.get("/admin/catalog/productimage/").content.decode()
+    inline = staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    detail = staff.get(f"/admin/catalog/productimage/{image.pk}/change/").content.decode()
+
+    short = f"{model} · {weights.rstrip('/').replace(':', '/').rsplit('/', 1)[-1]} · {dimension}d"
+    for html in (listing, inline):
+        assert f'<span class="space-id" title="{space}">{short}</span>' in html
+    assert space in detail
