@@ -47,10 +47,25 @@ def space_id_shown(space_id: str) -> str:
     return format_html('<span class="space-id" title="{}">{}</span>', space_id, short)
 
 
+def photo_row_name(prefix: str) -> str:
+    """The name a photo row's inputs are labelled with: a tabular inline's inputs have only
+    the column headings, which assistive technology does not read as their labels."""
+    index = prefix.rsplit("-", 1)[-1]
+    if index.isdigit():
+        return _("Photo %(number)s") % {"number": int(index) + 1}
+    return _("New photo")  # the empty row the "Add another" link copies
+
+
 class ProductImageInlineForm(forms.ModelForm):
     class Meta:
         model = ProductImage
         fields = ["file", "position"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        row = photo_row_name(self.prefix)
+        self.fields["file"].widget.attrs["aria-label"] = _("%(photo)s: file") % {"photo": row}
+        self.fields["position"].widget.attrs["aria-label"] = _("%(photo)s: position") % {"photo": row}
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
@@ -65,9 +80,18 @@ class ProductImageInlineForm(forms.ModelForm):
         return upload
 
 
+class ProductImageInlineFormSet(forms.BaseInlineFormSet):
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            row = photo_row_name(form.prefix)
+            form.fields["DELETE"].widget.attrs["aria-label"] = _("%(photo)s: delete") % {"photo": row}
+
+
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     form = ProductImageInlineForm
+    formset = ProductImageInlineFormSet
     extra = 1
     fields = ["thumbnail", "file", "position", "state", "error", "dimensions", "space"]
     readonly_fields = ["thumbnail", "state", "error", "dimensions", "space"]

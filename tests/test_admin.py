@@ -232,3 +232,46 @@ def test_embedding_space_ids_are_shown_short_with_the_full_id_in_the_tooltip_and
     for html in (listing, inline):
         assert f'<span class="space-id" title="{space}">{short}</span>' in html
     assert space in detail
+
+
+NAMED_BY_THEMSELVES = ("hidden", "submit", "button")
+
+
+def unlabelled_inputs(html: str) -> list[str]:
+    """The form inputs with no accessible name: no <label for>, no wrapping <label>, no
+    aria-label or aria-labelledby (axe-core's "label" rule, a critical violation)."""
+    from html.parser import HTMLParser
+
+    class Inputs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inputs, self.labelled_ids, self.label_depth = [], set(), 0
+
+        def handle_starttag(self, tag, attrs):
+            attributes = dict(attrs)
+            if tag == "label":
+                self.label_depth += 1
+                self.labelled_ids.add(attributes.get("for"))
+            elif tag in ("input", "select", "textarea") and attributes.get("type") not in NAMED_BY_THEMSELVES:
+                named = self.label_depth or attributes.get("aria-label") or attributes.get("aria-labelledby")
+                self.inputs.append((attributes.get("id"), attributes.get("name"), bool(named)))
+
+        def handle_endtag(self, tag):
+            if tag == "label":
+                self.label_depth -= 1
+
+    parser = Inputs()
+    parser.feed(html)
+    return [name for id_, name, named in parser.inputs if not named and id_ not in parser.labelled_ids]
+
+
+def test_every_input_of_the_product_page_and_the_api_key_form_has_an_accessible_name(staff):
+    product = product_with_photos("mug", 61, 62)
+
+    change = staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    api_key = staff.get("/admin/api/apikey/add/").content.decode()
+
+    assert 'aria-label="Photo 2: delete"' in change and 'aria-label="New photo: file"' in change
+    assert unlabelled_inputs(change) == []
+    assert 'aria-label="Expiry date"' in api_key and 'aria-label="Expiry time"' in api_key
+    assert unlabelled_inputs(api_key) == []
