@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 
 from catalog import selectors, services, signals
 from catalog import tasks as catalog_tasks
+from catalog.admin_attributes import ProductAdminForm
 from catalog.feeds.formats import FORMATS
 from catalog.intake import ImageRejected, image_accept
 from catalog.models import FeedImport, Product, ProductImage
@@ -146,6 +147,7 @@ class FeedImportPhotolessFilter(admin.SimpleListFilter):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    form = ProductAdminForm
     list_display = [
         "photo",
         "title",

@@ -31,7 +31,6 @@ def add_product_form(photo: bytes) -> dict:
         "price": "30",
         "currency": "EUR",
         "url": "",
-        "attributes": "{}",
         "is_active": "on",
         "images-TOTAL_FORMS": "1",
         "images-INITIAL_FORMS": "0",
@@ -118,25 +117,97 @@ def test_admin_edits_go_through_the_catalogs_services_and_reach_the_index(staff)
 
 
 @pytest.mark.parametrize(
-    ("attributes", "message"),
+    ("rows", "attributes", "message"),
     [
-        ('{"colour": {"nested": "object"}}', "use a string, number, boolean or a list of strings"),
-        ('{"colour": "red\\u0000"}', "NUL characters"),
+        ([("c" * 65, "red")], {"c" * 65: "red"}, "Attribute names are 1 to 64 characters."),
+        ([("colour", "red\x00")], {"colour": "red\x00"}, "NUL characters"),
     ],
 )
-def test_attributes_the_api_refuses_are_refused_in_the_admin_too(staff, api, attributes, message):
+def test_attributes_the_api_refuses_are_refused_in_the_admin_too(staff, api, rows, attributes, message):
     staff.post("/admin/catalog/product/add/", add_product_form(images.noise_jpeg(4)))
     product = Product.objects.get()
 
-    response = staff.post(f"/admin/catalog/product/{product.pk}/change/", change_form(product, attributes=attributes))
+    response = staff.post(f"/admin/catalog/product/{product.pk}/change/", change_form(product, **attribute_rows(rows)))
 
     assert response.status_code == 200
     assert message in response.content.decode()
     product.refresh_from_db()
     assert product.attributes == {}
-    refused = api.patch("/api/v1/products/sku-9", {"attributes": __import__("json").loads(attributes)})
+    refused = api.patch("/api/v1/products/sku-9", {"attributes": attributes})
     assert refused.status_code == 400
     assert message in refused.content.decode()
+
+
+def attribute_rows(rows: list[tuple[str, str]], kinds: str = "{}") -> dict:
+    """The attribute editor's inputs, as the browser sends them."""
+    return {
+        "attributes-name": [name for name, _ in rows],
+        "attributes-value": [value for _, value in rows],
+        "attributes-kinds": kinds,
+    }
+
+
+def attribute_inputs(html: str) -> dict:
+    """The attribute editor's inputs as the page shows them (and a browser would send them)."""
+    from html.parser import HTMLParser
+
+    sent: dict[str, list[str]] = {"attributes-name": [], "attributes-value": [], "attributes-kinds": []}
+
+    class Inputs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attributes = dict(attrs)
+            if tag == "input" and attributes.get("name") in sent:
+                sent[attributes["name"]].append(attributes.get("value") or "")
+
+    Inputs().feed(html)
+    return {**sent, "attributes-kinds": sent["attributes-kinds"][0]}
+
+
+def test_attributes_are_edited_as_rows_and_saving_the_page_as_shown_changes_nothing(staff):
+    attributes = {"colour": "red", "tags": ["gift"], "weight": 12, "ratio": 0.5, "organic": True, "note": None, "x": ""}
+    product = product_with_photos("mug", attributes=attributes)
+    page = f"/admin/catalog/product/{product.pk}/change/"
+
+    html = staff.get(page).content.decode()
+    shown = attribute_inputs(html)
+
+    assert 'aria-label="Attribute 1: name"' in html and 'aria-label="Attribute 1: value"' in html
+    assert "add a row per value with the same name" in html  # the help text says how lists are written
+    assert shown["attributes-name"][:2] == ["colour", "tags"] and shown["attributes-value"][:2] == ["red", "gift"]
+    assert shown["attributes-name"][-3:] == ["", "", ""], "blank rows to fill without JavaScript"
+    response = staff.post(page, change_form(product, **shown))
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert product.attributes == attributes, "a one-value list, numbers, booleans and null keep their kinds"
+
+
+def test_rows_with_one_name_make_a_list_and_an_emptied_row_removes_its_attribute(staff):
+    product = product_with_photos("mug", attributes={"colour": "red", "tags": ["gift"]})
+    page = f"/admin/catalog/product/{product.pk}/change/"
+    shown = attribute_inputs(staff.get(page).content.decode())
+    rows = list(zip(shown["attributes-name"], shown["attributes-value"], strict=True))
+    rows[0] = ("", "")  # colour emptied
+    rows[-3:] = [("tags", "ceramic"), ("material", " cotton "), ("size", "S, M")]
+
+    response = staff.post(page, change_form(product, **attribute_rows(rows, shown["attributes-kinds"])))
+
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert product.attributes == {"tags": ["gift", "ceramic"], "material": "cotton", "size": "S, M"}
+
+
+def test_a_value_without_a_name_is_refused_with_the_rows_kept(staff):
+    product = product_with_photos("mug", attributes={"colour": "red"})
+    page = f"/admin/catalog/product/{product.pk}/change/"
+
+    response = staff.post(page, change_form(product, **attribute_rows([("colour", "blue"), ("", "striped")])))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The value “striped” has no name" in html
+    assert attribute_inputs(html)["attributes-value"][:2] == ["blue", "striped"], "what was typed is kept"
+    product.refresh_from_db()
+    assert product.attributes == {"colour": "red"}
 
 
 def product_with_photos(external_id: str, *seeds: int, **fields) -> Product:
