@@ -7,6 +7,7 @@ import json
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.db.models import F
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -176,16 +177,44 @@ class TagFacetAdmin(admin.ModelAdmin):
         return facet.values.count()
 
 
+# Clearness in words: CLIP cosines of a photo and a few words sit in a narrow band (the demo
+# model's best values score ~0.55); a tenth of that band between the best value and the next
+# is a clear choice, under a fiftieth a close call.
+CLEAR_MARGIN = 0.1
+CLOSE_MARGIN = 0.02
+
+
 @admin.register(TagSuggestion)
 class TagSuggestionAdmin(admin.ModelAdmin):
     """Review the model's tag suggestions: accept (into the product's attributes) or reject."""
 
-    list_display = ["photo", "product", "facet", "suggested_value", "confidence", "state", "current_value"]
+    list_display = ["photo", "product", "facet", "suggested_value", "clearness", "state", "current_value"]
     list_filter = ["state", "value__facet"]
     search_fields = ["product__title", "product__external_id", "value__value"]
     list_select_related = ["product", "value__facet"]
     actions = ["accept", "reject"]
-    readonly_fields = ["product", "value", "confidence", "state", "created_at", "decided_at"]
+    readonly_fields = ["product", "value", "clearness", "confidence", "state", "created_at", "decided_at"]
+    # The close calls first: they are the ones to look at.
+    ordering = [F("margin").asc(nulls_last=True), "-confidence", "id"]
+
+    @admin.display(description=_("Clearness"), ordering="margin")
+    def clearness(self, suggestion: TagSuggestion) -> str:
+        """The margin over the runner-up value, in words and number (the probability is near
+        1.0 for most suggestions: see embeddings/tagging.py)."""
+        if suggestion.margin is None:
+            return "–"
+        if suggestion.margin >= CLEAR_MARGIN:
+            words = _("clear")
+        elif suggestion.margin >= CLOSE_MARGIN:
+            words = _("likely")
+        else:
+            words = _("close call")
+        return format_html(
+            '<span class="tag-clearness" title="{}">{} ({})</span>',
+            _("Cosine margin over the next best value"),
+            words,
+            f"{suggestion.margin:+.3f}",
+        )
 
     def has_add_permission(self, request) -> bool:
         return False  # suggestions come from the model (`suggest_tags`, or the products' action)
