@@ -25,6 +25,9 @@ RUN pip install .
 COPY manage.py gunicorn.conf.py ./
 COPY templates ./templates
 COPY static ./static
+COPY locale ./locale
+COPY scripts/compile-messages ./scripts/compile-messages
+RUN python scripts/compile-messages
 RUN VITRINE_DATA_DIR=/tmp/build VITRINE_STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \
     && rm -rf /tmp/build
 

@@ -13,11 +13,15 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TEST_DEBIAN_PACKAGES := redis-server postgresql openssl chromium fonts-noto-cjk
 # Test processes (pytest-xdist); the tests that share a live server run in the same one.
 TEST_WORKERS ?= 2
+# Browser-side test tools from npm (axe-core), reinstalled when the lock file changes.
+NODE_TOOLS := node_modules/.installed-$(shell cksum package-lock.json | cut -d' ' -f1)
+# The interface's compiled message catalogs (English and 简体中文).
+MESSAGES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: run test screenshots install system-deps lint format clean
+.PHONY: run test screenshots install messages system-deps lint format clean
 
-run: $(INSTALLED)
+run: $(INSTALLED) $(MESSAGES)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo_catalog
 	@echo "Vitrine is serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
@@ -25,21 +29,32 @@ run: $(INSTALLED)
 
 # The whole suite on the embedded SQLite, then every test that uses the database again on
 # PostgreSQL, the production database (the "database" marker is set by tests/conftest.py).
-test: $(INSTALLED) system-deps
+test: $(INSTALLED) $(MESSAGES) system-deps $(NODE_TOOLS)
 	$(PYTEST)
 	DEBUG=1 bash scripts/with-postgres $(PYTEST) -m database
 
 # The README's screenshots, taken by the browser tests.
-screenshots: $(INSTALLED) system-deps
+screenshots: $(INSTALLED) $(MESSAGES) system-deps $(NODE_TOOLS)
 	VITRINE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/test_browser.py
 
-install: $(INSTALLED)
+install: $(INSTALLED) $(MESSAGES)
+
+messages: $(MESSAGES)
+
+%.mo: %.po $(INSTALLED)
+	$(PY) scripts/compile-messages
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PINS)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+$(NODE_TOOLS): package.json package-lock.json
+	@command -v npm >/dev/null || bash scripts/ensure-debian-packages nodejs npm
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -f node_modules/.installed-*
 	touch $@
 
 system-deps:
@@ -54,4 +69,4 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules $(MESSAGES)

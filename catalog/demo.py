@@ -72,6 +72,13 @@ DESCRIPTION_ENDINGS = (
     "Pairs well with the rest of the collection.",
     "A customer favourite since the first season.",
 )
+DESCRIPTION_ENDINGS_ZH = (
+    "经久耐用，易于打理。",
+    "日常的小确幸。",
+    "我们工作室设计，小批量制作。",
+    "与本系列其他单品很好搭配。",
+    "第一季以来的顾客最爱。",
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,16 @@ class DemoProduct:
     price: Decimal
     attributes: Attributes
     image_seeds: tuple[int, ...]
+    description_zh: str = ""
+
+    def attributes_dict(self) -> dict:
+        """The product's attributes as the shop sends them, with its Chinese category and
+        description (catalog.translations) beside the attribute translations."""
+        return {
+            **self.attributes.as_dict(),
+            "category_zh": CATEGORY_NAMES_ZH.get(self.category, ""),
+            "description_zh": self.description_zh,
+        }
 
     def render_images(self) -> list[bytes]:
         """The product's photos as JPEG bytes (drawn on demand: about 25 ms each)."""
@@ -138,10 +155,11 @@ def demo_products(*, count: int, seed: int, images_per_product: tuple[int, int] 
         price = Decimal(rng.randint(low * 100, high * 100)) / 100
         image_count = rng.randint(*images_per_product)
         image_seeds = tuple(rng.getrandbits(32) for _ in range(image_count))
-        description = (
-            f"A {COLOURS[attributes.colour][0]} {PATTERNS[attributes.pattern][0]} {kind_name} by {brand}. "
-            f"{rng.choice(DESCRIPTION_ENDINGS)}"
-        )
+        ending = rng.choice(DESCRIPTION_ENDINGS)
+        colour, pattern = COLOURS[attributes.colour][0], PATTERNS[attributes.pattern][0]
+        description = f"A {colour} {pattern} {kind_name} by {brand}. {ending}"
+        ending_zh = DESCRIPTION_ENDINGS_ZH[DESCRIPTION_ENDINGS.index(ending)]
+        description_zh = f"{brand} 出品的{attributes.title_zh}。{ending_zh}"
         products.append(
             DemoProduct(
                 external_id=f"demo-{seed}-{number:04d}",
@@ -152,6 +170,7 @@ def demo_products(*, count: int, seed: int, images_per_product: tuple[int, int] 
                 price=price,
                 attributes=attributes,
                 image_seeds=image_seeds,
+                description_zh=description_zh,
             )
         )
     return products

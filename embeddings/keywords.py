@@ -161,9 +161,17 @@ def attribute_items(attributes) -> Iterable[tuple[str, str]]:
     if not isinstance(attributes, dict):
         return
     for key, value in attributes.items():
+        if key.startswith("description_"):  # a translated description is prose: see product_fields
+            continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item):
                 yield key, str(item)
+
+
+def translated_descriptions(attributes) -> list[str]:
+    if not isinstance(attributes, dict):
+        return []
+    return [value for key, value in attributes.items() if key.startswith("description_") and isinstance(value, str)]
 
 
 def product_fields(product) -> dict[str, list[str]]:
@@ -177,7 +185,8 @@ def product_fields(product) -> dict[str, list[str]]:
         "category": [product.category or ""],
         "attributes": values,
         "tags": tags,
-        "description": [product.description or ""],
+        # The description and its translations (catalog.translations: "description_zh"…).
+        "description": [product.description or ""] + translated_descriptions(product.attributes),
         "external_id": [product.external_id or ""],
     }
 

@@ -1,5 +1,11 @@
+import logging
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
+
+logger = logging.getLogger(__name__)
 
 # Room for the multipart envelope and the other form fields around one image.
 UPLOAD_ENVELOPE_BYTES = 1024 * 1024
@@ -29,7 +35,15 @@ class RequestSizeLimitMiddleware:
             )
             if request.path.startswith("/api/"):
                 return JsonResponse({"error": {"code": "request_too_large", "message": message}}, status=413)
-            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+            if request.path.startswith("/admin/"):  # staff: the setting to change is useful
+                return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+            # A shopper gets a page in their language with the limit in plain words; the
+            # operator's details go to the log.
+            from django.shortcuts import render
+
+            logger.info("413 for %s: %s", request.path, message)
+            context = {"limit_mb": f"{limit / 1048576:.0f}"}
+            return render(request, "413.html", context, status=413)
         return self.get_response(request)
 
 
@@ -123,3 +137,44 @@ def outage_in_flight() -> BaseException | None:
 
     exc = sys.exc_info()[1]
     return exc if _is_outage(exc) else None
+
+
+class ShopperLocaleMiddleware(LocaleMiddleware):
+    """Django's LocaleMiddleware for the pages (cookie set by the language switch, else
+    Accept-Language); the API always answers in English: its messages sit beside
+    machine-readable codes, and integrations log them."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if request.path_info.startswith("/api/"):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = settings.LANGUAGE_CODE
+            return
+        super().process_request(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            return response
+        return super().process_response(request, response)
+
+
+class ShopperNotFoundMiddleware:
+    """With DEBUG on (the embedded demo) Django answers an unknown address with its
+    technical 404 page, which lists the site's URL patterns and settings: shoppers get the
+    site's own 404 page instead (the admin and the API keep theirs)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            settings.DEBUG
+            and response.status_code == 404
+            and not getattr(response, "shopper_page", False)
+            and response.get("Content-Type", "").startswith("text/html")
+            and not request.path_info.startswith(("/api/", "/admin/"))
+        ):
+            from django.shortcuts import render
+
+            response = render(request, "404.html", status=404)
+        return response

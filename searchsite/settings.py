@@ -65,6 +65,7 @@ SECURE_SSL_REDIRECT = env_bool("VITRINE_SSL_REDIRECT", VITRINE_HTTPS)
 SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
 SESSION_COOKIE_SECURE = env_bool("VITRINE_SECURE_COOKIES", VITRINE_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # An hour to start with: raise it (a year: 31536000) once every subdomain serves HTTPS.
 SECURE_HSTS_SECONDS = env_int("VITRINE_HSTS_SECONDS", 3600 if VITRINE_HTTPS else 0, minimum=0)
 # Both are hard to take back (browsers remember them): off unless set. check --deploy warns
@@ -141,9 +142,12 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions, before CommonMiddleware (as Django's docs ask).
+    "searchsite.middleware.ShopperLocaleMiddleware",
     # Before CommonMiddleware, so preflight and error responses carry the CORS headers too.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "searchsite.middleware.ShopperNotFoundMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # After authentication (staff get larger limits), before anything reads the body.
@@ -215,7 +219,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# The shoppers' pages and the admin speak English and Simplified Chinese: the language
+# comes from the shopper's choice (the language switch sets a cookie), else the
+# browser's Accept-Language (zh, zh-CN, zh-TW… → 简体中文), else English. The API speaks
+# English (its error codes are the contract). Catalogs: locale/, compiled by make.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

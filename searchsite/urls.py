@@ -32,7 +32,9 @@ if settings.VITRINE_SERVE_MEDIA:
 def handler404(request, exception):
     if request.path.startswith("/api/"):
         return api_errors.not_found_json(request, exception)
-    return page_not_found(request, exception)
+    response = page_not_found(request, exception)
+    response.shopper_page = True  # templates/404.html already (see ShopperNotFoundMiddleware)
+    return response
 
 
 def handler500(request):

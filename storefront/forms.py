@@ -7,13 +7,14 @@ import functools
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 # --- The shoppers' page ---------------------------------------------------------------------
 
 # Query parameters of the search page; a product attribute offered as a facet uses its
 # own name unless it collides with one of these.
 PAGE_PARAMS = ("q", "photo", "similar", "plus", "minus", "category", "brand", "price_min", "price_max")
-PAGE_PARAMS += ("sort", "page", "loose", "exact", "partial")
+PAGE_PARAMS += ("sort", "page", "loose", "exact", "partial", "crop")
 MAX_PAGE = 1000
 MAX_ID = 2**63 - 1  # the database's largest id; beyond it SQLite overflows
 
@@ -27,6 +28,8 @@ class ShopperSearchForm(forms.Form):
 
     q = forms.CharField(required=False, max_length=500, strip=True, label="Search")
     photo = forms.RegexField(required=False, regex=r"^[0-9a-f]{32}$")
+    # The region of the photo to search with: x,y,width,height as fractions of its size.
+    crop = forms.CharField(required=False, max_length=40)
     similar = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     plus = forms.TypedMultipleChoiceField(required=False, coerce=int)
     minus = forms.TypedMultipleChoiceField(required=False, coerce=int)
@@ -52,11 +55,15 @@ class ShopperSearchForm(forms.Form):
     def clean_minus(self):
         return _product_ids(self.cleaned_data.get("minus"))
 
+    def clean_crop(self):
+        return crop_parse(self.cleaned_data.get("crop") or "")
+
     def clean(self):
         data = super().clean()
         low, high = data.get("price_min"), data.get("price_max")
+        # A range typed the wrong way round is what the shopper meant the right way round.
         if low is not None and high is not None and low > high:
-            raise ValidationError({"price_max": "The maximum price is below the minimum price."})
+            data["price_min"], data["price_max"] = high, low
         if data.get("similar") and (data.get("q") or data.get("photo")):
             raise ValidationError("“More like this” cannot be combined with words or a photo.", code="several_queries")
         return data
@@ -100,6 +107,24 @@ def _shopper_fields(sorts: tuple[tuple[str, str], ...], attributes: tuple[str, .
     return _SharedFields(fields)
 
 
+def crop_parse(text: str) -> tuple[float, float, float, float] | None:
+    """``x,y,w,h`` (fractions of the photo's width and height) → a box inside the photo at
+    least 2 % on each side; "" → None."""
+    if not text:
+        return None
+    try:
+        x, y, w, h = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValidationError(_("The part of the photo to search could not be read."), code="bad_crop") from None
+    if not all(0 <= v <= 1 for v in (x, y, w, h)) or w < 0.02 or h < 0.02 or x + w > 1.0001 or y + h > 1.0001:
+        raise ValidationError(_("The part of the photo to search could not be read."), code="bad_crop")
+    return (x, y, min(w, 1 - x), min(h, 1 - y))
+
+
+def crop_text(box) -> str:
+    return ",".join(f"{v:.4f}".rstrip("0").rstrip(".") or "0" for v in box) if box else ""
+
+
 def _any_value(value) -> bool:
     return True
 
@@ -119,12 +144,16 @@ class PhotoSearchForm(forms.Form):
     image = forms.FileField(required=False, label="Choose a photo")
     camera = forms.FileField(required=False, label="Take a photo")
     image_url = forms.URLField(required=False, max_length=2000, assume_scheme="https", label="Image address")
+    crop = forms.CharField(required=False, max_length=40)
+
+    def clean_crop(self):
+        return crop_parse(self.cleaned_data.get("crop") or "")
 
     def clean(self):
         data = super().clean()
         given = [name for name in ("image", "camera", "image_url") if data.get(name)]
         if not given and not self.errors:
-            raise ValidationError("Choose a photo, take one, or paste the address of an image.", code="no_photo")
+            raise ValidationError(_("Choose a photo, take one, or paste the address of an image."), code="no_photo")
         if len(given) > 1:
-            raise ValidationError("Search with one photo at a time.", code="several_photos")
+            raise ValidationError(_("Search with one photo at a time."), code="several_photos")
         return data

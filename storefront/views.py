@@ -21,22 +21,27 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product
+from catalog.translations import localized, suffix_for
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
 from embeddings.search import SORTS, FacetFilters, SearchError, SearchQuery, catalog_search
+from embeddings.search.understanding import vocabulary
 from searchsite.caching import cache_call
 from searchsite.errors import RETRY_AFTER_UNAVAILABLE
 from searchsite.fetch import FetchRefused, url_fetch
-from storefront.forms import PhotoSearchForm, ShopperSearchForm, facet_param
+from storefront.forms import PhotoSearchForm, ShopperSearchForm, crop_text, facet_param
 from storefront.query_photos import query_photo_load, query_photo_path, query_photo_store
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 24
+EAGER_CARDS = 4  # a desktop's first row; a phone's first two rows
 FACET_VALUES_SHOWN = 12  # per facet, the commonest first
 SIMILAR_STRIP_SIZE = 8
 PARTIAL_HEADER = "HTTP_X_VITRINE_PARTIAL"
@@ -51,6 +56,71 @@ EXAMPLE_QUERIES = (
 )
 # Intake error code -> HTTP status for a photo that cannot be used.
 PHOTO_ERROR_STATUS = {"file_too_large": 413, "unsupported_format": 415, "not_an_image": 415}
+# What a shopper reads when a photo cannot be used, per intake / fetch error code: plain
+# words in their language. The operator's details (settings, addresses, errno) go to the log.
+PHOTO_ERRORS = {
+    "file_too_large": gettext_lazy(
+        "This photo is too large. Choose a smaller one, or take a screenshot of the part you want."
+    ),
+    "too_large": gettext_lazy("The image at that address is too large. Choose a smaller one."),
+    "too_many_pixels": gettext_lazy("This photo has too many pixels to search with. Choose a smaller one."),
+    "unsupported_format": gettext_lazy("This kind of image cannot be searched. Use a JPEG, PNG, WebP or GIF photo."),
+    "not_an_image": gettext_lazy("This file is not a photo. Choose a JPEG, PNG, WebP or GIF image."),
+    "damaged_image": gettext_lazy("This photo seems damaged and cannot be read. Try another one."),
+    "empty_file": gettext_lazy("This file is empty. Choose a photo."),
+    "empty_response": gettext_lazy("Nothing came back from that address. Check the address of the image."),
+    "bad_url": gettext_lazy("That is not the address of an image. Copy the image's address (it starts with https://)."),
+    "bad_scheme": gettext_lazy("Only web addresses (https:// or http://) can be used."),
+    "private_address": gettext_lazy("Images can only be fetched from public websites."),
+    "dns_failed": gettext_lazy("That website could not be found. Check the address of the image."),
+    "connection_failed": gettext_lazy(
+        "That website could not be reached. Try again later, or download the photo and choose it."
+    ),
+    "timeout": gettext_lazy(
+        "That website took too long to answer. Try again later, or download the photo and choose it."
+    ),
+    "http_error": gettext_lazy(
+        "That website did not give us the image. Check the address, or download the photo and choose it."
+    ),
+    "too_many_redirects": gettext_lazy(
+        "That address sends us elsewhere too many times. Download the photo and choose it."
+    ),
+}
+PHOTO_ERROR_DEFAULT = gettext_lazy("This photo cannot be used. Try another one.")
+# A part of a search link that cannot be used is left out, and the shopper told in words.
+PARAM_NOTICES = {
+    "page": gettext_lazy("That page does not exist, so the first page is shown."),
+    "photo": gettext_lazy("This photo search link is incomplete, so the photo was left out. Choose the photo again."),
+    "crop": gettext_lazy("The part of the photo to search could not be read, so the whole photo is searched."),
+    "price_min": gettext_lazy("The price range could not be read, so it was left out."),
+    "price_max": gettext_lazy("The price range could not be read, so it was left out."),
+    "similar": gettext_lazy("That product could not be found, so it was left out."),
+    "plus": gettext_lazy("Some liked products could not be used, so they were left out."),
+    "minus": gettext_lazy("Some hidden products could not be used, so they were left out."),
+    "sort": gettext_lazy("That sort order is unknown, so results are sorted by relevance."),
+    "loose": gettext_lazy("Part of this link could not be used, so it was left out."),
+    "q": gettext_lazy("The words were too long, so they were left out."),
+}
+PARAM_NOTICE_DEFAULT = gettext_lazy("Part of this link could not be used, so it was left out.")
+# Facet and fact labels of the attributes shops commonly send (others are shown as named).
+ATTRIBUTE_LABELS = {
+    "category": gettext_lazy("Category"),
+    "brand": gettext_lazy("Brand"),
+    "kind": gettext_lazy("Kind"),
+    "colour": gettext_lazy("Colour"),
+    "color": gettext_lazy("Colour"),
+    "pattern": gettext_lazy("Pattern"),
+    "material": gettext_lazy("Material"),
+    "size": gettext_lazy("Size"),
+    "style": gettext_lazy("Style"),
+    "tags": gettext_lazy("Tags"),
+}
+SORT_LABELS = {
+    "relevance": gettext_lazy("Best match"),
+    "price": gettext_lazy("Price: low to high"),
+    "-price": gettext_lazy("Price: high to low"),
+    "newest": gettext_lazy("Newest"),
+}
 
 
 def search_page(request: HttpRequest) -> HttpResponse:
@@ -59,16 +129,20 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
     attributes = settings.VITRINE_FACET_ATTRIBUTES
-    form = ShopperSearchForm(request.GET or None, sorts=SORTS, attributes=attributes)
-    context = _base_context(request, form)
-    status = 200
+    params = request.GET
+    form = ShopperSearchForm(params or None, sorts=SORTS, attributes=attributes)
+    notices = []
     if form.is_bound and not form.is_valid():
-        status = 400
-    elif form.is_bound and form.has_query:
+        params, form, notices = _form_repaired(params, form, attributes)
+    context = _base_context(request, form, params)
+    context["notices"] = notices
+    status = 200
+    if form.is_bound and form.has_query:
         context["has_query"] = True
-        status = _run_search(request, form, context)
+        status = _run_search(request, form, context, params)
     template = "storefront/_results.html" if request.META.get(PARTIAL_HEADER) else "storefront/search.html"
     response = render(request, template, context, status=status)
+    response.shopper_page = True  # its 404s say what happened (ShopperNotFoundMiddleware)
     # The same URL is a whole page or a fragment: caches (and Back) must keep them apart.
     patch_vary_headers(response, ["X-Vitrine-Partial"])
     if status == 503:
@@ -76,7 +150,33 @@ def search_page(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _base_context(request: HttpRequest, form: ShopperSearchForm) -> dict:
+def _form_repaired(params: QueryDict, form: ShopperSearchForm, attributes) -> tuple[QueryDict, ShopperSearchForm, list]:
+    """A link with parts that cannot be used (a page past the end, a cut photo token, an
+    unreadable price…) still shows a usable page: those parts are left out, and the
+    shopper is told in words, never with the form's field names."""
+    repaired = params.copy()
+    notices: list[str] = []
+    for name in form.errors:
+        if name == "__all__":  # "more like this" with words or a photo: the words win
+            names = ["similar"]
+        elif name in ("price_min", "price_max"):
+            names = ["price_min", "price_max"]
+        else:
+            names = [name]
+        for dropped in names:
+            repaired.pop(dropped, None)
+        notice = str(PARAM_NOTICES.get(names[0], PARAM_NOTICE_DEFAULT))
+        if notice not in notices:
+            notices.append(notice)
+    form = ShopperSearchForm(repaired or None, sorts=SORTS, attributes=attributes)
+    if form.is_bound and not form.is_valid():  # never expected: start afresh rather than fail
+        repaired = QueryDict()
+        form = ShopperSearchForm(None, sorts=SORTS, attributes=attributes)
+    return repaired, form, notices
+
+
+def _base_context(request: HttpRequest, form: ShopperSearchForm, params: QueryDict | None = None) -> dict:
+    params = request.GET if params is None else params
     return {
         "form": form,
         "photo_form": PhotoSearchForm(),
@@ -87,11 +187,13 @@ def _base_context(request: HttpRequest, form: ShopperSearchForm) -> dict:
         "examples": EXAMPLE_QUERIES,
         "sorts": SORTS,
         "photo_token": "",
-        "query_words": request.GET.get("q", ""),
+        "query_words": params.get("q", ""),
         # The text form keeps the photo, filters and sort when the words change; paging
         # and refinements belong to the old words and are dropped.
-        "carry_params": _params_except(request.GET, {"q", "page", "plus", "minus", "similar", "loose", "exact"}),
-        "price_carry_params": _params_except(request.GET, {"price_min", "price_max", "page"}),
+        "carry_params": _params_except(params, {"q", "page", "plus", "minus", "similar", "loose", "exact"}),
+        "price_carry_params": _params_except(params, {"price_min", "price_max", "page"}),
+        "max_photo_bytes": settings.VITRINE_MAX_IMAGE_BYTES,
+        "max_photo_mb": f"{settings.VITRINE_MAX_IMAGE_BYTES / 1048576:.0f}",
     }
 
 
@@ -99,21 +201,30 @@ def _params_except(params: QueryDict, names: set[str]) -> list[tuple[str, str]]:
     return [(name, value) for name in params for value in params.getlist(name) if name not in names and value]
 
 
-def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict) -> int:
+def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict, params: QueryDict) -> int:
     data = form.cleaned_data
     image = None
+    image_key = data.get("photo") or ""
     if data.get("photo"):
         image = query_photo_load(data["photo"])
         if image is None:
-            context["error"] = "This photo search has expired or the link is incomplete. Choose the photo again."
+            context["error"] = _("This photo search has expired. Choose the photo again.")
             context["photo_open"] = True
             return 404
         context["photo_token"] = data["photo"]
+        context["photo_size"] = image.size
+        if data.get("crop"):
+            x, y, w, h = data["crop"]
+            width, height = image.size
+            box = (round(x * width), round(y * height), round((x + w) * width), round((y + h) * height))
+            image = image.crop(box)
+            image_key = f"{image_key}:{crop_text(data['crop'])}"
+            context["crop"] = crop_text(data["crop"])
     page_number = data.get("page") or 1
     query = SearchQuery(
         text=data.get("q") or "",
         image=image,
-        image_key=data.get("photo") or "",
+        image_key=image_key,
         like_product_id=data.get("similar"),
         positive_ids=tuple(dict.fromkeys(data.get("plus") or ())),
         negative_ids=tuple(dict.fromkeys(data.get("minus") or ())),
@@ -134,26 +245,38 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict) ->
     try:
         result = catalog_search(query)
     except SearchError as exc:
-        context["error"] = exc.message
+        logger.info("Search refused (%s): %s", exc.code, exc.message)
+        context["error"] = _search_error_text(exc)
         return 404 if exc.code == "not_found" else 400
     except (IndexUnavailable, ModelUnavailable) as exc:
-        logger.warning("Search unavailable: %s", exc)
-        context["unavailable"] = str(exc)
+        logger.warning("Search unavailable: %s", exc)  # the details are for the operator
+        context["unavailable"] = True
         return 503
-    context.update(_result_context(request, form, query, result, page_number))
+    context.update(_result_context(request, form, query, result, page_number, params))
     return 200
 
 
-def _result_context(request, form, query: SearchQuery, result, page_number: int) -> dict:
-    params = request.GET
+def _search_error_text(exc: SearchError) -> str:
+    if exc.code == "not_found":
+        return _("That product is no longer in the shop.")
+    if exc.code == "not_indexed":
+        return _("This product's photos are still being prepared, so similar products cannot be shown yet.")
+    return _("This search could not be done. Try other words or a photo.")
+
+
+def _result_context(request, form, query: SearchQuery, result, page_number: int, params: QueryDict) -> dict:
     links = _Links(params)
+    suffix = suffix_for()
+    vocab = vocabulary() if suffix else None
     data = form.cleaned_data
     liked = set(query.positive_ids)
     # Each card's values read here, once: the card template has ~40 of them, and a lookup
     # through hit.product/hit.image costs the template several attempts each.
     product_url = _product_url_maker()
+    like_label = _("Like %(title)s: show more like it")
+    not_label = _("Not this: hide %(title)s and show fewer like it")
     cards = []
-    for hit in result.hits:
+    for number, hit in enumerate(result.hits):
         product, image = hit.product, hit.image
         pk = product.pk
         width, height = image.thumbnail_dimensions
@@ -164,7 +287,13 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
                 "thumbnail_url": image.thumbnail_url,
                 "width": width,
                 "height": height,
-                "title": product.title,
+                "title": (title := localized(product, "title") if suffix else product.title),
+                "like_label": like_label % {"title": title},
+                "not_label": not_label % {"title": title},
+                # The first row is what the shopper sees first (the page's largest paint):
+                # loaded at once, the first with high priority; the rest lazily.
+                "eager": number < EAGER_CARDS,
+                "first": number == 0,
                 "brand": product.brand,
                 "price": product.price,
                 "currency": product.currency,
@@ -182,10 +311,11 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
             {
                 "name": facet.name,
                 "param": param,
-                "label": facet.label,
+                "label": ATTRIBUTE_LABELS.get(facet.name.removeprefix("attr."), facet.label),
                 "values": [
                     {
                         "value": v.value,
+                        "label": vocab.label(facet.name, v.value, suffix) if vocab else v.value,
                         "count": v.count,
                         "selected": v.selected,
                         "url": links.url(toggle=(param, v.value)),
@@ -196,6 +326,9 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
             }
         )
     price_min, price_max = params.get("price_min", ""), params.get("price_max", "")
+    low, high = data.get("price_min"), data.get("price_max")
+    if low is not None and high is not None and str(low) == price_max:  # typed the wrong way round
+        price_min, price_max = price_max, price_min
     price_buckets = []
     for bucket in result.price_buckets:
         high = _below(bucket.high)
@@ -206,7 +339,7 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
                 "selected": str(bucket.low or "") == price_min and str(high or "") == price_max,
             }
         )
-    chips = _chips(params, links)
+    chips = _chips(params, links, data, vocab, suffix)
     refinements = query.positive_ids + query.negative_ids
     # Liked and hidden products in one query (none without refinements), in its order.
     referenced = list(Product.objects.filter(pk__in=refinements)) if refinements else []
@@ -217,9 +350,9 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
         "facets": facets,
         "price_buckets": price_buckets,
         "chips": chips,
-        "similar_product": Product.objects.filter(pk=data.get("similar")).first() if data.get("similar") else None,
-        "liked_products": [p for p in referenced if p.pk in liked],
-        "hidden_products": [p for p in referenced if p.pk in negative],
+        "similar_product": _similar_product(data.get("similar")),
+        "liked_titles": [localized(p, "title") for p in referenced if p.pk in liked],
+        "hidden_titles": [localized(p, "title") for p in referenced if p.pk in negative],
         "unrefined_url": links.url(drop=("plus", "minus")),
         "loose_url": links.url(set={"loose": str((data.get("loose") or 0) + 1)}),
         "loose_band": min(settings.VITRINE_LOOSE_BAND, result.loosely_related),
@@ -227,7 +360,7 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
         "suggestion_urls": [("?" + urlencode({"q": word}), word) for word in result.suggestions],
         "strict_url": links.url(drop=("loose",)),
         "clear_filters_url": links.url(drop=("category", "brand", "price_min", "price_max", *_attribute_params())),
-        "drop_photo_url": links.url(drop=("photo", "plus", "minus")),
+        "drop_photo_url": links.url(drop=("photo", "crop", "plus", "minus")),
         "page_number": page_number,
         "page_count": page_count,
         "first_shown": result.offset + 1,
@@ -237,7 +370,7 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
         "sort_options": [
             {
                 "value": key,
-                "label": label,
+                "label": SORT_LABELS.get(key, label),
                 "selected": key == result.sort,
                 "url": links.url(set={"sort": None if key == "relevance" else key}),
             }
@@ -245,7 +378,53 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int)
         ],
         "active_filter_count": len(chips),
         "first_page_url": links.url(),
+        "price_min_value": low,
+        "price_max_value": high,
+        "status_text": _status_text(result, data, page_number, page_count),
+        "results_word": _("results"),
+        "show_results_label": ngettext("Show %(count)s result", "Show %(count)s results", result.total)
+        % {"count": f"{result.total}{'+' if result.total_is_capped else ''}"}
+        if result.total
+        else _("Show the results"),
+        "loose_text": ngettext(
+            "%(count)s more loosely related product hidden.",
+            "%(count)s more loosely related products hidden.",
+            result.loosely_related,
+        )
+        % {"count": f"{result.loosely_related}{'+' if result.total_is_capped else ''}"},
+        "loose_link_text": (
+            _("Show %(count)s more loosely related") if data.get("loose") else _("Show %(count)s loosely related")
+        )
+        % {"count": min(settings.VITRINE_LOOSE_BAND, result.loosely_related)},
+        "show_scores": request.user.is_staff,
+        "labels": {
+            "more": _("More like this"),
+            "like": _("Like"),
+            "liked": _("Liked"),
+            "not": _("Not this"),
+            "match": _("match"),
+            "score_title": _("How close this is to the search (cosine similarity); shown to staff only"),
+        },
+        "crop_url": links.url(drop=("crop",)),
     }
+
+
+def _status_text(result, data: dict, page_number: int, page_count: int) -> str:
+    if not result.total:
+        return _("No results")
+    count = f"{result.total}{'+' if result.total_is_capped else ''}"
+    if data.get("loose"):
+        text = ngettext("%(count)s result", "%(count)s results", result.total) % {"count": count}
+    else:
+        text = ngettext("%(count)s relevant result", "%(count)s relevant results", result.total) % {"count": count}
+    if page_count > 1:
+        text += " · " + _("page %(page)s of %(pages)s") % {"page": page_number, "pages": page_count}
+    return text
+
+
+def _similar_product(pk) -> dict | None:
+    product = Product.objects.filter(pk=pk).first() if pk else None
+    return {"pk": product.pk, "title": localized(product, "title")} if product else None
 
 
 def _product_url_maker():
@@ -268,17 +447,24 @@ def _facet_param(facet_name: str) -> str:
     return facet_param(facet_name.removeprefix("attr.")) if facet_name.startswith("attr.") else facet_name
 
 
-def _chips(params: QueryDict, links: _Links) -> list[dict]:
+def _chips(params: QueryDict, links: _Links, data: dict, vocab, suffix) -> list[dict]:
     """The active filters, each with the link that removes it."""
     chips = []
-    names = [("category", "Category"), ("brand", "Brand")]
-    names += [(facet_param(a), a.replace("_", " ").capitalize()) for a in settings.VITRINE_FACET_ATTRIBUTES]
-    for name, label in names:
+    names = [("category", "category", "Category"), ("brand", "brand", "Brand")]
+    names += [
+        (facet_param(a), f"attr.{a}", a.replace("_", " ").capitalize()) for a in settings.VITRINE_FACET_ATTRIBUTES
+    ]
+    for name, facet, label in names:
+        label = ATTRIBUTE_LABELS.get(facet.removeprefix("attr."), label)
         for value in dict.fromkeys(params.getlist(name)):
-            chips.append({"label": f"{label}: {value}", "url": links.url(toggle=(name, value))})
-    low, high = params.get("price_min", ""), params.get("price_max", "")
-    if low or high:
-        text = f"Price: {low or '0'} – {high}" if high else f"Price: from {low}"
+            shown = vocab.label(facet, value, suffix) if vocab else value
+            chips.append({"label": f"{label}: {shown}", "url": links.url(toggle=(name, value))})
+    low, high = data.get("price_min"), data.get("price_max")
+    if low is not None or high is not None:
+        if high is None:
+            text = _("Price: from %(low)s") % {"low": low}
+        else:
+            text = _("Price: %(low)s – %(high)s") % {"low": low if low is not None else 0, "high": high}
         chips.append({"label": text, "url": links.url(drop=("price_min", "price_max"))})
     return chips
 
@@ -345,7 +531,12 @@ def _photo_search(request: HttpRequest) -> HttpResponse:
         context.update(
             {
                 "photo_form": PhotoSearchForm(),
-                "error": f"Too many photo searches from here just now. Please try again in {wait} seconds.",
+                "error": ngettext(
+                    "Too many photo searches from here just now. Please try again in %(seconds)d second.",
+                    "Too many photo searches from here just now. Please try again in %(seconds)d seconds.",
+                    wait,
+                )
+                % {"seconds": wait},
                 "photo_open": True,
             }
         )
@@ -356,20 +547,37 @@ def _photo_search(request: HttpRequest) -> HttpResponse:
         try:
             image = _photo_from(form.cleaned_data)
         except ImageRejected as exc:
-            status, message = PHOTO_ERROR_STATUS.get(exc.code, 400), exc.message
+            logger.info("Photo search refused (%s): %s", exc.code, exc.message)
+            status, message = (
+                PHOTO_ERROR_STATUS.get(exc.code, 400),
+                str(PHOTO_ERRORS.get(exc.code, PHOTO_ERROR_DEFAULT)),
+            )
         except FetchRefused as exc:
-            status, message = (413 if exc.code == "too_large" else 400), exc.message
+            logger.info("Photo address refused (%s): %s", exc.code, exc.message)
+            status = 413 if exc.code == "too_large" else 400
+            message = str(PHOTO_ERRORS.get(exc.code, PHOTO_ERROR_DEFAULT))
         else:
             token = query_photo_store(image)
             words = request.POST.get("q", "").strip()[:500]
-            params = {"photo": token, **({"q": words} if words else {})}
+            crop = crop_text(form.cleaned_data.get("crop"))
+            params = {"photo": token, **({"q": words} if words else {}), **({"crop": crop} if crop else {})}
             return HttpResponseRedirect(f"{reverse('search')}?{urlencode(params)}", status=303)
     else:
-        message = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        message = " ".join(_photo_form_error(name, e) for name, errors in form.errors.items() for e in errors)
     form_empty = ShopperSearchForm(None, sorts=SORTS, attributes=settings.VITRINE_FACET_ATTRIBUTES)
     context = _base_context(request, form_empty)
     context.update({"photo_form": form, "error": message, "photo_open": True})
     return render(request, "storefront/search.html", context, status=status)
+
+
+def _photo_form_error(name: str, error: str) -> str:
+    if name == "image_url":
+        return str(PHOTO_ERRORS["bad_url"])
+    if name == "crop":
+        return str(PARAM_NOTICES["crop"])
+    if name in ("image", "camera"):
+        return str(PHOTO_ERRORS["empty_file"]) if "empty" in error else str(PHOTO_ERROR_DEFAULT)
+    return error  # the form's own messages (no photo, several photos) are shoppers' words
 
 
 def _photo_rate_wait(request: HttpRequest) -> int:
@@ -405,7 +613,8 @@ def _photo_from(data: dict):
         if upload.size > limit:
             raise ImageRejected(
                 "file_too_large",
-                f"The file is {upload.size / 1048576:.1f} MB; the limit is {limit / 1048576:.1f} MB.",
+                f"The file is {upload.size / 1048576:.1f} MB; "
+                f"the limit is {limit / 1048576:.1f} MB (VITRINE_MAX_IMAGE_BYTES).",
             )
         return image_decode_rgb(content=upload.read())
     fetched = url_fetch(data["image_url"])
@@ -416,7 +625,7 @@ def _photo_from(data: dict):
 def query_photo(request: HttpRequest, token: str) -> HttpResponse:
     path = query_photo_path(token)
     if path is None:
-        raise Http404("No such photo (it may have expired).")
+        raise Http404("No such photo (it may have expired).")  # shoppers see templates/404.html
     response = FileResponse(path.open("rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=86400"
     return response

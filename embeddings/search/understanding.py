@@ -34,6 +34,7 @@ from django.db import close_old_connections
 from django.db.models import Count, Max
 
 from catalog.models import Product
+from catalog.translations import translation_suffixes
 from embeddings.keywords import (
     CJK,
     attribute_items,
@@ -76,7 +77,17 @@ class Vocabulary:
     attribute_values: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
     # term → its synonyms' terms
     synonyms: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # (facet name, value) → {language suffix: the value in that language}, from products
+    # that send translations ("colour": "red" with "colour_zh": "红色"; catalog.translations)
+    labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     signature: tuple = ()
+
+    def label(self, facet: str, value: str, suffix: str | None) -> str:
+        """A facet value as shoppers of a language read it (the value itself if no product
+        translates it)."""
+        if not suffix:
+            return value
+        return self.labels.get((facet, value), {}).get(suffix, value)
 
     def knows(self, term: str) -> bool:
         return term in self.products
@@ -197,7 +208,10 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
 
     rows = Product.objects.filter(is_active=True).values_list("title", "brand", "category", "attributes")
     per_value: Counter = Counter()
+    suffixes = translation_suffixes()
     for title, brand, category, attributes in rows.iterator(chunk_size=2000):
+        if isinstance(attributes, dict):
+            _labels_add(vocab.labels, category, attributes, suffixes)
         per_value[("title", title)] += 1
         if brand:
             per_value[("brand", brand)] += 1
@@ -248,6 +262,17 @@ def vocabulary_build(signature: tuple = ()) -> Vocabulary:
         for head in heads:
             vocab.synonyms[head].update(term for term in entries if term != head)
     return vocab
+
+
+def _labels_add(labels: dict, category: str, attributes: dict, suffixes: tuple[str, ...]) -> None:
+    for suffix in suffixes:
+        translated = attributes.get(f"category_{suffix}")
+        if category and isinstance(translated, str) and translated:
+            labels[("category", category)].setdefault(suffix, translated)
+        for key, value in attributes.items():
+            translated = attributes.get(f"{key}_{suffix}")
+            if isinstance(value, str) and value and isinstance(translated, str) and translated:
+                labels[(f"attr.{key}", value)].setdefault(suffix, translated)
 
 
 def word_term(word: str) -> str:

@@ -33,10 +33,14 @@
     if (live) live.textContent = error ? error.textContent.trim() : status ? status.textContent.trim() : "";
   }
 
-  // Phones start with the filters folded; after that they stay as the shopper left them.
+  // The filters start folded (on wide screens they show anyway); after a swap they stay as
+  // the shopper left them, and the language switch returns to the page now shown.
   function afterSwap(wasOpen) {
     const panel = document.querySelector(".filters-panel");
     if (panel && phone.matches) panel.open = Boolean(wasOpen);
+    const next = document.querySelector(".language-switch input[name=next]");
+    if (next) next.value = location.pathname + location.search;
+    document.querySelectorAll(".crop-open").forEach((button) => { button.hidden = false; });
   }
 
   function load(url, mode) {
@@ -80,10 +84,25 @@
     clearTimeout(timer);
     timer = setTimeout(() => load(formUrl(), "replace"), DEBOUNCE_MS);
   }
-  input.addEventListener("input", (event) => {
-    if (!event.isComposing) searchSoon(); // an IME (pinyin…) still composing: wait for the characters
+  // An input method (pinyin, zhuyin, kana…) composes a word in several input events; only
+  // the characters it commits are searched. A timer started by the previous word's
+  // compositionend is cancelled as soon as the next word starts composing.
+  let composing = false;
+  input.addEventListener("compositionstart", () => {
+    composing = true;
+    clearTimeout(timer);
   });
-  input.addEventListener("compositionend", searchSoon);
+  input.addEventListener("compositionend", () => {
+    composing = false;
+    searchSoon();
+  });
+  input.addEventListener("input", (event) => {
+    if (event.isComposing || composing) {
+      clearTimeout(timer);
+      return;
+    }
+    searchSoon();
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     clearTimeout(timer);
@@ -125,7 +144,7 @@
       field.value = value;
       form.appendChild(field);
     }
-    input.placeholder = params.get("photo") ? "Add words to your photo, e.g. in red" : "Describe it: blue striped mug, 红色条纹杯子…";
+    input.placeholder = params.get("photo") ? input.dataset.placeholderPhoto : input.dataset.placeholderWords;
   }
 
   window.addEventListener("popstate", () => {
@@ -134,33 +153,225 @@
     load(location.href, null);
   });
 
-  // Photo search: choose, take, drop or paste; the form posts and the server redirects.
+  // A box drawn over a photo (pointer: drag; keyboard: arrows move it, Shift+arrows resize
+  // it). Its value is x,y,width,height as fractions of the photo, or "" for the whole photo.
+  function cropper(frame, onChange) {
+    const image = frame.querySelector("img");
+    const box = frame.querySelector(".crop-box");
+    let rect = null; // [x, y, w, h] in fractions
+    let start = null;
+    const clamp = (v) => Math.min(1, Math.max(0, v));
+    function point(event) {
+      const bounds = image.getBoundingClientRect();
+      return [clamp((event.clientX - bounds.left) / bounds.width), clamp((event.clientY - bounds.top) / bounds.height)];
+    }
+    function draw() {
+      box.hidden = !rect;
+      if (rect) {
+        box.style.left = rect[0] * 100 + "%";
+        box.style.top = rect[1] * 100 + "%";
+        box.style.width = rect[2] * 100 + "%";
+        box.style.height = rect[3] * 100 + "%";
+        const pct = rect.map((v) => Math.round(v * 100));
+        box.title = pct[0] + "%, " + pct[1] + "% · " + pct[2] + "% × " + pct[3] + "%";
+      }
+      if (onChange) onChange(value());
+    }
+    function value() {
+      if (!rect || rect[2] < 0.02 || rect[3] < 0.02) return "";
+      return rect.map((v) => v.toFixed(4).replace(/0+$/, "").replace(/\.$/, "")).join(",");
+    }
+    frame.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0 || event.target === box) return;
+      event.preventDefault();
+      start = point(event);
+      rect = [start[0], start[1], 0, 0];
+      frame.setPointerCapture(event.pointerId);
+      draw();
+    });
+    frame.addEventListener("pointermove", (event) => {
+      if (!start) return;
+      const [x, y] = point(event);
+      rect = [Math.min(x, start[0]), Math.min(y, start[1]), Math.abs(x - start[0]), Math.abs(y - start[1])];
+      draw();
+    });
+    const finish = () => {
+      if (!start) return;
+      start = null;
+      if (!value()) rect = null;
+      draw();
+      if (rect) box.focus();
+    };
+    frame.addEventListener("pointerup", finish);
+    frame.addEventListener("pointercancel", finish);
+    box.addEventListener("keydown", (event) => {
+      const step = 0.02;
+      const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      const move = moves[event.key];
+      if (!move || !rect) return;
+      event.preventDefault();
+      if (event.shiftKey) {
+        rect[2] = Math.min(1 - rect[0], Math.max(0.05, rect[2] + move[0]));
+        rect[3] = Math.min(1 - rect[1], Math.max(0.05, rect[3] + move[1]));
+      } else {
+        rect[0] = Math.min(1 - rect[2], Math.max(0, rect[0] + move[0]));
+        rect[1] = Math.min(1 - rect[3], Math.max(0, rect[1] + move[1]));
+      }
+      draw();
+    });
+    return {
+      value,
+      set(text) {
+        const parts = String(text || "").split(",").map(Number);
+        rect = parts.length === 4 && parts.every((v) => v >= 0 && v <= 1) ? parts : null;
+        draw();
+      },
+      // A keyboard start: a box over the middle of the photo, to move and resize.
+      centre() {
+        if (!rect) rect = [0.25, 0.25, 0.5, 0.5];
+        draw();
+        box.focus();
+      },
+    };
+  }
+
+  // The results page's photo: "Search part of the photo" opens the cropper on it.
+  let resultsCropper = null;
+  document.addEventListener("click", (event) => {
+    const open = event.target.closest(".crop-open");
+    const panel = document.getElementById("crop-panel");
+    if (open && panel) {
+      panel.hidden = false;
+      resultsCropper = cropper(panel.querySelector(".crop-frame"));
+      resultsCropper.set(open.dataset.crop);
+      const image = panel.querySelector("img");
+      if (image.complete) resultsCropper.centre();
+      else image.addEventListener("load", () => resultsCropper.centre(), { once: true });
+      return;
+    }
+    if (event.target.closest(".crop-cancel") && panel) {
+      panel.hidden = true;
+      return;
+    }
+    if (event.target.closest(".crop-search") && panel && resultsCropper) {
+      const url = new URL(location.href);
+      const crop = resultsCropper.value();
+      if (crop) url.searchParams.set("crop", crop);
+      else url.searchParams.delete("crop");
+      url.searchParams.delete("page");
+      const target = url.pathname + url.search;
+      syncCarried(target);
+      load(target, "push");
+    }
+  });
+
+  // Filters on a phone: "Show N results" folds the panel and goes to the results.
+  document.addEventListener("click", (event) => {
+    const show = event.target.closest(".show-results");
+    if (!show) return;
+    event.preventDefault();
+    const panel = show.closest("details");
+    if (panel) panel.open = false;
+    const status = document.getElementById("results-status");
+    if (status) {
+      status.scrollIntoView({ block: "start" });
+      status.focus();
+    }
+  });
+
+  // Like / Not this are links shown as toggle buttons: Space presses them too.
+  document.addEventListener("keydown", (event) => {
+    const button = event.target.closest && event.target.closest("a[role=button]");
+    if (button && event.key === " ") {
+      event.preventDefault();
+      button.click();
+    }
+  });
+
+  // The price range is checked here, before anything is asked of the server: a range the
+  // wrong way round or a price that is not a number says so beside the fields.
+  document.addEventListener("submit", (event) => {
+    const priceForm = event.target.closest(".price-form");
+    if (!priceForm) return;
+    event.preventDefault();
+    const low = priceForm.querySelector("[name=price_min]");
+    const high = priceForm.querySelector("[name=price_max]");
+    const error = priceForm.querySelector(".field-error");
+    const bad = [low, high].filter((field) => !field.checkValidity());
+    let message = "";
+    if (bad.length) message = priceForm.dataset.invalid;
+    else if (low.value && high.value && Number(low.value) > Number(high.value)) message = priceForm.dataset.inverted;
+    [low, high].forEach((field) => field.removeAttribute("aria-invalid"));
+    error.textContent = message;
+    if (message) {
+      (bad.length ? bad : [low, high]).forEach((field) => field.setAttribute("aria-invalid", "true"));
+      (bad[0] || low).focus();
+      return;
+    }
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(priceForm)) {
+      if (String(value).trim()) params.append(name, String(value).trim());
+    }
+    const url = form.getAttribute("action") + "?" + params.toString();
+    syncCarried(url);
+    load(url, "push");
+  });
+
+  // Photo search: choose, take, drop or paste a photo; see it, mark the part to find and add
+  // words if wanted; then the form posts and the server redirects to the results.
   if (photoForm) {
     const status = photoForm.querySelector(".upload-status");
     const fileInput = document.getElementById("id_image");
-    function submitPhoto(message) {
-      if (status) status.textContent = message || "Uploading your photo…";
-      document.body.classList.add("loading");
-      photoForm.querySelector(".photo-submit").disabled = true;
-      photoForm.submit();
+    const cameraInput = document.getElementById("id_camera");
+    const preview = document.getElementById("photo-preview");
+    const previewImage = document.getElementById("photo-preview-image");
+    const cropField = document.getElementById("id_crop");
+    const words = document.getElementById("id_photo_words");
+    const maxBytes = Number(photoForm.dataset.maxBytes || 0);
+    const uploadCropper = cropper(document.getElementById("crop-frame"), (value) => { cropField.value = value; });
+    let previewUrl = null;
+
+    function refuse(message) {
+      if (status) status.textContent = message;
+      fileInput.value = "";
+      cameraInput.value = "";
+      preview.hidden = true;
+    }
+    function show(file) {
+      if (!file) return;
+      if (file.type && !file.type.startsWith("image/")) return refuse(photoForm.dataset.notImage);
+      if (maxBytes && file.size > maxBytes) return refuse(photoForm.dataset.tooLarge);
+      if (previewUrl) URL.revokeObjectURL(previewUrl);
+      previewUrl = URL.createObjectURL(file);
+      previewImage.src = previewUrl;
+      preview.hidden = false;
+      uploadCropper.set("");
+      if (status) status.textContent = "";
+      if (photoPanel) photoPanel.open = true;
+      photoForm.scrollIntoView({ block: "nearest" });
+      words.focus();
     }
     function usePhoto(file) {
       if (!file) return;
       const transfer = new DataTransfer();
       transfer.items.add(file);
       fileInput.files = transfer.files;
-      document.getElementById("id_camera").value = "";
+      cameraInput.value = "";
       document.getElementById("id_image_url").value = "";
-      if (photoPanel) photoPanel.open = true;
-      submitPhoto("Uploading " + (file.name || "your photo") + "…");
+      show(file);
     }
-    ["id_image", "id_camera"].forEach((id) => {
-      document.getElementById(id).addEventListener("change", (event) => {
-        if (event.target.files.length) submitPhoto();
-      });
+    fileInput.addEventListener("change", () => {
+      cameraInput.value = "";
+      show(fileInput.files[0]);
     });
+    cameraInput.addEventListener("change", () => {
+      fileInput.value = "";
+      show(cameraInput.files[0]);
+    });
+    document.getElementById("crop-reset").addEventListener("click", () => uploadCropper.set(""));
+    document.getElementById("crop-start").addEventListener("click", () => uploadCropper.centre());
     photoForm.addEventListener("submit", () => {
-      if (status) status.textContent = "Searching…";
+      if (status) status.textContent = fileInput.files.length || cameraInput.files.length ? photoForm.dataset.uploading : photoForm.dataset.searching;
       document.body.classList.add("loading");
     });
     let depth = 0;

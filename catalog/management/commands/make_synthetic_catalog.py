@@ -73,7 +73,7 @@ class Command(BaseCommand):
                             "category": spec.category,
                             "price": spec.price,
                             "currency": "EUR",
-                            "attributes": spec.attributes.as_dict(),
+                            "attributes": spec.attributes_dict(),
                         }
                         for spec in batch
                     ]

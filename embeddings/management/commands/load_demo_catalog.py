@@ -74,7 +74,7 @@ class Command(BaseCommand):
                         category=spec.category,
                         price=spec.price,
                         currency="EUR",
-                        attributes=spec.attributes.as_dict(),
+                        attributes=spec.attributes_dict(),
                     )
                     created_products += result.is_created
                     if spec.external_id not in drawing:
