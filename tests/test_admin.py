@@ -268,6 +268,17 @@ def test_the_product_list_filters_by_photo(staff):
     assert "has a photo" in staff.get("/admin/catalog/product/").content.decode()
 
 
+def test_the_category_and_brand_filters_name_the_empty_value(staff):
+    product_with_photos("plain")  # no category, no brand
+    product_with_photos("mug", category="mugs", brand="Kito")
+
+    html = staff.get("/admin/catalog/product/").content.decode()
+
+    assert '<a href="?category=">(none)</a>' in html and '<a href="?brand=">(none)</a>' in html
+    listed = staff.get("/admin/catalog/product/", {"category": ""}).context["cl"].result_list
+    assert [product.external_id for product in listed] == ["plain"]
+
+
 def test_view_on_site_leads_to_the_storefront_product_page(staff):
     product = product_with_photos("mug", 41)
 
