@@ -224,7 +224,9 @@ class TagSuggestionAdmin(admin.ModelAdmin):
         image = suggestion.product.images.first()
         if image is None:
             return ""
-        return format_html('<img src="{}" alt="" class="vitrine-thumb small">', image.thumbnail_url)
+        # The list's first column, so a link: its photo's alt text is the link's name.
+        alt = _("Photo of %(title)s") % {"title": suggestion.product.title}
+        return format_html('<img src="{}" alt="{}" class="vitrine-thumb small">', image.thumbnail_url, alt)
 
     @admin.display(description="Facet", ordering="value__facet__name")
     def facet(self, suggestion: TagSuggestion) -> str:

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.live import ADMIN_PASSWORD
-from tests.test_browser import browser, page, photo_of, site  # noqa: F401 - the fixtures, shared
+from tests.test_browser import PATIENCE_MS, browser, page, photo_of, site  # noqa: F401 - the fixtures, shared
 
 pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -89,3 +89,53 @@ def test_an_attribute_row_is_added_with_the_button_and_saved(page, site):  # noq
     expect(page.locator(".messagelist .success")).to_be_visible()
     saved = next(p for p in site.products() if p["id"] == product["id"])
     assert saved["attributes"] == {**product["attributes"], "material": "linen"}
+
+
+@pytest.fixture
+def axe_page(browser, site):  # noqa: F811
+    """A page for axe-core: the policy is bypassed in it, because axe's checks add styles to the
+    page that a strict policy refuses (the other tests hold the pages to the policy)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=site.url, bypass_csp=True)
+    context.set_default_timeout(PATIENCE_MS)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def test_the_admin_pages_merchandisers_use_have_no_serious_accessibility_violation(axe_page, site):  # noqa: F811
+    """axe-core (tests/accessibility.py) on each page, as a merchandiser reaches it."""
+    from tests.accessibility import axe_violations
+
+    tab = axe_page
+
+    product = site.products()[6]
+    admin_open(tab, "/admin/")
+    found: dict[str, list[str]] = {"/admin/": axe_violations(tab)}
+
+    def check(path: str) -> None:
+        response = tab.goto(path)
+        assert response.ok, path
+        found[path] = axe_violations(tab)
+
+    check("/admin/catalog/product/")
+    # Tag suggestions to review: the products' "Suggest tags" action, on the first page's first rows.
+    for box in tab.locator("#result_list input.action-select").all()[:3]:
+        box.check()
+    tab.select_option("select[name=action]", "suggest_tags")
+    tab.get_by_role("button", name="Go").click()
+    expect(tab.locator(".messagelist")).to_contain_text("tags suggested")
+    for path in (
+        f"/admin/catalog/product/{product['id']}/change/",
+        "/admin/catalog/feedimport/add/",
+        "/admin/bulk-upload/",
+        "/admin/api/apikey/add/",
+        "/admin/embeddings/tagsuggestion/",
+        "/admin/index-health/",
+    ):
+        check(path)
+    expect(tab.locator("#count-indexed")).to_be_visible()
+    violations = {path: lines for path, lines in found.items() if lines}
+    assert violations == {}, "\n".join(f"{path}: {line}" for path, lines in violations.items() for line in lines)
