@@ -96,7 +96,8 @@ CONTENT_SECURITY_POLICY_DIRECTIVES = {
     "default-src": [CSP_SELF],
     "script-src": [CSP_SELF],
     "style-src": [CSP_SELF],
-    "img-src": [CSP_SELF, "data:"],
+    # blob: the photo a shopper chose, shown (and cropped) before it is sent.
+    "img-src": [CSP_SELF, "data:", "blob:"],
     "font-src": [CSP_SELF],
     "connect-src": [CSP_SELF],
     "object-src": [CSP_NONE],

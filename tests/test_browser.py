@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.accessibility import axe_violations
 from tests.live import ADMIN_PASSWORD, TEMPLATE_PRODUCTS, LiveVitrine
 
 # One process runs them all (they share a server): make test spreads the suite over two.
@@ -121,6 +122,7 @@ def screenshot(page: Page, name: str) -> None:
     """Save a screenshot once the photos in view have loaded (thumbnails are made on first request)."""
     page.wait_for_function(
         """() => Array.from(document.images)
+            .filter((img) => img.getBoundingClientRect().width > 0)
             .filter((img) => img.getBoundingClientRect().top < window.innerHeight)
             .every((img) => img.complete && img.naturalWidth > 0)"""
     )
@@ -186,6 +188,11 @@ def test_search_by_photo_with_the_file_picker(page, site):
     page.set_input_files(
         "#id_image", files=[{"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo_of(target["attributes"])}]
     )
+    # The photo is shown, with the words field ready: nothing is sent until the shopper says so.
+    expect(page.locator("#photo-preview-image")).to_be_visible()
+    expect(page.locator("#id_photo_words")).to_be_focused()
+    assert "photo=" not in page.url
+    page.get_by_role("button", name="Search with this photo").click()
     page.wait_for_url(re.compile(r"photo=[0-9a-f]{32}"))
     wait_for_results(page)
     expect(page.locator(".query-summary")).to_contain_text("Searching with your photo")
@@ -214,6 +221,9 @@ def test_search_by_dropping_a_photo_on_the_page(page, site):
     page.dispatch_event("body", "dragenter", {"dataTransfer": transfer})
     expect(page.locator("body")).to_have_class(re.compile("dragging"))
     page.dispatch_event("body", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#photo-preview-image")).to_be_visible()
+    expect(page.locator("#id_photo_words")).to_be_focused()
+    page.keyboard.press("Enter")  # from the words field: sends the photo
     page.wait_for_url(re.compile(r"photo=[0-9a-f]{32}"))
     wait_for_results(page)
     titles = card_titles(page)
@@ -234,17 +244,33 @@ def test_search_by_pasting_a_photo(page, site):
         }""",
         encoded,
     )
+    expect(page.locator("#photo-preview-image")).to_be_visible()
+    page.get_by_role("button", name="Search with this photo").click()
     page.wait_for_url(re.compile(r"photo=[0-9a-f]{32}"))
     wait_for_results(page)
     kinds = {p["title"]: p["attributes"]["kind"] for p in site.products()}
     assert kinds[card_titles(page)[0]] == target["attributes"]["kind"]
 
 
-def test_a_bad_upload_shows_the_intake_message(page):
+def test_a_bad_upload_shows_the_intake_message_in_words(page):
     page.goto("/")
     page.get_by_text("Search with a photo").click()
     page.set_input_files("#id_image", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"}])
-    expect(page.locator("#search-error")).to_contain_text("not an image Vitrine can read")
+    page.get_by_role("button", name="Search with this photo").click()
+    expect(page.locator("#search-error")).to_contain_text("This file is not a photo.")
+
+
+def test_a_file_that_is_not_an_image_or_too_large_is_refused_before_uploading(page):
+    page.goto("/")
+    page.get_by_text("Search with a photo").click()
+    page.set_input_files("#id_image", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    expect(page.locator(".upload-status")).to_contain_text("This file is not a photo.")
+    expect(page.locator("#photo-preview")).to_be_hidden()
+    limit = int(page.locator("#photo-form").get_attribute("data-max-bytes"))
+    big = b"\xff\xd8" + bytes(limit)
+    page.set_input_files("#id_image", files=[{"name": "big.jpg", "mimeType": "image/jpeg", "buffer": big}])
+    expect(page.locator(".upload-status")).to_contain_text("This photo is too large")
+    assert "VITRINE" not in page.locator(".upload-status").inner_text()
 
 
 def test_a_filter_narrows_the_results_to_its_count_and_counts_change(page, site):
@@ -320,9 +346,13 @@ def test_like_and_not_this_refine_and_the_original_comes_back(page, site):
     assert rejected not in card_titles(page)
     liked_card = page.locator(".results .card").nth(4)
     liked = liked_card.locator(".title").inner_text()
-    liked_card.get_by_role("link", name=re.compile("^Like ")).click()
+    like = liked_card.get_by_role("button", name=re.compile("^Like "))
+    expect(like).to_have_attribute("aria-pressed", "false")
+    like.focus()
+    page.keyboard.press("Space")  # a toggle button: Space presses it
     expect(page.locator(".refinement")).to_contain_text(f"more like {liked}")
     expect(page.locator(".results .card.liked")).to_have_count(1)
+    expect(page.locator(".card.liked .like")).to_have_attribute("aria-pressed", "true")
     assert card_titles(page).index(liked) < 4, "a liked product moves up"
     page.get_by_role("link", name="Back to the original results").click()
     expect(page.locator(".refinement")).to_have_count(0)
@@ -547,3 +577,262 @@ def test_every_kind_of_page_works_under_the_content_security_policy(page, site):
     rules = page.evaluate("Array.from(document.querySelectorAll('style')).map((style) => style.sheet.cssRules.length)")
     assert len(rules) >= 2 and all(rules), rules
     assert set(outside) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, outside
+
+
+def searched_words(requests: list[str]) -> list[str]:
+    """The q of every results fetch the page made."""
+    return [parse_qs(urlsplit(url).query).get("q", [""])[0] for url in requests]
+
+
+def test_chinese_typed_with_an_input_method_is_searched_only_when_committed(page):
+    """Real composition events from chromium's input method interface (DevTools protocol):
+    "红色" committed, then pinyin for the next word composed within the debounce time. The
+    half-typed pinyin is never searched; the committed words are."""
+    partial_requests: list[str] = []
+    page.on("request", lambda r: partial_requests.append(r.url) if r.headers.get("x-vitrine-partial") else None)
+    page.goto("/")
+    page.locator("#id_q").focus()
+    ime = page.context.new_cdp_session(page)
+
+    def compose(text: str) -> None:
+        ime.send("Input.imeSetComposition", {"text": text, "selectionStart": len(text), "selectionEnd": len(text)})
+
+    compose("hong")
+    compose("hongse")
+    ime.send("Input.insertText", {"text": "红色"})  # committed: compositionend
+    page.wait_for_timeout(100)
+    compose("t")  # the next word starts composing before the 300 ms debounce is over
+    page.wait_for_timeout(250)
+    compose("tiao")
+    page.wait_for_timeout(250)
+    compose("tiaowen")
+    page.wait_for_timeout(700)  # well past the debounce: a search now would be of "红色tiaowen"
+    assert not any(word for word in searched_words(partial_requests) if re.search("[a-z]", word)), partial_requests
+    ime.send("Input.insertText", {"text": "条纹"})
+    page.wait_for_function("() => new URLSearchParams(location.search).get('q') === '红色条纹'")
+    wait_for_results(page)
+    assert searched_words(partial_requests)[-1] == "红色条纹"
+    assert all(not re.search("[a-z]", word) for word in searched_words(partial_requests))
+
+
+def test_an_inverted_price_range_is_caught_in_the_page_and_the_page_stays_usable(page):
+    page.goto("/?q=a+thing&loose=1")
+    wait_for_results(page)
+    before = page.url
+    page.fill("#id_price_min", "50")
+    page.fill("#id_price_max", "10")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#price-error")).to_contain_text("The lowest price is above the highest")
+    expect(page.locator("#id_price_min")).to_have_attribute("aria-invalid", "true")
+    assert page.url == before, "nothing was asked of the server"
+    assert page.locator(".results .card").count() == 24
+    page.fill("#id_price_max", "100")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(".chip").first).to_contain_text("Price: 50 – 100")
+    prices = [float(text.split()[0]) for text in page.locator(".results .card .price").all_inner_texts()]
+    assert prices and all(50 <= price <= 100 for price in prices)
+    # New words keep a working range; a range typed in the URL the wrong way round is read
+    # the right way round, and no field name ever shows.
+    page.fill("#id_q", "mug")
+    page.keyboard.press("Enter")
+    wait_for_results(page)
+    expect(page.locator(".chip").first).to_contain_text("Price: 50 – 100")
+    page.goto("/?q=a+thing&loose=1&price_min=100&price_max=50")
+    wait_for_results(page)
+    expect(page.locator(".chip").first).to_contain_text("Price: 50 – 100")
+    body = page.locator("body").inner_text()
+    assert "price_max" not in body and "price_min" not in body and "page:" not in body
+
+
+def test_the_language_switch_and_a_chinese_page(page, site):
+    target = site.products()[5]
+    kind = target["attributes"]["kind"]
+    page.goto(f"/?q={kind}")
+    wait_for_results(page)
+    url = page.url
+    page.get_by_role("button", name="中文").click()
+    page.wait_for_load_state()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    assert page.url == url, "the switch comes back to the same search"
+    expect(page.locator(".summary-title")).to_contain_text("的搜索结果")
+    expect(page.locator("#results-status")).to_contain_text("个相关结果")
+    expect(page.get_by_role("button", name="中文")).to_have_attribute("aria-pressed", "true")
+    chinese_titles = {p["attributes"].get("title_zh") for p in site.products()}
+    assert set(card_titles(page)) <= chinese_titles
+    expect(page.locator("#facet-colour")).to_have_text("颜色")
+    colour_labels = page.locator("[data-facet=colour] .label").all_inner_texts()
+    assert colour_labels and all(re.search("[\u4e00-\u9fff]", label) for label in colour_labels)
+    # Searching on keeps the language (the partial results come in Chinese too).
+    page.fill("#id_q", target["attributes"]["title_zh"])
+    page.keyboard.press("Enter")
+    wait_for_results(page, "结果")
+    assert target["attributes"]["title_zh"] in card_titles(page)[:3]
+    screenshot(page, "search-desktop-zh.png")
+    page.get_by_role("button", name="English").click()
+    page.wait_for_load_state()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#results-status")).to_contain_text("result")
+
+
+def test_a_phone_chooses_filters_and_is_shown_the_results(browser, site):
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, base_url=site.url, is_mobile=True, has_touch=True, locale="zh-CN"
+    )
+    context.set_default_timeout(PATIENCE_MS)
+    violations = csp_violations(context)
+    page = context.new_page()
+    try:
+        page.add_init_script(
+            """window.__shift = 0;
+            new PerformanceObserver((list) => {
+                for (const e of list.getEntries()) if (!e.hadRecentInput) window.__shift += e.value;
+            }).observe({ type: "layout-shift", buffered: true });"""
+        )
+        page.goto("/?q=mug&loose=1")
+        wait_for_results(page, "结果")
+        page.wait_for_timeout(300)
+        assert page.evaluate("() => window.__shift") < 0.1, "the filters do not fold after the page has shown"
+        panel = page.locator(".filters-panel")
+        expect(panel).not_to_have_attribute("open", "")
+        # Nothing offered that a phone cannot do; a camera is.
+        expect(page.locator(".dropzone-hint")).to_be_hidden()
+        page.locator(".photo-panel summary").click()
+        expect(page.get_by_text("拍照…")).to_be_visible()
+        page.locator(".photo-panel summary").click()
+        # Touch targets of at least 44 px.
+        for selector in (".card-actions .action", ".filters-panel summary", ".language"):
+            box = page.locator(selector).first.bounding_box()
+            assert box["height"] >= 44, (selector, box)
+        panel.locator("summary").click()
+        colour = page.locator("[data-facet=colour]").first
+        expected = count_of(colour.locator(".count").inner_text())
+        assert colour.bounding_box()["height"] >= 44
+        colour.click()
+        expect(page.locator(".chip").first).to_be_visible()
+        expect(panel).to_have_attribute("open", "")  # the shopper may choose more
+        show = page.locator(".show-results")
+        expect(show).to_be_visible()
+        expect(show).to_contain_text(f"显示 {expected} 个结果")
+        show.click()
+        expect(panel).not_to_have_attribute("open", "")
+        expect(page.locator("#results-status")).to_be_focused()
+        expect(page.locator("#results-status")).to_contain_text(f"{expected} 个结果")
+        assert page.locator("#results-status").bounding_box()["y"] < 740
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        screenshot(page, "search-phone-zh.png")
+        assert not axe_violations(page)
+    finally:
+        context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+def test_a_desktop_offers_drop_and_paste_but_not_a_camera(page):
+    page.goto("/")
+    page.get_by_text("Search with a photo").click()
+    expect(page.locator(".dropzone-hint")).to_be_visible()
+    expect(page.get_by_text("Take a photo…")).to_be_hidden()
+
+
+def drag(page: Page, frame: str, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag with the mouse from one point to another, given as fractions of the photo."""
+    box = page.locator(f"{frame} img").bounding_box()
+    x0, y0 = box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1]
+    x1, y1 = box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
+    page.mouse.move(x1, y1, steps=4)
+    page.mouse.up()
+
+
+def two_products_photo(left: dict, right: dict) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from catalog.demo import Attributes, demo_attribute_render
+
+    halves = [
+        demo_attribute_render(Attributes(a["kind"], a["colour"], a["pattern"]), stream="crop-test", index=0)
+        for a in (left, right)
+    ]
+    both = Image.new("RGB", (halves[0].width + halves[1].width, max(h.height for h in halves)), "white")
+    both.paste(halves[0], (0, 0))
+    both.paste(halves[1], (halves[0].width, 0))
+    buffer = io.BytesIO()
+    both.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def test_crop_the_photo_before_and_after_searching(page, site):
+    products = site.products()
+    left = products[0]["attributes"]
+    right = next(p["attributes"] for p in products if p["attributes"]["kind"] != left["kind"])
+    kinds = {p["title"]: p["attributes"].get("kind") for p in products}
+    page.goto("/")
+    page.get_by_text("Search with a photo").click()
+    page.set_input_files(
+        "#id_image", files=[{"name": "two.jpg", "mimeType": "image/jpeg", "buffer": two_products_photo(left, right)}]
+    )
+    expect(page.locator("#photo-preview-image")).to_be_visible()
+    page.wait_for_function("() => document.getElementById('photo-preview-image').naturalWidth > 0")
+    drag(page, "#crop-frame", (0.02, 0.02), (0.48, 0.98))
+    expect(page.locator("#crop-frame .crop-box")).to_be_visible()
+    crop = page.locator("#id_crop").input_value()
+    x, y, w, h = map(float, crop.split(","))
+    assert x < 0.05 and w == pytest.approx(0.46, abs=0.03) and h > 0.9
+    page.get_by_role("button", name="Search with this photo").click()
+    page.wait_for_url(re.compile(r"crop="))
+    wait_for_results(page)
+    expect(page.locator(".summary-title")).to_contain_text("part of it")
+    assert kinds[card_titles(page)[0]] == left["kind"]
+    # On the results page: another part of the same photo.
+    page.get_by_role("button", name="Search part of the photo").click()
+    page.wait_for_function("() => document.querySelector('#crop-panel img').naturalWidth > 0")
+    drag(page, "#crop-panel", (0.52, 0.02), (0.98, 0.98))
+    page.get_by_role("button", name="Search this part").click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('crop').startsWith('0.5')")
+    wait_for_results(page)
+    assert kinds[card_titles(page)[0]] == right["kind"]
+    # And with the keyboard: the box moves with the arrow keys.
+    page.get_by_role("button", name="Search part of the photo").click()
+    box = page.locator("#crop-panel .crop-box")
+    expect(box).to_be_focused()
+    before = box.bounding_box()["x"]
+    page.keyboard.press("ArrowRight")
+    assert box.bounding_box()["x"] > before
+
+
+def test_skip_to_results_takes_a_keyboard_to_the_first_product_in_a_few_keys(page):
+    page.goto("/?q=mug")
+    wait_for_results(page)
+    page.locator("#id_q").focus()
+    presses = 0
+    while "skip-to-results" not in (page.evaluate("document.activeElement.className") or ""):
+        page.keyboard.press("Tab")
+        presses += 1
+        assert presses < 4
+    page.keyboard.press("Enter")
+    expect(page.locator("#results-list")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator(".results .card-link").first).to_be_focused()
+    assert page.locator("h1").count() == 1
+
+
+def test_shoppers_pages_have_no_serious_accessibility_violations(page, site):
+    product = site.products()[2]
+    for url in ("/", "/?q=mug", "/?q=mug&loose=1&colour=red", f"/products/{product['id']}/", "/no-such-page/"):
+        page.goto(url)
+        page.wait_for_load_state()
+        assert not axe_violations(page), (url, axe_violations(page))
+    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": site.url}])
+    for url in ("/?q=红色杯子", f"/products/{product['id']}/"):
+        page.goto(url)
+        assert not axe_violations(page), (url, axe_violations(page))
+
+
+def test_an_unknown_address_shows_the_shop_page_not_django_debug(page):
+    response = page.goto("/no/such/thing/")
+    assert response.status == 404
+    expect(page.locator("h1")).to_have_text("This page does not exist")
+    assert "URLconf" not in page.content()
