@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from api.keys import SCOPE_NAMES, api_key_create, api_key_revoke
 from api.models import ApiKey
@@ -24,6 +25,16 @@ class ApiKeyForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ["name", "scopes", "rate", "expires_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The admin splits the expiry into a date and a time input, labelled by text that
+        # is no <label>: give each its own accessible name.
+        widget = self.fields["expires_at"].widget
+        if hasattr(widget, "widgets"):
+            date, time = widget.widgets
+            date.attrs["aria-label"] = _("Expiry date")
+            time.attrs["aria-label"] = _("Expiry time")
 
     def clean_rate(self):
         rate = self.cleaned_data["rate"].strip().lower().replace(" ", "")

@@ -1,5 +1,6 @@
-"""The catalog's admin for merchandisers: products with their images inline, images,
-feed imports (the bulk upload page is in ``bulk_views``).
+"""The catalog's admin for merchandisers: products with their images inline, and images
+(the feed imports' admin is in ``admin_feeds``, the attribute rows in ``admin_attributes``,
+the bulk upload page in ``bulk_views``).
 
 Every write goes through the catalog's services, as the API's do: the same validation, and
 the index told by the services' signals (images added here are embedded, deletions take
@@ -9,26 +10,58 @@ their vectors with them).
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.db import models
+from django.db.models import Prefetch
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
-from catalog import services, signals
-from catalog import tasks as catalog_tasks
-from catalog.feeds.formats import FORMATS
+from catalog import selectors, services, signals
+from catalog.admin_attributes import ProductAdminForm
+from catalog.admin_feeds import FeedImportPhotolessFilter
 from catalog.intake import ImageRejected, image_accept
-from catalog.models import FeedImport, Product, ProductImage
+from catalog.models import Product, ProductImage
+
+# The admin site's names. Here, with the catalog: it is what merchandisers come to the admin for.
+admin.site.site_header = _("Vitrine administration")
+admin.site.site_title = _("Vitrine admin")
+admin.site.index_title = _("Catalog and search index")
+
+
+def space_id_shown(space_id: str) -> str:
+    """An embedding space id ("model|weights|dimension", the weights often a long path) in
+    a short form people can read, the full id in its tooltip (and on the detail pages)."""
+    if not space_id:
+        return ""
+    parts = space_id.rsplit("|", 2)
+    if len(parts) != 3:
+        return format_html('<span class="space-id">{}</span>', space_id)
+    model, weights, dimension = parts
+    weights_name = weights.rstrip("/").replace(":", "/").rsplit("/", 1)[-1]
+    short = f"{model} · {weights_name} · {dimension}d" if weights_name else f"{model} · {dimension}d"
+    return format_html('<span class="space-id" title="{}">{}</span>', space_id, short)
+
+
+def photo_row_name(prefix: str) -> str:
+    """The name a photo row's inputs are labelled with: a tabular inline's inputs have only
+    the column headings, which assistive technology does not read as their labels."""
+    index = prefix.rsplit("-", 1)[-1]
+    if index.isdigit():
+        return _("Photo %(number)s") % {"number": int(index) + 1}
+    return _("New photo")  # the empty row the "Add another" link copies
 
 
 class ProductImageInlineForm(forms.ModelForm):
     class Meta:
         model = ProductImage
         fields = ["file", "position"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        row = photo_row_name(self.prefix)
+        self.fields["file"].widget.attrs["aria-label"] = _("%(photo)s: file") % {"photo": row}
+        self.fields["position"].widget.attrs["aria-label"] = _("%(photo)s: position") % {"photo": row}
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
@@ -43,12 +76,21 @@ class ProductImageInlineForm(forms.ModelForm):
         return upload
 
 
+class ProductImageInlineFormSet(forms.BaseInlineFormSet):
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            row = photo_row_name(form.prefix)
+            form.fields["DELETE"].widget.attrs["aria-label"] = _("%(photo)s: delete") % {"photo": row}
+
+
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     form = ProductImageInlineForm
+    formset = ProductImageInlineFormSet
     extra = 1
-    fields = ["thumbnail", "file", "position", "state", "error", "dimensions", "embedding_space"]
-    readonly_fields = ["thumbnail", "state", "error", "dimensions", "embedding_space"]
+    fields = ["thumbnail", "file", "position", "state", "error", "dimensions", "space"]
+    readonly_fields = ["thumbnail", "state", "error", "dimensions", "space"]
 
     @admin.display(description="Image")
     def thumbnail(self, image: ProductImage) -> str:
@@ -56,23 +98,85 @@ class ProductImageInline(admin.TabularInline):
             return ""
         return format_html('<img src="{}" alt="" class="vitrine-thumb">', image.thumbnail_url)
 
+    @admin.display(description=_("Embedding space"))
+    def space(self, image: ProductImage) -> str:
+        return space_id_shown(image.embedding_space) if image.pk else ""
+
     @admin.display(description="Size")
     def dimensions(self, image: ProductImage) -> str:
         return f"{image.width}×{image.height}" if image.pk else ""
 
 
+class HasPhotoFilter(admin.SimpleListFilter):
+    title = _("has a photo")
+    parameter_name = "has_photo"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Yes (indexed)")), ("none_indexed", _("None indexed")), ("no", _("No photo"))]
+
+    def queryset(self, request, queryset):
+        return selectors.products_by_photo(queryset, self.value() or "")
+
+
+class ValuesFilter(admin.AllValuesFieldListFilter):
+    """The values of a text field, its empty value named (a blank link has no name to read)."""
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            if choice["display"] == "":
+                choice["display"] = _("(none)")
+            yield choice
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["title", "external_id", "brand", "category", "price", "currency", "is_active", "image_count"]
-    list_filter = ["is_active", "category", "brand"]
+    form = ProductAdminForm
+    list_display = [
+        "photo",
+        "title",
+        "external_id",
+        "brand",
+        "category",
+        "price",
+        "currency",
+        "is_active",
+        "image_count",
+    ]
+    list_display_links = ["photo", "title"]
+    list_filter = [
+        "is_active",
+        HasPhotoFilter,
+        FeedImportPhotolessFilter,
+        ("category", ValuesFilter),
+        ("brand", ValuesFilter),
+    ]
     search_fields = ["title", "external_id", "brand"]
     inlines = [ProductImageInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["reembed_images"]
 
+    def get_queryset(self, request):
+        # The photo and image count columns read the prefetched images: two queries a page.
+        return super().get_queryset(request).prefetch_related(Prefetch("images", queryset=ProductImage.objects.all()))
+
+    def view_on_site(self, product: Product) -> str | None:
+        # The shop shows active products only: no link to a page that would be a 404.
+        return product.get_absolute_url() if product.is_active else None
+
+    @admin.display(description=_("Photo"))
+    def photo(self, product: Product) -> str:
+        images = product.images.all()  # prefetched, in position order
+        if not images:
+            return ""
+        return format_html(
+            '<img src="{}" alt="{}" class="vitrine-thumb small" loading="lazy">',
+            images[0].thumbnail_url,
+            _("Photo of %(title)s") % {"title": product.title},
+        )
+
     @admin.display(description="Images")
     def image_count(self, product: Product) -> int:
-        return product.images.count()
+        return len(product.images.all())
 
     def save_model(self, request, obj, form, change):
         """Through the services (validation, and the index told), not ``obj.save()``."""
@@ -161,7 +265,7 @@ class DuplicateFilter(admin.SimpleListFilter):
 
 @admin.register(ProductImage)
 class ProductImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "thumbnail", "product", "state", "error", "duplicate", "embedding_space", "updated_at"]
+    list_display = ["id", "thumbnail", "product", "state", "error", "duplicate", "space", "updated_at"]
     list_filter = ["state", HasErrorFilter, DuplicateFilter, "embedding_space"]
     search_fields = ["product__title", "product__external_id", "sha256", "error"]
     readonly_fields = [f.name for f in ProductImage._meta.fields]
@@ -171,6 +275,10 @@ class ProductImageAdmin(admin.ModelAdmin):
     @admin.display(description="Photo")
     def thumbnail(self, image: ProductImage) -> str:
         return format_html('<img src="{}" alt="" class="vitrine-thumb small">', image.thumbnail_url)
+
+    @admin.display(description=_("Embedding space"), ordering="embedding_space")
+    def space(self, image: ProductImage) -> str:
+        return space_id_shown(image.embedding_space)
 
     @admin.display(description="Duplicate of")
     def duplicate(self, image: ProductImage) -> str:
@@ -207,98 +315,3 @@ class ProductImageAdmin(admin.ModelAdmin):
         image_ids = list(queryset.values_list("pk", flat=True))
         services.images_reembed(image_ids=image_ids)
         self.message_user(request, f"{len(image_ids)} images queued for embedding.", messages.SUCCESS)
-
-
-class FeedImportForm(forms.ModelForm):
-    class Meta:
-        model = FeedImport
-        fields = ["file", "format"]
-        widgets = {"format": forms.Select(choices=[("", "Detect"), *((f, f.upper()) for f in FORMATS)])}
-
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        limit = settings.VITRINE_MAX_FEED_BYTES
-        if upload.size > limit:
-            raise forms.ValidationError(
-                f"The feed is {upload.size / 1048576:.1f} MB; the limit is {limit / 1048576:.0f} MB "
-                "(VITRINE_MAX_FEED_BYTES). Import larger feeds with `manage.py import_feed`."
-            )
-        return upload
-
-
-@admin.register(FeedImport)
-class FeedImportAdmin(admin.ModelAdmin):
-    """Upload a feed; a worker imports it (in the embedded mode, before the page returns)."""
-
-    form = FeedImportForm
-    list_display = [
-        "__str__",
-        "state",
-        "progress",
-        "created",
-        "updated",
-        "unchanged",
-        "failed",
-        "image_failures",
-        "report_link",
-        "created_at",
-    ]
-    list_filter = ["state"]
-    readonly_fields = [
-        "name",
-        "state",
-        "rows_total",
-        "rows_done",
-        "created",
-        "updated",
-        "unchanged",
-        "failed",
-        "images_added",
-        "images_removed",
-        "image_failures",
-        "error",
-        "report_link",
-        "created_at",
-        "finished_at",
-    ]
-
-    def get_fields(self, request, obj=None):
-        return ["file", "format"] if obj is None else self.readonly_fields
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False if obj is not None else super().has_change_permission(request, obj)
-
-    def save_model(self, request, obj, form, change):
-        obj.name = form.cleaned_data["file"].name[:255]
-        super().save_model(request, obj, form, change)
-        job_id = obj.pk
-        transaction.on_commit(lambda: catalog_tasks.import_feed.delay(job_id), robust=True)
-
-    @admin.display(description="Progress")
-    def progress(self, obj) -> str:
-        return f"{obj.rows_done} / {obj.rows_total} rows" if obj.rows_total else "–"
-
-    @admin.display(description="Report")
-    def report_link(self, obj) -> str:
-        if not obj.report.strip() or obj.report.count("\n") < 2:
-            return "–"
-        url = reverse("admin:catalog_feedimport_report", args=[obj.pk])
-        return format_html('<a href="{}">failed rows (CSV)</a>', url)
-
-    def get_urls(self):
-        custom = [
-            path(
-                "<int:pk>/report.csv",
-                self.admin_site.admin_view(self.report_view),
-                name="catalog_feedimport_report",
-            )
-        ]
-        return custom + super().get_urls()
-
-    def report_view(self, request, pk: int):
-        job = get_object_or_404(FeedImport, pk=pk)
-        if not self.has_view_permission(request, job):
-            raise PermissionDenied
-        response = HttpResponse(job.report, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="feed-{job.pk}-report.csv"'
-        return response

@@ -4,6 +4,7 @@ import uuid
 from pathlib import Path
 
 from django.db import models
+from django.urls import reverse
 
 from catalog.validators import attributes_validate, external_id_validate
 
@@ -34,6 +35,11 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.external_id})"
+
+    def get_absolute_url(self) -> str:
+        """The shoppers' page of the product (the admin's "View on site"). By the URL's
+        name: the catalog does not import the storefront."""
+        return reverse("product", args=[self.pk])
 
 
 def image_upload_path(instance: ProductImage, filename: str) -> str:

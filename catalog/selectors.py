@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from catalog.models import Product, ProductImage
+from catalog.models import FeedImport, Product, ProductImage
 
 
 def product_get_by_external_id(external_id: str) -> Product | None:
@@ -74,3 +76,32 @@ def images_needing_embedding(space_id: str) -> list[int]:
     ones wait for a person (or ``reindex --include-failed``)."""
     query = ProductImage.objects.exclude(Q(state=ProductImage.State.INDEXED) & Q(embedding_space=space_id))
     return list(query.exclude(state=ProductImage.State.FAILED).values_list("pk", flat=True))
+
+
+def products_by_photo(products: QuerySet[Product], has_photo: str) -> QuerySet[Product]:
+    """Narrow products by their photos: "yes" (one indexed at least), "none_indexed" (photos,
+    none of them indexed: pending or failed), "no" (no photo at all)."""
+    images = ProductImage.objects.filter(product=OuterRef("pk"))
+    indexed = images.filter(state=ProductImage.State.INDEXED)
+    if has_photo == "yes":
+        return products.filter(Exists(indexed))
+    if has_photo == "none_indexed":
+        return products.filter(Exists(images)).exclude(Exists(indexed))
+    if has_photo == "no":
+        return products.exclude(Exists(images))
+    return products
+
+
+def feed_import_photoless_products(job: FeedImport) -> QuerySet[Product]:
+    """The products of a feed import that had an image fail and have no usable photo now
+    (none indexed or waiting to be): what a merchandiser has to fix by hand. Read from the
+    import's report, whose image_failed rows name them."""
+    external_ids = {
+        line.get("external_id", "")
+        for line in csv.DictReader(io.StringIO(job.report))
+        if line.get("status") == "image_failed"
+    }
+    usable = ProductImage.objects.filter(
+        product=OuterRef("pk"), state__in=[ProductImage.State.INDEXED, ProductImage.State.PENDING]
+    )
+    return Product.objects.filter(external_id__in=external_ids - {""}).exclude(Exists(usable))

@@ -7,10 +7,12 @@ import json
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.db.models import F
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
-from catalog.admin import ProductAdmin
+from catalog.admin import ProductAdmin, space_id_shown
 from catalog.models import Product
 from embeddings.models import RelevanceCutoff, Synonym, TagFacet, TagSuggestion, TagValue
 from embeddings.search import SearchError, SearchQuery, catalog_search
@@ -25,7 +27,7 @@ class RelevanceCutoffAdmin(admin.ModelAdmin):
     shows what typed overrides would do to a few sample searches, before saving."""
 
     change_form_template = "admin/embeddings/relevancecutoff/change_form.html"
-    list_display = ["embedding_space", "text_auto", "text_override", "image_auto", "image_override", "calibrated_at"]
+    list_display = ["space", "text_auto", "text_override", "image_auto", "image_override", "calibrated_at"]
     fields = [
         "embedding_space",
         ("text_auto", "text_override"),
@@ -38,6 +40,10 @@ class RelevanceCutoffAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # rows come from calibration
+
+    @admin.display(description=_("Embedding space"), ordering="embedding_space")
+    def space(self, row: RelevanceCutoff) -> str:
+        return space_id_shown(row.embedding_space)
 
     @admin.display(description="Stats")
     def stats_shown(self, row: RelevanceCutoff) -> str:
@@ -171,16 +177,44 @@ class TagFacetAdmin(admin.ModelAdmin):
         return facet.values.count()
 
 
+# Clearness in words: CLIP cosines of a photo and a few words sit in a narrow band (the demo
+# model's best values score ~0.55); a tenth of that band between the best value and the next
+# is a clear choice, under a fiftieth a close call.
+CLEAR_MARGIN = 0.1
+CLOSE_MARGIN = 0.02
+
+
 @admin.register(TagSuggestion)
 class TagSuggestionAdmin(admin.ModelAdmin):
     """Review the model's tag suggestions: accept (into the product's attributes) or reject."""
 
-    list_display = ["photo", "product", "facet", "suggested_value", "confidence", "state", "current_value"]
+    list_display = ["photo", "product", "facet", "suggested_value", "clearness", "state", "current_value"]
     list_filter = ["state", "value__facet"]
     search_fields = ["product__title", "product__external_id", "value__value"]
     list_select_related = ["product", "value__facet"]
     actions = ["accept", "reject"]
-    readonly_fields = ["product", "value", "confidence", "state", "created_at", "decided_at"]
+    readonly_fields = ["product", "value", "clearness", "confidence", "state", "created_at", "decided_at"]
+    # The close calls first: they are the ones to look at.
+    ordering = [F("margin").asc(nulls_last=True), "-confidence", "id"]
+
+    @admin.display(description=_("Clearness"), ordering="margin")
+    def clearness(self, suggestion: TagSuggestion) -> str:
+        """The margin over the runner-up value, in words and number (the probability is near
+        1.0 for most suggestions: see embeddings/tagging.py)."""
+        if suggestion.margin is None:
+            return "–"
+        if suggestion.margin >= CLEAR_MARGIN:
+            words = _("clear")
+        elif suggestion.margin >= CLOSE_MARGIN:
+            words = _("likely")
+        else:
+            words = _("close call")
+        return format_html(
+            '<span class="tag-clearness" title="{}">{} ({})</span>',
+            _("Cosine margin over the next best value"),
+            words,
+            f"{suggestion.margin:+.3f}",
+        )
 
     def has_add_permission(self, request) -> bool:
         return False  # suggestions come from the model (`suggest_tags`, or the products' action)
@@ -190,7 +224,9 @@ class TagSuggestionAdmin(admin.ModelAdmin):
         image = suggestion.product.images.first()
         if image is None:
             return ""
-        return format_html('<img src="{}" alt="" class="vitrine-thumb small">', image.thumbnail_url)
+        # The list's first column, so a link: its photo's alt text is the link's name.
+        alt = _("Photo of %(title)s") % {"title": suggestion.product.title}
+        return format_html('<img src="{}" alt="{}" class="vitrine-thumb small">', image.thumbnail_url, alt)
 
     @admin.display(description="Facet", ordering="value__facet__name")
     def facet(self, suggestion: TagSuggestion) -> str:

@@ -87,6 +87,13 @@ class TagSuggestion(models.Model):
     product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="tag_suggestions")
     value = models.ForeignKey(TagValue, on_delete=models.CASCADE, related_name="suggestions")
     confidence = models.FloatField(help_text="The value's probability among the facet's values")
+    # CLIP's softmax is near 1.0 for most suggestions of a well-trained model: the margin
+    # tells the clear ones from the close calls, for review.
+    margin = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="How much closer the photos are to this value than to the runner-up (cosine difference)",
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.SUGGESTED, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)

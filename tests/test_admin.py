@@ -31,7 +31,6 @@ def add_product_form(photo: bytes) -> dict:
         "price": "30",
         "currency": "EUR",
         "url": "",
-        "attributes": "{}",
         "is_active": "on",
         "images-TOTAL_FORMS": "1",
         "images-INITIAL_FORMS": "0",
@@ -118,22 +117,243 @@ def test_admin_edits_go_through_the_catalogs_services_and_reach_the_index(staff)
 
 
 @pytest.mark.parametrize(
-    ("attributes", "message"),
+    ("rows", "attributes", "message"),
     [
-        ('{"colour": {"nested": "object"}}', "use a string, number, boolean or a list of strings"),
-        ('{"colour": "red\\u0000"}', "NUL characters"),
+        ([("c" * 65, "red")], {"c" * 65: "red"}, "Attribute names are 1 to 64 characters."),
+        ([("colour", "red\x00")], {"colour": "red\x00"}, "NUL characters"),
     ],
 )
-def test_attributes_the_api_refuses_are_refused_in_the_admin_too(staff, api, attributes, message):
+def test_attributes_the_api_refuses_are_refused_in_the_admin_too(staff, api, rows, attributes, message):
     staff.post("/admin/catalog/product/add/", add_product_form(images.noise_jpeg(4)))
     product = Product.objects.get()
 
-    response = staff.post(f"/admin/catalog/product/{product.pk}/change/", change_form(product, attributes=attributes))
+    response = staff.post(f"/admin/catalog/product/{product.pk}/change/", change_form(product, **attribute_rows(rows)))
 
     assert response.status_code == 200
     assert message in response.content.decode()
     product.refresh_from_db()
     assert product.attributes == {}
-    refused = api.patch("/api/v1/products/sku-9", {"attributes": __import__("json").loads(attributes)})
+    refused = api.patch("/api/v1/products/sku-9", {"attributes": attributes})
     assert refused.status_code == 400
     assert message in refused.content.decode()
+
+
+def attribute_rows(rows: list[tuple[str, str]], kinds: str = "{}") -> dict:
+    """The attribute editor's inputs, as the browser sends them."""
+    return {
+        "attributes-name": [name for name, _ in rows],
+        "attributes-value": [value for _, value in rows],
+        "attributes-kinds": kinds,
+    }
+
+
+def attribute_inputs(html: str) -> dict:
+    """The attribute editor's inputs as the page shows them (and a browser would send them)."""
+    from html.parser import HTMLParser
+
+    sent: dict[str, list[str]] = {"attributes-name": [], "attributes-value": [], "attributes-kinds": []}
+
+    class Inputs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attributes = dict(attrs)
+            if tag == "input" and attributes.get("name") in sent:
+                sent[attributes["name"]].append(attributes.get("value") or "")
+
+    Inputs().feed(html)
+    return {**sent, "attributes-kinds": sent["attributes-kinds"][0]}
+
+
+def test_attributes_are_edited_as_rows_and_saving_the_page_as_shown_changes_nothing(staff):
+    attributes = {"colour": "red", "tags": ["gift"], "weight": 12, "ratio": 0.5, "organic": True, "note": None, "x": ""}
+    product = product_with_photos("mug", attributes=attributes)
+    page = f"/admin/catalog/product/{product.pk}/change/"
+
+    html = staff.get(page).content.decode()
+    shown = attribute_inputs(html)
+
+    assert 'aria-label="Attribute 1: name"' in html and 'aria-label="Attribute 1: value"' in html
+    assert "add a row per value with the same name" in html  # the help text says how lists are written
+    assert shown["attributes-name"][:2] == ["colour", "tags"] and shown["attributes-value"][:2] == ["red", "gift"]
+    assert shown["attributes-name"][-3:] == ["", "", ""], "blank rows to fill without JavaScript"
+    response = staff.post(page, change_form(product, **shown))
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert product.attributes == attributes, "a one-value list, numbers, booleans and null keep their kinds"
+
+
+def test_rows_with_one_name_make_a_list_and_an_emptied_row_removes_its_attribute(staff):
+    product = product_with_photos("mug", attributes={"colour": "red", "tags": ["gift"]})
+    page = f"/admin/catalog/product/{product.pk}/change/"
+    shown = attribute_inputs(staff.get(page).content.decode())
+    rows = list(zip(shown["attributes-name"], shown["attributes-value"], strict=True))
+    rows[0] = ("", "")  # colour emptied
+    rows[-3:] = [("tags", "ceramic"), ("material", " cotton "), ("size", "S, M")]
+
+    response = staff.post(page, change_form(product, **attribute_rows(rows, shown["attributes-kinds"])))
+
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert product.attributes == {"tags": ["gift", "ceramic"], "material": "cotton", "size": "S, M"}
+
+
+def test_a_value_without_a_name_is_refused_with_the_rows_kept(staff):
+    product = product_with_photos("mug", attributes={"colour": "red"})
+    page = f"/admin/catalog/product/{product.pk}/change/"
+
+    response = staff.post(page, change_form(product, **attribute_rows([("colour", "blue"), ("", "striped")])))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The value “striped” has no name" in html
+    assert attribute_inputs(html)["attributes-value"][:2] == ["blue", "striped"], "what was typed is kept"
+    product.refresh_from_db()
+    assert product.attributes == {"colour": "red"}
+
+
+def product_with_photos(external_id: str, *seeds: int, **fields) -> Product:
+    from catalog import services
+
+    product = services.product_upsert(external_id=external_id, title=f"Product {external_id}", **fields).product
+    for seed in seeds:
+        services.image_create(product=product, content=images.noise_jpeg(seed))
+    return product
+
+
+def test_the_admin_is_branded_vitrine(staff):
+    html = staff.get("/admin/").content.decode()
+
+    assert "Vitrine administration" in html
+    assert "<title>Catalog and search index | Vitrine admin</title>" in html
+    assert "Django administration" not in html and "Django site admin" not in html
+
+
+def test_the_product_list_shows_each_products_first_photo_without_a_query_per_product(staff):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    mug = product_with_photos("mug", 11, 12)
+    product_with_photos("bare")
+
+    def listing():
+        with CaptureQueriesContext(connection) as queries:
+            html = staff.get("/admin/catalog/product/").content.decode()
+        return html, len(queries)
+
+    html, few = listing()
+    first = mug.images.order_by("position", "id").first()
+    assert f'<img src="{first.thumbnail_url}" alt="Photo of Product mug" class="vitrine-thumb small"' in html
+    assert html.count('class="vitrine-thumb small"') == 1, "a product without a photo shows none"
+    for n in range(4):
+        product_with_photos(f"more-{n}", 20 + n)
+    html, many = listing()
+    assert html.count('class="vitrine-thumb small"') == 5
+    assert many == few, "the photos are prefetched, not read product by product"
+
+
+def test_the_product_list_filters_by_photo(staff):
+    from catalog.models import ProductImage
+
+    product_with_photos("indexed", 31)
+    failed = product_with_photos("failed", 32)
+    ProductImage.objects.filter(product=failed).update(state="failed", error="store was down")
+    product_with_photos("bare")
+
+    def listed(has_photo: str) -> set[str]:
+        response = staff.get("/admin/catalog/product/", {"has_photo": has_photo})
+        return {product.external_id for product in response.context["cl"].result_list}
+
+    assert listed("yes") == {"indexed"}
+    assert listed("none_indexed") == {"failed"}
+    assert listed("no") == {"bare"}
+    assert "has a photo" in staff.get("/admin/catalog/product/").content.decode()
+
+
+def test_the_category_and_brand_filters_name_the_empty_value(staff):
+    product_with_photos("plain")  # no category, no brand
+    product_with_photos("mug", category="mugs", brand="Kito")
+
+    html = staff.get("/admin/catalog/product/").content.decode()
+
+    assert '<a href="?category=">(none)</a>' in html and '<a href="?brand=">(none)</a>' in html
+    listed = staff.get("/admin/catalog/product/", {"category": ""}).context["cl"].result_list
+    assert [product.external_id for product in listed] == ["plain"]
+
+
+def test_view_on_site_leads_to_the_storefront_product_page(staff):
+    product = product_with_photos("mug", 41)
+
+    html = staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+
+    assert product.get_absolute_url() == f"/products/{product.pk}/"
+    assert "View on site" in html
+    followed = staff.get(f"/admin/r/{content_type_id(Product)}/{product.pk}/", follow=True)
+    assert followed.redirect_chain[-1][0].endswith(f"/products/{product.pk}/")
+    assert followed.status_code == 200 and product.title in followed.content.decode()
+    Product.objects.filter(pk=product.pk).update(is_active=False)  # the shop would answer 404
+    assert "View on site" not in staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+
+
+def content_type_id(model) -> int:
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(model).pk
+
+
+def test_embedding_space_ids_are_shown_short_with_the_full_id_in_the_tooltip_and_the_detail(staff):
+    product = product_with_photos("mug", 51)
+    image = product.images.get()
+    space = image.embedding_space
+    assert space.count("|") == 2, space
+    model, weights, dimension = space.rsplit("|", 2)
+
+    listing = staff.get("/admin/catalog/productimage/").content.decode()
+    inline = staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    detail = staff.get(f"/admin/catalog/productimage/{image.pk}/change/").content.decode()
+
+    short = f"{model} · {weights.rstrip('/').replace(':', '/').rsplit('/', 1)[-1]} · {dimension}d"
+    for html in (listing, inline):
+        assert f'<span class="space-id" title="{space}">{short}</span>' in html
+    assert space in detail
+
+
+NAMED_BY_THEMSELVES = ("hidden", "submit", "button")
+
+
+def unlabelled_inputs(html: str) -> list[str]:
+    """The form inputs with no accessible name: no <label for>, no wrapping <label>, no
+    aria-label or aria-labelledby (axe-core's "label" rule, a critical violation)."""
+    from html.parser import HTMLParser
+
+    class Inputs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inputs, self.labelled_ids, self.label_depth = [], set(), 0
+
+        def handle_starttag(self, tag, attrs):
+            attributes = dict(attrs)
+            if tag == "label":
+                self.label_depth += 1
+                self.labelled_ids.add(attributes.get("for"))
+            elif tag in ("input", "select", "textarea") and attributes.get("type") not in NAMED_BY_THEMSELVES:
+                named = self.label_depth or attributes.get("aria-label") or attributes.get("aria-labelledby")
+                self.inputs.append((attributes.get("id"), attributes.get("name"), bool(named)))
+
+        def handle_endtag(self, tag):
+            if tag == "label":
+                self.label_depth -= 1
+
+    parser = Inputs()
+    parser.feed(html)
+    return [name for id_, name, named in parser.inputs if not named and id_ not in parser.labelled_ids]
+
+
+def test_every_input_of_the_product_page_and_the_api_key_form_has_an_accessible_name(staff):
+    product = product_with_photos("mug", 61, 62)
+
+    change = staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    api_key = staff.get("/admin/api/apikey/add/").content.decode()
+
+    assert 'aria-label="Photo 2: delete"' in change and 'aria-label="New photo: file"' in change
+    assert unlabelled_inputs(change) == []
+    assert 'aria-label="Expiry date"' in api_key and 'aria-label="Expiry time"' in api_key
+    assert unlabelled_inputs(api_key) == []

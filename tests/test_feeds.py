@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -326,3 +327,72 @@ def test_an_import_whose_message_or_worker_was_lost_is_resumed_by_the_schedule(p
     assert resume_stalled_imports() == 2  # eager here: the worker runs them at once
     states = dict(FeedImport.objects.values_list("name", "state"))
     assert states == {"lost.csv": "done", "dead.csv": "done", "live.csv": "running"}
+
+
+def test_an_import_whose_photos_failed_says_so_and_links_the_products_left_without_one(photo_server, merchandiser):
+    from django.contrib.auth.models import Permission, User
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.models import FeedImport
+
+    feed = feed_with(
+        photo_server,
+        ("all-failed", "10", ["/missing.jpg", "/notes.txt"]),
+        ("one-failed", "10", ["/p0.jpg", "/missing-too.jpg"]),
+        ("fine", "10", ["/p1.jpg"]),
+    )
+    upload = SimpleUploadedFile("shop.csv", feed.encode(), "text/csv")
+    merchandiser.post("/admin/catalog/feedimport/add/", {"file": upload, "format": ""})
+    job = FeedImport.objects.get()
+    assert (job.state, job.image_failures) == ("done", 3)
+
+    listing = merchandiser.get("/admin/catalog/feedimport/").content.decode()
+    detail = merchandiser.get(f"/admin/catalog/feedimport/{job.pk}/change/").content.decode()
+    for html in (listing, detail):
+        assert "Done with 3 failures" in html
+        assert f'<a href="/admin/catalog/product/?photoless_from_feed={job.pk}" class="photoless">' in html
+        assert "1 product without a photo" in html
+
+    # The link's page needs the product list's permission.
+    User.objects.get(username="merch").user_permissions.add(Permission.objects.get(codename="view_product"))
+    products = merchandiser.get("/admin/catalog/product/", {"photoless_from_feed": job.pk})
+    assert [p.external_id for p in products.context["cl"].result_list] == ["all-failed"]
+
+
+def test_an_import_without_failures_is_plainly_done(photo_server, merchandiser):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("shop.csv", feed_with(photo_server, ("a", "10", ["/p0.jpg"])).encode(), "text/csv")
+    merchandiser.post("/admin/catalog/feedimport/add/", {"file": upload, "format": ""})
+
+    listing = merchandiser.get("/admin/catalog/feedimport/").content.decode()
+
+    assert '<td class="field-outcome">Done</td>' in listing
+    assert "without a photo</a>" not in listing
+
+
+def test_the_feed_form_explains_the_columns_and_offers_a_sample_that_imports_cleanly(merchandiser):
+    from django.contrib.staticfiles import finders
+
+    html = merchandiser.get("/admin/catalog/feedimport/add/").content.decode()
+    assert 'href="/static/vitrine/sample-feed.csv" download="vitrine-sample-feed.csv"' in html
+    for column in ("id", "title", "price", "image_link", "additional_image_link", "is_active", "tags", "attributes"):
+        assert f"<code>{column}</code>" in html, column
+    assert "12.50 EUR" in html
+
+    sample = Path(finders.find("vitrine/sample-feed.csv")).read_bytes()
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:  # the sample's photo links are examples: answer them as a shop's CDN would
+        fetched.append(url)
+        return images.noise_jpeg(len(fetched))
+
+    rows = list(feed_read(sample, format=feed_format("sample-feed.csv", sample)))
+    report = feed_import(rows, fetch=fetch)
+    assert (report.created, report.failed, report.image_failures) == (4, 0, 0), report.csv()
+    assert report.images_added == len(fetched) == 6
+    mug = Product.objects.get(external_id="MUG-12")
+    assert (mug.category, mug.price, mug.currency) == ("Mugs", Decimal("12.50"), "EUR")
+    assert mug.attributes == {"colour": "blue", "material": "stoneware", "tags": ["gift", "dishwasher safe"]}
+    assert Product.objects.get(external_id="HAT-3").title == "红色条纹帽子"
+    assert Product.objects.get(external_id="VASE-1").is_active is False

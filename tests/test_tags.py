@@ -94,3 +94,45 @@ def test_rejecting_an_accepted_tag_takes_it_out_of_the_product(shop):
     assert "colour" in Product.objects.get(pk=product.pk).attributes
     tags_decide(TagSuggestion.objects.filter(pk=suggestion.get().pk), accept=False)
     assert "colour" not in Product.objects.get(pk=product.pk).attributes
+
+
+def test_a_clearer_choice_gets_a_larger_margin_where_the_probability_is_saturated():
+    import numpy as np
+
+    from embeddings.tagging import facet_scores
+
+    values = np.eye(3, 16)  # three values' text vectors, orthogonal
+    clear = values[0] + 0.1 * values[1]
+    close = values[0] + 0.9 * values[1]
+    products = np.stack([v / np.linalg.norm(v) for v in (clear, close)])
+
+    clear_score, close_score = facet_scores(products, values)
+
+    assert clear_score.best == close_score.best == 0
+    assert clear_score.margin > close_score.margin > 0
+    assert clear_score.margin == pytest.approx((1 - 0.1) / np.linalg.norm(clear))
+    assert clear_score.confidence >= close_score.confidence
+
+
+def test_suggestions_keep_their_margin_and_the_review_list_shows_close_calls_first(shop):
+    tags_suggest()
+    suggestions = list(TagSuggestion.objects.select_related("product", "value__facet"))
+    margins = [s.margin for s in suggestions]
+    assert all(m is not None and 0 < m < 1 for m in margins)
+    assert len({round(c, 4) for c in (s.confidence for s in suggestions)}) < len(suggestions) / 4, (
+        "the softmax is saturated on the demo model: this is why the margin is shown"
+    )
+    assert len(set(margins)) > len(suggestions) * 0.9, "the margin tells the suggestions apart"
+    right = sorted(s.margin for s in suggestions if s.product.attributes[s.value.facet.name] == s.value.value)
+    wrong = [s.margin for s in suggestions if s.product.attributes[s.value.facet.name] != s.value.value]
+    assert all(m < right[len(right) // 2] for m in wrong), "the mistakes are among the less clear suggestions"
+
+    admin_user = User.objects.create_superuser("admin", password="pw")
+    client = Client()
+    client.force_login(admin_user)
+    listing = client.get("/admin/embeddings/tagsuggestion/")
+    shown = list(listing.context["cl"].result_list)
+    assert [s.margin for s in shown] == sorted(s.margin for s in shown), "close calls first"
+    html = listing.content.decode()
+    assert "Clearness" in html and ("close call" in html or "likely" in html)
+    assert f"({shown[0].margin:+.3f})" in html

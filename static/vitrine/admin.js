@@ -17,4 +17,26 @@
       navigator.clipboard.writeText(source.value).then(() => { button.textContent = "Copied"; });
     });
   });
+
+  // A product's attributes (catalog/admin_attributes.py): "Add a row" copies the last row,
+  // emptied, with the next number in its inputs' ids and accessible names. Without this
+  // script the editor has blank rows to fill instead.
+  document.querySelectorAll(".attributes-editor").forEach((editor) => {
+    const add = editor.querySelector(".attributes-add");
+    const body = editor.querySelector("tbody");
+    add.hidden = false;
+    add.addEventListener("click", () => {
+      const last = body.lastElementChild;
+      const row = last.cloneNode(true);
+      const number = body.children.length + 1;
+      const [nameInput, valueInput] = row.querySelectorAll("input");
+      for (const [input, label] of [[nameInput, editor.dataset.nameLabel], [valueInput, editor.dataset.valueLabel]]) {
+        input.value = "";
+        input.id = input.id.replace(/-\d+$/, "-" + (number - 1));
+        input.setAttribute("aria-label", label.replace("{number}", number));
+      }
+      body.appendChild(row);
+      nameInput.focus();
+    });
+  });
 })();

@@ -178,13 +178,65 @@
     });
   }
 
+  // Files named SKU_1.jpg, SKU_2.jpg (or sku-2.png): the product id, then _ or - and a photo
+  // number of one or two digits. Chosen files that all follow it, each product's numbers
+  // starting at 0 or 1 (so that IMG_1234.jpg from a camera, or MUG-12.jpg and MUG-13.jpg,
+  // two products, do not), are grouped by name: the page says so and asks before uploading.
+  // The server's own rule for grouping by name is catalog/bulk.py's NUMBERED.
+  const SKU_NUMBERED = /^(.+)[_-](\d{1,2})$/;
+  function skuGroups(names) {
+    const groups = new Map();
+    for (const name of names) {
+      const base = name.split("/").pop();
+      const stem = base.replace(/\.[^.]*$/, "");
+      const match = /\.zip$/i.test(base) ? null : SKU_NUMBERED.exec(stem);
+      if (!match) return null;
+      groups.set(match[1], [...(groups.get(match[1]) || []), Number(match[2])]);
+    }
+    for (const numbers of groups.values()) if (Math.min(...numbers) > 1) return null;
+    return groups.size ? groups : null;
+  }
+
+  let modeChosen = false; // the merchandiser picked a mode: it is never changed for them
+  let held = [];
+  const detected = document.getElementById("bulk-detected");
+  const detectedText = document.getElementById("bulk-detected-text");
+
+  function offer(files) {
+    const perFile = form.querySelector("input[name=mode][value=per_file]");
+    const byName = form.querySelector("input[name=mode][value=by_name]");
+    const groups = perFile && byName && perFile.checked && !modeChosen ? skuGroups(files.map(([file, path]) => path || file.name)) : null;
+    if (!groups) { enqueue(files); return; }
+    byName.checked = true;
+    uploadId = null;
+    held = files;
+    detectedText.textContent = detectedText.dataset.template
+      .replace("{files}", files.length).replace("{products}", groups.size);
+    detected.hidden = false;
+    document.getElementById("bulk-detected-upload").focus();
+  }
+  document.getElementById("bulk-detected-upload").addEventListener("click", () => {
+    detected.hidden = true;
+    const files = held;
+    held = [];
+    enqueue(files);
+  });
+  document.getElementById("bulk-detected-cancel").addEventListener("click", () => {
+    detected.hidden = true;
+    held = [];
+  });
+
   form.querySelector("#id_files").addEventListener("change", (event) => {
-    enqueue(Array.from(event.target.files).map((file) => [file, ""]));
+    offer(Array.from(event.target.files).map((file) => [file, ""]));
     event.target.value = "";
   });
   form.querySelector("#id_folder").addEventListener("change", (event) => {
-    enqueue(Array.from(event.target.files).map((file) => [file, file.webkitRelativePath]));
+    offer(Array.from(event.target.files).map((file) => [file, file.webkitRelativePath]));
     event.target.value = "";
+  });
+  form.querySelectorAll("input[name=mode]").forEach((field) => {
+    // A click too: choosing the mode already selected (one product per file) is a choice.
+    for (const type of ["click", "change"]) field.addEventListener(type, () => { modeChosen = true; });
   });
   form.querySelectorAll("input[name=mode], #id_product_external_id, #id_category, #id_brand").forEach((field) => {
     field.addEventListener("change", () => { uploadId = null; }); // new settings: a new upload
@@ -194,7 +246,7 @@
   drop.addEventListener("drop", (event) => {
     event.preventDefault();
     drop.classList.remove("dragging");
-    enqueue(Array.from(event.dataTransfer.files).map((file) => [file, ""]));
+    offer(Array.from(event.dataTransfer.files).map((file) => [file, ""]));
   });
 
   // Rows rendered by the server (after a reload) get their actions, and keep updating.
