@@ -56,3 +56,14 @@ def localized_value(attributes: dict, key: str, value, language: str | None = No
         if translated not in (None, "", []):
             return translated
     return value
+
+
+def localized_attributes(product, language: str | None = None) -> list[tuple[str, object]]:
+    """The product's attributes as (key, value), translation keys left out, each value in
+    the language where the product has it (``<key>_<suffix>``), else as written."""
+    attributes = product.attributes if isinstance(product.attributes, dict) else {}
+    return [
+        (str(key), localized_value(attributes, str(key), value, language))
+        for key, value in attributes.items()
+        if not is_translation_key(str(key))
+    ]

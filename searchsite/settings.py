@@ -359,6 +359,10 @@ VITRINE_IMAGE_CUTOFF = env_float("VITRINE_IMAGE_CUTOFF", None, minimum=-1, maxim
 VITRINE_SEARCH_CANDIDATES = env_int("VITRINE_SEARCH_CANDIDATES", 1000, minimum=10, maximum=10_000)
 # Product attributes offered as facets when products have them (demo: colour, pattern).
 VITRINE_FACET_ATTRIBUTES = env_list("VITRINE_FACET_ATTRIBUTES", ["colour", "pattern", "tags"])
+# "More like this" (the product page, ?similar=, the API's similar products): products sharing
+# these with the product come first, "category" being the product's field and the others
+# attributes (the demo's "kind": a blue dotted bag's other bags before a blue dotted hat).
+VITRINE_SIMILAR_KIND_FIELDS = env_list("VITRINE_SIMILAR_KIND_FIELDS", ["category", "kind", "type", "product_type"])
 # Hybrid search: a keyword index (Qdrant sparse vectors, IDF-weighted) beside the vectors.
 # Off: searches read the vectors alone (the keyword index is still written).
 VITRINE_KEYWORD_SEARCH = env_bool("VITRINE_KEYWORD_SEARCH", True)

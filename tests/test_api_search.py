@@ -207,7 +207,12 @@ def test_similar_products_leave_the_product_out(search_api, shop):
     assert target.external_id not in ids(body)
     assert body["query_kind"] == "product"
     nearest = ids(search(search_api, image_base64=base64.b64encode(photo_of(target)).decode(), cutoff=False))
-    assert ids(body)[0] in nearest[1:3]  # the product's other photos may rank its neighbours differently
+    # Products of its kind come first (VITRINE_SIMILAR_KIND_FIELDS), the nearest of them first
+    # (the product's other photos may rank its neighbours differently).
+    kinds = {p.external_id: (p.category, p.attributes["kind"]) for p in shop}
+    same_kind = [i for i in nearest if kinds[i] == kinds[target.external_id]]
+    assert ids(body)[0] in same_kind[1:3]
+    assert [kinds[i] for i in ids(body)[:3]] == [kinds[target.external_id]] * 3
     relevant = search_api.get(f"/api/v1/products/{target.external_id}/similar").json()
     assert all(hit["score"] >= relevant["cutoff"] for hit in relevant["results"])
     assert search_api.get("/api/v1/products/nope/similar").status_code == 404
