@@ -15,8 +15,11 @@ from PIL import Image
 from catalog.intake import image_decode_rgb
 from catalog.models import ProductImage
 
-# Grid cards (320 covers a 160 px card on a 2x screen) and the product page.
-SIZES = (320, 640)
+# Gallery thumbnails (160 covers a 72 px button on a 2x screen), grid cards (320 covers a
+# 160 px card on a 2x screen) and the product page's main photo, offered in a srcset from
+# 320 to 1024 so a phone and a 2x desktop each take the smallest file that is sharp.
+SIZES = (160, 320, 640, 1024)
+PHOTO_SIZES = (320, 640, 1024)
 WEBP_QUALITY = 82
 
 
@@ -24,6 +27,19 @@ def thumbnail_dimensions(width: int, height: int, size: int) -> tuple[int, int]:
     """The thumbnail's size: the original fitted inside size×size, never enlarged."""
     scale = min(1.0, size / max(width, height, 1))
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def thumbnail_srcset(sha256: str, width: int, height: int, sizes=PHOTO_SIZES) -> list[tuple[str, int, int]]:
+    """The distinct thumbnails of a photo as (url, width, height), smallest first: sizes
+    past the original's would repeat its own size (thumbnails are never enlarged), so a
+    160 px original has one entry."""
+    candidates, seen = [], set()
+    for size in sizes:
+        dimensions = thumbnail_dimensions(width, height, size)
+        if dimensions not in seen:
+            seen.add(dimensions)
+            candidates.append((thumbnail_url(sha256, size), *dimensions))
+    return candidates
 
 
 def thumbnail_url(sha256: str, size: int) -> str:

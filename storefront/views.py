@@ -21,13 +21,14 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product
-from catalog.translations import localized, suffix_for
+from catalog.thumbnails import thumbnail_dimensions, thumbnail_srcset, thumbnail_url
+from catalog.translations import localized, localized_attributes, suffix_for
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
 from embeddings.search import SORTS, FacetFilters, SearchError, SearchQuery, catalog_search
@@ -44,6 +45,7 @@ PAGE_SIZE = 24
 EAGER_CARDS = 4  # a desktop's first row; a phone's first two rows
 FACET_VALUES_SHOWN = 12  # per facet, the commonest first
 SIMILAR_STRIP_SIZE = 8
+GALLERY_THUMBNAIL_SIZE = 160  # the product page's photo buttons: 72 px, sharp on a 2x screen
 PARTIAL_HEADER = "HTTP_X_VITRINE_PARTIAL"
 # (query, language): shown on the empty page, in both languages the demo model knows.
 EXAMPLE_QUERIES = (
@@ -634,11 +636,15 @@ def query_photo(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD"])
 def product_page(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(Product, pk=pk, is_active=True)
+    language = get_language()
+    title = localized(product, "title", language)
     images = list(product.images.all())
     context = {
         "product": product,
-        "images": images,
-        "facts": _product_facts(product),
+        "title": title,
+        "description": localized(product, "description", language),
+        "photos": _product_photos(images, title),
+        "facts": _product_facts(product, language),
         "back_url": _search_referer(request),
         "similar": None,
         "similar_cards": [],
@@ -650,14 +656,16 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except SearchError as exc:
         context["similar_error"] = (
-            "Similar products appear once this product's photos are indexed."
+            _("Similar products appear once this product’s photos are indexed.")
             if exc.code == "not_indexed"
             else exc.message
         )
     except (IndexUnavailable, ModelUnavailable) as exc:
         logger.warning("Similar products unavailable: %s", exc)
-        context["similar_error"] = "Similar products cannot be shown right now: search is unavailable."
+        context["similar_error"] = _("Similar products cannot be shown right now: search is unavailable.")
     else:
+        # Set only when "more like this" works for the product (it has an indexed photo and
+        # search is up): the page then offers the whole list on the search page.
         context["similar"] = similar
         product_url = _product_url_maker()
         context["similar_cards"] = [
@@ -665,7 +673,7 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
                 "url": product_url(hit.product.pk),
                 "thumbnail_url": hit.image.thumbnail_url,
                 "dimensions": hit.image.thumbnail_dimensions,
-                "title": hit.product.title,
+                "title": localized(hit.product, "title", language),
                 "price": hit.product.price,
                 "currency": hit.product.currency,
             }
@@ -674,15 +682,67 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "storefront/product.html", context)
 
 
-def _product_facts(product: Product) -> list[tuple[str, str]]:
-    facts = [("Category", product.category)] if product.category else []
-    for key, value in (product.attributes or {}).items():
+# Attribute names shops commonly send, with a label in the shopper's language; any other
+# is shown made readable ("gift_wrap" → "Gift wrap").
+ATTRIBUTE_LABELS = {
+    "colour": gettext_lazy("Colour"),
+    "color": gettext_lazy("Colour"),
+    "pattern": gettext_lazy("Pattern"),
+    "kind": gettext_lazy("Kind"),
+    "material": gettext_lazy("Material"),
+    "size": gettext_lazy("Size"),
+    "tags": gettext_lazy("Tags"),
+}
+# The main photo's width on the page: the whole column on a phone, half of the page's
+# 1240 px on a desktop (vitrine.css: main, .product).
+PHOTO_SIZES_ATTRIBUTE = "(max-width: 799px) calc(100vw - 3.5rem), 564px"
+
+
+def _product_facts(product: Product, language: str | None) -> list[tuple[str, str]]:
+    """What a shopper reads about the product: its category and attributes, in their
+    language where the shop sent it; translations and the shop's own keys are not facts."""
+    category = localized(product, "category", language)
+    facts = [(_("Category"), category)] if category else []
+    for key, value in localized_attributes(product, language):
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value)
-        if isinstance(value, (str, int, float)) and str(value):
-            facts.append((str(key).replace("_", " ").capitalize(), str(value)))
-    facts.append(("Product id", product.external_id))
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value):
+            label = ATTRIBUTE_LABELS.get(key.lower()) or key.replace("_", " ").strip().capitalize()
+            facts.append((str(label), str(value)))
     return facts
+
+
+def _product_photos(images: list, title: str) -> list[dict]:
+    """Each photo as the gallery shows it: sizes for the main photo's srcset (the file
+    for its width, never enlarged), the largest one for the link without JavaScript, a
+    small square for the thumbnail button."""
+    photos = []
+    for number, image in enumerate(images, start=1):
+        candidates = thumbnail_srcset(image.sha256, image.width, image.height)
+        default = candidates[min(1, len(candidates) - 1)]  # 640 wide, or the largest below it
+        largest = candidates[-1]
+        thumb_dimensions = thumbnail_dimensions(image.width, image.height, GALLERY_THUMBNAIL_SIZE)
+        # A small original's thumbnail is the main photo's own file: one download, not two.
+        thumb_url = (
+            candidates[0][0]
+            if candidates[0][1:] == thumb_dimensions
+            else thumbnail_url(image.sha256, GALLERY_THUMBNAIL_SIZE)
+        )
+        photos.append(
+            {
+                "src": default[0],
+                "srcset": ", ".join(f"{url} {width}w" for url, width, _ in candidates) if len(candidates) > 1 else "",
+                "sizes": PHOTO_SIZES_ATTRIBUTE,
+                "width": largest[1],
+                "height": largest[2],
+                "large_url": largest[0],
+                "thumb_url": thumb_url,
+                "thumb_dimensions": thumb_dimensions,
+                "alt": _("%(title)s, photo %(number)d of %(count)d")
+                % {"title": title, "number": number, "count": len(images)},
+            }
+        )
+    return photos
 
 
 def _search_referer(request: HttpRequest) -> str:

@@ -283,7 +283,7 @@ def test_the_product_page_shows_images_details_shop_link_and_similar_products(sh
     assert "5.00 EUR" in html and "Colour" in html
     assert "Similar products" in html and "Thing 1" in html and "Thing 2" in html
     assert 'href="/?q=thing" id="back-to-search"' in html
-    assert f"{shop[0].images.get().sha256}-640.webp" in html
+    assert f"{shop[0].images.get().sha256}-320.webp" in html
 
 
 def test_the_product_page_of_an_unknown_or_inactive_product_is_404(shop):
