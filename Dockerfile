@@ -28,6 +28,8 @@ COPY static ./static
 COPY locale ./locale
 COPY scripts/compile-messages ./scripts/compile-messages
 RUN python scripts/compile-messages
+# Hashed, precompressed static files (searchsite/settings.py, VITRINE_STATIC_MANIFEST).
+ENV VITRINE_STATIC_MANIFEST=1
 RUN VITRINE_DATA_DIR=/tmp/build VITRINE_STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \
     && rm -rf /tmp/build
 

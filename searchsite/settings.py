@@ -121,6 +121,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # runserver (make run) leaves static files to WhiteNoise's middleware, as in production:
+    # compressed, with a cache lifetime.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
@@ -138,6 +141,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Text responses gzipped (pages, API answers, CSS, JS: not photos); before WhiteNoise, which
+    # answers static files itself. Why this is safe from BREACH: searchsite/compression.py.
+    "searchsite.compression.TextGZipMiddleware",
     # Every response, static files too; before anything that renders (a nonce asked for
     # while rendering goes into the header).
     "csp.middleware.CSPMiddleware",
@@ -239,6 +245,26 @@ STATIC_ROOT = env_path("VITRINE_STATIC_ROOT", DATA_DIR / "staticfiles")
 # Serve static files straight from the source folders too, so no collectstatic step is
 # needed to run (the Docker image still collects them, for compression and caching).
 WHITENOISE_USE_FINDERS = True
+# The Docker image collects static files with VITRINE_STATIC_MANIFEST=1: names carrying a
+# hash of the content (cached forever: "immutable"), each file also stored gzipped and, with
+# the brotli package installed, brotli-compressed. Off (make run, tests, a checkout run
+# with gunicorn): the source files, as they are, with no collectstatic step.
+# https://whitenoise.readthedocs.io/en/stable/django.html#add-compression-and-caching-support
+VITRINE_STATIC_MANIFEST = env_bool("VITRINE_STATIC_MANIFEST", False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if VITRINE_STATIC_MANIFEST
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+# Seconds browsers keep CSS and JavaScript without asking again, where their names carry
+# no hash (WhiteNoise's default under DEBUG is 0: every page view asked for them again).
+# An hour: a changed file reaches everyone within one. Hashed names: a year, immutable.
+WHITENOISE_MAX_AGE = env_int("VITRINE_STATIC_MAX_AGE", 3600, minimum=0)
 
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env_path("VITRINE_MEDIA_DIR", DATA_DIR / "media")
