@@ -8,9 +8,9 @@ outside (Swagger UI's and ReDoc's files come from drf_spectacular_sidecar).
   time: those carry this response's nonce (ReDoc's ``nonce`` option), which this page
   alone adds to ``style-src``. As it loads, before it can be given the nonce, the bundle
   also writes perfect-scrollbar's stylesheet (into an empty ``<style>`` first): those two
-  are allowed by their hashes. Its search index runs in a worker made from a blob URL,
-  and its sidebar shows Redocly's logo from their CDN (no option hides it; refused, it
-  would be reported on every view): this page alone allows both, that one image exactly.
+  are allowed by their hashes. Its search index runs in a worker made from a blob URL:
+  this page alone allows it. Nothing comes from outside: the system's fonts, not Google
+  Fonts, and no Redocly logo from their CDN (static/vitrine/redoc.js).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ REDOC_STYLE_HASHES = [
 REDOC_POLICY = {
     "style-src": [NONCE, *REDOC_STYLE_HASHES],
     "worker-src": [SELF, "blob:"],
-    "img-src": ["https://cdn.redoc.ly/redoc/logo-mini.svg"],
 }
 
 

@@ -149,8 +149,7 @@ def test_the_api_docs_run_no_inline_script_and_redoc_styles_itself_with_a_nonce(
         style = policy.pop("style-src").split()
         assert style[:2] == ["'self'", f"'nonce-{nonce}'"] and all(s.startswith("'sha256-") for s in style[2:])
         assert policy.pop("worker-src") == "'self' blob:"  # ReDoc's search index
-        assert policy.pop("img-src") == "'self' data: blob: https://cdn.redoc.ly/redoc/logo-mini.svg"
-        assert policy == {k: v for k, v in POLICY.items() if k not in {"style-src", "img-src"}}
+        assert policy == {k: v for k, v in POLICY.items() if k != "style-src"}, "no outside host: images, fonts…"
         nonces.append(nonce)
     assert nonces[0] != nonces[1]
 
