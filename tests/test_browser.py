@@ -369,14 +369,89 @@ def test_the_product_page(page, site):
     expect(page.get_by_role("link", name="View in the shop ↗")).to_have_attribute(
         "href", re.compile(r"^https://shop\.example/p/\d+$")
     )
-    assert page.locator(".gallery img").count() >= 2
+    assert page.locator(".product-gallery img").count() >= 2
     expect(page.locator(".similar .card")).to_have_count(8)
-    for image in page.locator(".gallery img, .similar img").all():
+    for image in page.locator(".product-gallery img, .similar img").all():
         assert image.get_attribute("alt")
         assert image.evaluate("img => img.complete && img.naturalWidth > 0") or image.get_attribute("loading") == "lazy"
     screenshot(page, "product-desktop.png")
     page.get_by_role("link", name="← Back to search").click()
     assert "q=" in page.url
+
+
+def test_the_product_gallery_switches_the_main_photo_in_place_by_mouse_and_keyboard(page, site):
+    product = next(p for p in site.products() if p["attributes"]["kind"] == "bag")
+    page.goto(f"/products/{product['id']}/")
+    main = page.locator("[data-gallery-main]")
+    expect(main).to_have_attribute("fetchpriority", "high")
+    assert main.get_attribute("loading") is None, "the main photo is the page's largest paint: never lazy"
+    thumbs = page.locator(".product-thumbs button")
+    count = thumbs.count()
+    assert count >= 2, "the thumbnails became buttons"
+    expect(thumbs.first).to_have_attribute("aria-pressed", "true")
+    first_src = main.get_attribute("src")
+
+    url = page.url
+    thumbs.nth(1).click()
+    expect(main).to_have_attribute("alt", f"{product['title']}, photo 2 of {count}")
+    expect(thumbs.nth(1)).to_have_attribute("aria-pressed", "true")
+    expect(thumbs.first).to_have_attribute("aria-pressed", "false")
+    assert main.get_attribute("src") != first_src and page.url == url, "switched in place, no navigation"
+    page.wait_for_function(
+        "() => { const img = document.querySelector('[data-gallery-main]');"
+        " return img.complete && img.naturalWidth > 0; }"
+    )
+    assert page.locator("[data-gallery-link]").get_attribute("href") == thumbs.nth(1).get_attribute("data-photo-large")
+
+    # Keyboard only: Tab reaches the first thumbnail, Space shows it again.
+    thumbs.first.focus()
+    page.keyboard.press("Space")
+    expect(thumbs.first).to_have_attribute("aria-pressed", "true")
+    expect(main).to_have_attribute("src", first_src)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-pressed')") == "false"
+    page.keyboard.press("Enter")
+    expect(main).to_have_attribute("alt", f"{product['title']}, photo 2 of {count}")
+
+    # The strip: the bag's other bags first (same kind), then other kinds.
+    titles = page.locator(".similar .card .title").all_inner_texts()
+    bags = sum(1 for p in site.products() if p["attributes"]["kind"] == "bag") - 1
+    assert all(title.endswith("bag") for title in titles[: min(bags, 3)]), titles
+    # The search box searches the shop.
+    page.get_by_label("Search the shop").fill("red mug")
+    page.get_by_label("Search the shop").press("Enter")
+    page.wait_for_url(re.compile(r"/\?q=red\+mug"))
+
+
+def test_runserver_serves_pages_css_and_javascript_gzipped_and_css_and_javascript_cached(site):
+    """As ``make run`` serves them (runserver, DEBUG on): WhiteNoise, not runserver's own
+    static handler, which sent neither."""
+    import gzip
+    from urllib.request import Request, urlopen
+
+    for path in ("/", "/static/vitrine/vitrine.css", "/static/vitrine/search.js", "/static/vitrine/product.js"):
+        with urlopen(Request(site.url + path, headers={"Accept-Encoding": "gzip"}), timeout=30) as response:
+            assert response.headers["Content-Encoding"] == "gzip", path
+            assert gzip.decompress(response.read()), path
+            if path.startswith("/static/"):
+                assert "max-age=3600" in response.headers["Cache-Control"], path
+
+
+def test_the_product_gallery_works_without_javascript(browser, site):
+    context = browser.new_context(java_script_enabled=False, base_url=site.url)
+    try:
+        page = context.new_page()
+        product = next(p for p in site.products() if p["attributes"]["kind"] == "bag")
+        page.goto(f"/products/{product['id']}/")
+        links = page.locator(".product-thumbs a")
+        assert links.count() >= 2
+        expect(links.first).to_have_attribute("aria-current", "true")
+        href = links.nth(1).get_attribute("href")
+        assert re.fullmatch(r"/thumbnails/[0-9a-f]{64}-\d+\.webp", href)
+        response = page.goto(href)
+        assert response.ok and response.headers["content-type"] == "image/webp"
+    finally:
+        context.close()
 
 
 def test_keyboard_only_search_filter_and_clear(page):
@@ -510,8 +585,8 @@ def test_an_api_key_made_in_the_admin_works_in_the_offline_api_docs(page, site):
 def test_every_kind_of_page_works_under_the_content_security_policy(page, site):
     """The search page, results, a product, the admin's login, index, bulk upload and index
     health, Swagger UI and ReDoc: each served with the policy, each working in chromium with
-    no violation (the page fixture fails the test on any), nothing fetched from outside but
-    Redocly's logo (allowed on ReDoc's page alone: see api/docs.py)."""
+    no violation (the page fixture fails the test on any), nothing fetched from outside
+    (ReDoc's fonts are the system's and Redocly's logo is left out: static/vitrine/redoc.js)."""
     outside: list[str] = []
 
     def only_this_server(route):
@@ -576,7 +651,13 @@ def test_every_kind_of_page_works_under_the_content_security_policy(page, site):
     # ReDoc's styles took (the generated ones carry the nonce; perfect-scrollbar's, a hash).
     rules = page.evaluate("Array.from(document.querySelectorAll('style')).map((style) => style.sheet.cssRules.length)")
     assert len(rules) >= 2 and all(rules), rules
-    assert set(outside) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, outside
+    assert outside == [], outside
+    # ReDoc drew its sidebar without Redocly's logo, in the system's fonts.
+    expect(page.locator("img[alt='redocly logo']")).to_have_count(0)
+    font = page.get_by_role("heading", name=re.compile("^Vitrine API")).evaluate(
+        "(h) => getComputedStyle(h).fontFamily"
+    )
+    assert "Montserrat" not in font and "system-ui" in font, font
 
 
 def searched_words(requests: list[str]) -> list[str]:
