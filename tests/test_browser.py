@@ -417,6 +417,10 @@ def test_the_product_gallery_switches_the_main_photo_in_place_by_mouse_and_keybo
     titles = page.locator(".similar .card .title").all_inner_texts()
     bags = sum(1 for p in site.products() if p["attributes"]["kind"] == "bag") - 1
     assert all(title.endswith("bag") for title in titles[: min(bags, 3)]), titles
+    assert axe_violations(page) == [], "no critical or serious accessibility violation"
+    page.set_viewport_size({"width": 360, "height": 740})  # a phone: one column, nothing wider
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    assert axe_violations(page) == []
     # The search box searches the shop.
     page.get_by_label("Search the shop").fill("red mug")
     page.get_by_label("Search the shop").press("Enter")
