@@ -118,7 +118,8 @@ def warm(base: str, path: str) -> None:
             response.read()
 
 
-def lighthouse_run(url: str, form_factor: str, report: Path) -> dict:
+def lighthouse_run(url: str, form_factor: str, report: Path) -> dict | None:
+    """Lighthouse's report of the page, or None when it could not load it (said on stderr)."""
     command = [
         str(LIGHTHOUSE),
         url,
@@ -128,16 +129,26 @@ def lighthouse_run(url: str, form_factor: str, report: Path) -> dict:
         f"--chrome-flags={CHROME_FLAGS}",
         *FORM_FACTORS[form_factor],
     ]
-    subprocess.run(command, check=True, env={**os.environ, "CHROME_PATH": CHROME_PATH})
-    return json.loads(report.read_text())
+    done = subprocess.run(command, env={**os.environ, "CHROME_PATH": CHROME_PATH})
+    if done.returncode != 0 or not report.exists():
+        print(f"Lighthouse failed on {url} ({form_factor}): exit status {done.returncode}", file=sys.stderr)
+        return None
+    result = json.loads(report.read_text())
+    if result.get("runtimeError"):
+        print(f"Lighthouse could not measure {url}: {result['runtimeError']}", file=sys.stderr)
+        return None
+    return result
 
 
 def lost_points(result: dict, category: str) -> list[str]:
+    """The category's audits that did not pass: scored ones, and (performance) the
+    opportunities and diagnostics that do not count in the score but say what to fix."""
     audits = result["audits"]
     lines = []
     for ref in result["categories"][category]["auditRefs"]:
         audit = audits[ref["id"]]
-        if ref.get("weight", 0) and audit.get("score") is not None and audit["score"] < 1:
+        scored = audit.get("scoreDisplayMode") in ("binary", "numeric", "metricSavings")
+        if scored and audit.get("score") is not None and audit["score"] < 1:
             shown = audit.get("displayValue", "")
             lines.append(f"    {category}: {audit['id']} ({audit['score']:.2f}) {audit['title']} {shown}".rstrip())
     return lines
@@ -174,13 +185,16 @@ def main() -> None:
         for name, path in pages.items():
             for form_factor in FORM_FACTORS:
                 result = lighthouse_run(base + path, form_factor, reports / f"{name}-{form_factor}.json")
+                if result is None:
+                    continue
                 scores = [round(100 * (result["categories"][c]["score"] or 0)) for c in CATEGORIES]
                 metrics = [result["audits"][audit]["numericValue"] for audit in METRICS]
                 rows.append((name, path, form_factor, scores, metrics))
                 print(f"  {name} {form_factor}: {scores}", flush=True)
                 if args.details:
                     details += [f"  {name} {form_factor}:"]
-                    details += lost_points(result, "performance") + lost_points(result, "accessibility")
+                    for category in ("performance", "accessibility", "best-practices"):
+                        details += lost_points(result, category)
     finally:
         if vitrine is not None:
             vitrine.stop()
