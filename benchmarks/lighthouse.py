@@ -39,11 +39,7 @@ CHROME_PATH = "/usr/bin/chromium"
 CHROME_FLAGS = "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage"
 QUERY = "red striped mug"
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
-METRICS = (
-    ("LCP", "largest-contentful-paint", "ms"),
-    ("CLS", "cumulative-layout-shift", ""),
-    ("TBT", "total-blocking-time", "ms"),
-)
+METRICS = ("largest-contentful-paint", "cumulative-layout-shift", "total-blocking-time")  # LCP, CLS, TBT
 FORM_FACTORS = {"mobile": [], "desktop": ["--preset=desktop"]}
 
 
