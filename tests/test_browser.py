@@ -372,8 +372,11 @@ def test_the_product_page(page, site):
     assert page.locator(".product-gallery img").count() >= 2
     expect(page.locator(".similar .card")).to_have_count(8)
     for image in page.locator(".product-gallery img, .similar img").all():
-        assert image.get_attribute("alt")
         assert image.evaluate("img => img.complete && img.naturalWidth > 0") or image.get_attribute("loading") == "lazy"
+    assert all(image.get_attribute("alt") for image in page.locator(".product-gallery img").all())
+    # A similar product's photo is inside the link that names it: its alt would say the name twice.
+    assert {image.get_attribute("alt") for image in page.locator(".similar img").all()} == {""}
+    expect(page.locator(".similar .card-link").first).to_have_accessible_name(re.compile(r"\w"))
     screenshot(page, "product-desktop.png")
     page.get_by_role("link", name="← Back to search").click()
     assert "q=" in page.url
