@@ -41,6 +41,8 @@
     const next = document.querySelector(".language-switch input[name=next]");
     if (next) next.value = location.pathname + location.search;
     document.querySelectorAll(".crop-open").forEach((button) => { button.hidden = false; });
+    const skip = document.querySelector(".skip-to-results");
+    if (skip) skip.hidden = !document.getElementById("results-list");
   }
 
   function load(url, mode) {
