@@ -83,7 +83,10 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     else:
         vector, like_product = reference_vector(space, index, query.like_product_id, query.like_image_id)
         excluded.add(like_product.pk)
-        like = (like_product.category, like_product.attributes)
+        # More like a product: its kind first. More like one photo: by resemblance alone
+        # (the API's like_image_id ranks products by their closest photo).
+        if query.like_product_id:
+            like = (like_product.category, like_product.attributes)
     cutoffs = cutoffs_get(space)
     if query.text_cutoff is not None:  # a preview: the one bar for vector evidence, as an override is
         cutoffs = replace(cutoffs, text=query.text_cutoff, strong=query.text_cutoff, centroid=None, source="preview")

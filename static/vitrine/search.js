@@ -12,6 +12,7 @@
   const DEBOUNCE_MS = 300;
   let timer = null;
   let controller = null;
+  let shownSearch = location.pathname + location.search; // the search the results are of
 
   function region() { return document.getElementById("results"); }
 
@@ -62,6 +63,7 @@
         region().replaceWith(fresh);
         if (mode === "push") history.pushState({ vitrine: true }, "", url);
         else if (mode === "replace") history.replaceState({ vitrine: true }, "", url);
+        shownSearch = location.pathname + location.search;
         if (fresh.dataset.title) document.title = fresh.dataset.title;
         afterSwap(wasOpen);
         announce();
@@ -149,7 +151,10 @@
     input.placeholder = params.get("photo") ? input.dataset.placeholderPhoto : input.dataset.placeholderWords;
   }
 
+  // Back and Forward between searches; a jump to an anchor on this page (skip links) also
+  // fires popstate, and is not a new search.
   window.addEventListener("popstate", () => {
+    if (location.pathname + location.search === shownSearch) return;
     syncCarried(location.href);
     input.value = new URL(location.href).searchParams.get("q") || "";
     load(location.href, null);
