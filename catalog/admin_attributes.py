@@ -43,10 +43,11 @@ def _text(value) -> str:
 
 def attributes_to_rows(attributes: dict) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """The rows (name, value as text) showing these attributes, and the kinds of the
-    values that are not strings."""
+    values that are not strings. Rows come in name order (a translation beside its
+    original: colour, colour_zh): PostgreSQL's jsonb keeps no order of its own."""
     rows: list[tuple[str, str]] = []
     kinds: dict[str, str] = {}
-    for name, value in (attributes or {}).items():
+    for name, value in sorted((attributes or {}).items(), key=lambda item: (str(item[0]).lower(), str(item[0]))):
         kind = _kind(value)
         if kind != "string":
             kinds[name] = kind
