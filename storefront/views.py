@@ -682,17 +682,8 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "storefront/product.html", context)
 
 
-# Attribute names shops commonly send, with a label in the shopper's language; any other
-# is shown made readable ("gift_wrap" → "Gift wrap").
-ATTRIBUTE_LABELS = {
-    "colour": gettext_lazy("Colour"),
-    "color": gettext_lazy("Colour"),
-    "pattern": gettext_lazy("Pattern"),
-    "kind": gettext_lazy("Kind"),
-    "material": gettext_lazy("Material"),
-    "size": gettext_lazy("Size"),
-    "tags": gettext_lazy("Tags"),
-}
+# Facts use ATTRIBUTE_LABELS (above); any other attribute name is shown made readable
+# ("gift_wrap" → "Gift wrap").
 # The main photo's width on the page: the whole column on a phone, half of the page's
 # 1240 px on a desktop (vitrine.css: main, .product).
 PHOTO_SIZES_ATTRIBUTE = "(max-width: 799px) calc(100vw - 3.5rem), 564px"

@@ -177,3 +177,10 @@ def test_a_cropped_search_ranks_by_the_part_shown(shop):
     )
     assert first_left[0] == "Red mug"
     assert first_right[0] == "Red bag"
+
+
+def test_every_facet_name_is_in_chinese_on_a_chinese_page(shop, settings):
+    settings.VITRINE_FACET_ATTRIBUTES = ["colour", "kind"]
+    html = html_of(Client().get("/", {"q": "mug"}, headers={"Accept-Language": "zh-CN"}))
+    names = re.findall(r'<h2 id="facet-[^"]+">([^<]+)</h2>', html)
+    assert names == ["类别", "品牌", "颜色", "品类", "价格"]
