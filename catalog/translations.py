@@ -18,7 +18,6 @@ from django.utils import translation
 
 # Interface language (settings.LANGUAGES) → the suffix of the catalog's translated fields.
 LANGUAGE_SUFFIXES = {"zh-hans": "zh"}
-TRANSLATED_FIELDS = ("title", "description", "category")
 
 
 def translation_suffixes() -> tuple[str, ...]:
@@ -29,6 +28,11 @@ def suffix_for(language: str | None = None) -> str | None:
     """The suffix of the given language (default: the active one); None: the originals."""
     language = (language or translation.get_language() or "").lower()
     return LANGUAGE_SUFFIXES.get(language)
+
+
+def is_translated_description(key: str) -> bool:
+    """``description_<suffix>``: prose, indexed as the description is (not an attribute value)."""
+    return key in {f"description_{suffix}" for suffix in translation_suffixes()}
 
 
 def is_translation_key(key: str) -> bool:

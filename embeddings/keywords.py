@@ -30,6 +30,8 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from catalog.translations import is_translated_description
+
 logger = logging.getLogger(__name__)
 
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -161,7 +163,7 @@ def attribute_items(attributes) -> Iterable[tuple[str, str]]:
     if not isinstance(attributes, dict):
         return
     for key, value in attributes.items():
-        if key.startswith("description_"):  # a translated description is prose: see product_fields
+        if is_translated_description(key):  # prose, not a value: see product_fields
             continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item):
@@ -171,7 +173,7 @@ def attribute_items(attributes) -> Iterable[tuple[str, str]]:
 def translated_descriptions(attributes) -> list[str]:
     if not isinstance(attributes, dict):
         return []
-    return [value for key, value in attributes.items() if key.startswith("description_") and isinstance(value, str)]
+    return [value for key, value in attributes.items() if is_translated_description(key) and isinstance(value, str)]
 
 
 def product_fields(product) -> dict[str, list[str]]:

@@ -184,3 +184,10 @@ def test_every_facet_name_is_in_chinese_on_a_chinese_page(shop, settings):
     html = html_of(Client().get("/", {"q": "mug"}, headers={"Accept-Language": "zh-CN"}))
     names = re.findall(r'<h2 id="facet-[^"]+">([^<]+)</h2>', html)
     assert names == ["类别", "品牌", "颜色", "品类", "价格"]
+
+
+def test_only_translated_descriptions_are_prose_other_description_attributes_stay_values():
+    from embeddings.keywords import attribute_items
+
+    attributes = {"description_zh": "一个红色杯子。", "description_short": "gift"}
+    assert list(attribute_items(attributes)) == [("description_short", "gift")]

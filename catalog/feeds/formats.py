@@ -164,7 +164,7 @@ def _translation_key(key: str) -> str | None:
     for suffix in translation_suffixes():
         base = key.removesuffix(f"_{suffix}")
         if base != key and base:
-            base = ALIASES.get(base) if base in ("name",) else ATTRIBUTE_ALIASES.get(base, base)
+            base = {"name": "title", **ATTRIBUTE_ALIASES}.get(base, base)
             return f"{base}_{suffix}" if base and re.fullmatch(r"[a-z][a-z0-9_]*", base) else None
     return None
 
