@@ -184,6 +184,11 @@ class HealthChecksSerializer(serializers.Serializer):
         ["ok", "unavailable", "in-process"], help_text="The Celery broker; in-process: none (the embedded mode)"
     )
     index = serializers.ChoiceField(DEPENDENCY_STATES, help_text="The vector store (searches need it)")
+    model = serializers.ChoiceField(
+        ["ok", "loading", "unavailable"],
+        help_text="The CLIP model in this process: loading while a fresh server warms up (a few seconds), "
+        "unavailable when its weights could not be loaded",
+    )
 
 
 class LivenessSerializer(serializers.Serializer):

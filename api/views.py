@@ -27,6 +27,7 @@ from api.schema import errors, examples
 from catalog import selectors, services
 from catalog.models import Product, ProductImage
 from catalog.validators import external_id_problem
+from embeddings import warmup
 from embeddings.health import queue_depth
 from embeddings.index import IndexUnavailable, get_index
 from searchsite.caching import cache_call
@@ -378,20 +379,27 @@ class HealthView(APIView):
         description="Readiness, for load balancers (also at `/api/v1/health/ready`). No key needed. Counts "
         "images per indexing state and checks what Vitrine depends on, each within a short timeout: `status` "
         "is `ok`, `degraded` (the cache or the broker is down: searches still answer, new photos wait in the "
-        "outbox) or `unavailable` (the database or the vector store is down: 503 with `Retry-After`).",
+        "outbox) or `unavailable` (the database or the vector store is down, or the model is still loading in a "
+        "freshly started process or could not be loaded: 503 with `Retry-After`).",
         responses={200: s.HealthSerializer, 503: s.HealthSerializer},
         tags=["health"],
         auth=[],
     )
     def get(self, request: Request) -> Response:
-        checks = {"database": "ok", "cache": _cache_check(), "broker": _broker_check(), "index": _index_check()}
+        checks = {
+            "database": "ok",
+            "cache": _cache_check(),
+            "broker": _broker_check(),
+            "index": _index_check(),
+            "model": warmup.state(),
+        }
         counts: dict = {}
         try:
             counts = selectors.image_state_counts()
         except DatabaseError as exc:
             logger.warning("Health: the database is unavailable: %s", exc)
             checks["database"] = "unavailable"
-        if "unavailable" in (checks["database"], checks["index"]):
+        if "unavailable" in (checks["database"], checks["index"]) or checks["model"] != "ok":
             overall = "unavailable"
         elif "unavailable" in (checks["cache"], checks["broker"]):
             overall = "degraded"

@@ -284,7 +284,7 @@ def test_health_checks_the_database_and_the_cache(transactional_db, settings):
 
     body = Client().get("/api/v1/health").json()
     assert body["status"] == "ok"
-    assert body["checks"] == {"database": "ok", "cache": "ok", "broker": "in-process", "index": "ok"}
+    assert body["checks"] == {"database": "ok", "cache": "ok", "broker": "in-process", "index": "ok", "model": "ok"}
     assert {"pending", "indexed", "failed"} <= set(body)
 
     settings.CACHES = {

@@ -88,7 +88,7 @@ def test_a_store_that_never_answers_gives_503s_in_about_a_second_then_at_once(se
 def test_readiness_says_ok_when_everything_answers():
     ready = Client().get("/api/v1/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "cache": "ok", "broker": "in-process", "index": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "cache": "ok", "broker": "in-process", "index": "ok", "model": "ok"}
 
 
 def test_the_breaker_opens_after_failures_in_a_row_lets_one_call_try_then_closes():
@@ -147,3 +147,44 @@ def test_serve_index_refuses_a_bad_address_and_a_deployment_with_qdrant(settings
     settings.QDRANT_URL = "http://qdrant:6333"
     with pytest.raises(CommandError, match="nothing to serve"):
         call_command("serve_index")
+
+
+@pytest.fixture
+def fresh_warm_up(monkeypatch):
+    """This process as if it had just started: no warm-up yet, no model loaded."""
+    from embeddings import warmup
+    from embeddings.model import reset_encoder
+
+    monkeypatch.setattr(warmup, "_thread", None)
+    monkeypatch.setattr(warmup, "_failure", "")
+    reset_encoder()
+    yield warmup
+    warmup.wait(120)
+    reset_encoder()
+
+
+@pytest.mark.django_db
+def test_readiness_says_loading_while_a_fresh_process_warms_up_then_ok(fresh_warm_up):
+    from embeddings import model
+
+    with model._encoder_lock:  # the model's loader waits here, as it would during a slow load
+        fresh_warm_up.start()
+        time.sleep(0.2)
+        ready = Client().get("/api/v1/health/ready")
+        assert ready.status_code == 503 and ready.headers["Retry-After"]
+        assert ready.json()["checks"]["model"] == "loading" and ready.json()["status"] == "unavailable"
+        assert Client().get("/api/v1/health/live").status_code == 200
+    assert fresh_warm_up.wait(120) == "ok"
+    assert model._encoders, "the warm-up loaded the model"
+    ready = Client().get("/api/v1/health/ready")
+    assert ready.status_code == 200 and ready.json()["checks"]["model"] == "ok"
+
+
+@pytest.mark.django_db
+def test_readiness_says_unavailable_when_the_model_cannot_be_loaded(fresh_warm_up, settings, tmp_path):
+    settings.VITRINE_CLIP_PRETRAINED = f"local-dir:{tmp_path / 'nothing'}"
+    fresh_warm_up.start()
+    assert fresh_warm_up.wait(120) == "unavailable"
+    ready = Client().get("/api/v1/health/ready")
+    assert ready.status_code == 503 and ready.headers["Retry-After"]
+    assert ready.json()["checks"]["model"] == "unavailable"
