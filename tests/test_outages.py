@@ -88,7 +88,13 @@ def test_a_store_that_never_answers_gives_503s_in_about_a_second_then_at_once(se
 def test_readiness_says_ok_when_everything_answers():
     ready = Client().get("/api/v1/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "cache": "ok", "broker": "in-process", "index": "ok", "model": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "cache": "ok",
+        "broker": "in-process",
+        "index": "ok",
+        "model": "ok",
+    }
 
 
 def test_the_breaker_opens_after_failures_in_a_row_lets_one_call_try_then_closes():
