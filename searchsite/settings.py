@@ -140,6 +140,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times everything below (searchsite/watchdog.py).
+    "searchsite.watchdog.SlowRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Text responses gzipped (pages, API answers, CSS, JS: not photos); before WhiteNoise, which
     # answers static files itself. Why this is safe from BREACH: searchsite/compression.py.
@@ -365,6 +367,9 @@ QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
 VITRINE_INDEX_SERVER = env_str("VITRINE_INDEX_SERVER")
 # Seconds a search waits for the index across the network (a Qdrant server's reads are
 # rounded up to whole seconds): a hung store answers 503 in about this long.
+# A request still running after this many seconds is logged with where it is (its stack);
+# 0: off. searchsite/watchdog.py.
+VITRINE_SLOW_REQUEST_SECONDS = env_float("VITRINE_SLOW_REQUEST_SECONDS", 10.0, minimum=0)
 VITRINE_INDEX_READ_TIMEOUT = env_float("VITRINE_INDEX_READ_TIMEOUT", 1.0, minimum=0.05, maximum=60)
 # The circuit breaker: after this many failures in a row the index is not asked again for
 # VITRINE_INDEX_BREAKER_SECONDS (calls fail at once, 503), then one call tries.

@@ -7,8 +7,10 @@ liveness stays up. The database, broker and Redis outages are the chaos suite's
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
+import traceback
 
 import pytest
 from django.test import Client
@@ -194,3 +196,37 @@ def test_readiness_says_unavailable_when_the_model_cannot_be_loaded(fresh_warm_u
     ready = Client().get("/api/v1/health/ready")
     assert ready.status_code == 503 and ready.headers["Retry-After"]
     assert ready.json()["checks"]["model"] == "unavailable"
+
+
+def test_a_slow_request_is_logged_with_where_it_hangs(transactional_db, settings, hung_server, caplog):
+    """The operator's view of a page that hangs: a line naming the request and its stack,
+    while it runs (the shopper may have given up), and one when it ends."""
+    from embeddings.model import get_encoder
+    from searchsite import watchdog
+
+    get_encoder().texts_encode(["warm the model"])  # the request is to wait for the index only
+    settings.VITRINE_SLOW_REQUEST_SECONDS = 1000  # only this test's own look reports it
+    settings.VITRINE_INDEX_SERVER = hung_server
+    settings.VITRINE_INDEX_READ_TIMEOUT = 3
+    reset_index()
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(Client().get("/", {"q": "striped mug"})))
+    with caplog.at_level("WARNING", logger="searchsite.slow"):
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not any("GET /" in what for _, what, _ in watchdog._in_flight.values()):
+            assert time.monotonic() < deadline and thread.is_alive(), "the request never started"
+            time.sleep(0.01)
+        # Look once it waits for the index (a look earlier would show it importing, say).
+        while "remote.py" not in "".join(traceback.format_stack(sys._current_frames().get(thread.ident))):
+            assert time.monotonic() < deadline and thread.is_alive(), "the request never asked the index"
+            time.sleep(0.01)
+        logged = watchdog.slow_requests_report(now=time.monotonic() + 1000)
+        thread.join(60)
+    assert answers[0].status_code == 503
+    assert len(logged) == 1 and "Slow request: GET / running for" in logged[0]
+    assert "embeddings/index/remote.py" in logged[0]  # where it waits: the index's answer
+    assert watchdog.slow_requests_report(now=time.monotonic() + 1000) == []  # once, and it is over
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("Slow request: GET /") for m in messages)
+    assert any(m.startswith("Slow request finished: GET / in") for m in messages)
