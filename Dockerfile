@@ -18,6 +18,7 @@ COPY pyproject.toml README.md ./
 COPY searchsite ./searchsite
 COPY catalog ./catalog
 COPY embeddings ./embeddings
+COPY analytics ./analytics
 COPY storefront ./storefront
 COPY api ./api
 RUN pip install .

@@ -135,6 +135,8 @@ INSTALLED_APPS = [
     # The domain, then what is built on it (catalog ← embeddings ← the faces); see docs/architecture.md.
     "catalog",
     "embeddings",
+    # What shoppers searched for and clicked (no personal data), written by the faces.
+    "analytics",
     "storefront",
     "api",
 ]
@@ -367,6 +369,10 @@ QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
 VITRINE_INDEX_SERVER = env_str("VITRINE_INDEX_SERVER")
 # Seconds a search waits for the index across the network (a Qdrant server's reads are
 # rounded up to whole seconds): a hung store answers 503 in about this long.
+# Search analytics (analytics/): every search and the clicks and purchases after it, no
+# personal data; rows older than VITRINE_ANALYTICS_DAYS are pruned every day.
+VITRINE_ANALYTICS = env_bool("VITRINE_ANALYTICS", True)
+VITRINE_ANALYTICS_DAYS = env_int("VITRINE_ANALYTICS_DAYS", 90, minimum=1, maximum=3650)
 # A request still running after this many seconds is logged with where it is (its stack);
 # 0: off. searchsite/watchdog.py.
 VITRINE_SLOW_REQUEST_SECONDS = env_float("VITRINE_SLOW_REQUEST_SECONDS", 10.0, minimum=0)

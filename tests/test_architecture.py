@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("searchsite", "catalog", "embeddings", "storefront", "api")
+APPS = ("searchsite", "catalog", "embeddings", "analytics", "storefront", "api")
 # Which apps each app may import (searchsite's settings, errors and fetcher are shared by
 # all; searchsite's URLs, WSGI and Celery modules compose the apps and may import them).
 ALLOWED = {
     "catalog": {"catalog", "searchsite"},
     "embeddings": {"embeddings", "catalog", "searchsite"},
-    "storefront": {"storefront", "embeddings", "catalog", "searchsite"},
-    "api": {"api", "embeddings", "catalog", "searchsite"},
+    "analytics": {"analytics", "embeddings", "catalog", "searchsite"},
+    "storefront": {"storefront", "analytics", "embeddings", "catalog", "searchsite"},
+    "api": {"api", "analytics", "embeddings", "catalog", "searchsite"},
 }
 # searchsite modules every app may use: nothing in them imports an app.
 SHARED_SEARCHSITE = {
