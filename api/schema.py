@@ -107,6 +107,11 @@ class examples:  # noqa: N801 - a namespace, read as ``examples.SEARCH_TEXT``
         value={"image_url": "https://cdn.example.org/photo.jpg", "text": "but in red"},
         request_only=True,
     )
+    EVENT_CLICK = OpenApiExample(
+        "A click on the 3rd result",
+        value={"type": "click", "search_id": "5f0c9a1e2b7d43a8c6e1f024", "product": "mug-1", "position": 3},
+        request_only=True,
+    )
     SEARCH_RESPONSE = OpenApiExample(
         "Results",
         value={
@@ -136,6 +141,7 @@ class examples:  # noqa: N801 - a namespace, read as ``examples.SEARCH_TEXT``
             "limit": 20,
             "offset": 0,
             "took_ms": 21.4,
+            "search_id": "5f0c9a1e2b7d43a8c6e1f024",
         },
         response_only=True,
     )

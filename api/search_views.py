@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from django.http import QueryDict
@@ -10,8 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.recorder import query_language, search_record
+from analytics.services import EventRefused, event_record
 from api import serializers as s
-from api.auth import SEARCH
+from api.auth import READ, SEARCH
 from api.errors import ApiError
 from api.parsers import json_loads_strict
 from api.schema import errors, examples
@@ -96,7 +99,8 @@ class SearchView(APIView):
             limit=params["limit"],
             offset=params["offset"],
         )
-        return Response(_search_response(request, _search(query), facets, explain=params["explain"]))
+        page, search_id = _search(query)
+        return Response(_search_response(request, page, facets, search_id, explain=params["explain"]))
 
 
 class ProductSimilarView(APIView):
@@ -116,7 +120,7 @@ class ProductSimilarView(APIView):
         query = s.SimilarQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        page = _search(
+        page, search_id = _search(
             SearchQuery(
                 like_product_id=product.pk,
                 relevant_only=params["cutoff"],
@@ -124,14 +128,60 @@ class ProductSimilarView(APIView):
                 offset=params["offset"],
             )
         )
-        return Response(_search_response(request, page, []))
+        return Response(_search_response(request, page, [], search_id))
 
 
-def _search(query: SearchQuery) -> SearchPage:
+class EventsView(APIView):
+    # Either scope: the storefront's search key reports clicks, the shop's back end (which
+    # may hold catalog:write) reports purchases.
+    scopes = {"POST": READ}
+
+    @extend_schema(
+        operation_id="events_create",
+        summary="Record what a shopper did after a search",
+        description="A click, add to cart or purchase of a product, after the search whose `search_id` the "
+        "search answer carried. Feeds the admin's search analytics (no personal data: send no user ids). "
+        "422 `unknown_search` when the id is not known (never handed out, or older than "
+        "VITRINE_ANALYTICS_DAYS), 422 `unknown_product`, 503 `analytics_off` with VITRINE_ANALYTICS=0.",
+        request=s.EventSerializer,
+        responses={204: None, **errors(400, 401, 403, 422, 429, 503)},
+        examples=[examples.EVENT_CLICK],
+        tags=["search"],
+    )
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ApiError(400, "invalid", "The body must be a JSON object.")
+        serializer = s.EventSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        event = serializer.validated_data
+        try:
+            event_record(
+                search_id=event["search_id"],
+                event_type=event["type"],
+                external_id=event["product"],
+                position=event.get("position"),
+            )
+        except EventRefused as refused:
+            fields = {refused.field: [refused.message]} if refused.field else None
+            raise ApiError(refused.status, refused.code, refused.message, fields) from None
+        return Response(status=204)
+
+
+def _search(query: SearchQuery) -> tuple[SearchPage, str]:
+    """The page of results and its search id (recorded for analytics; "" when they are off)."""
+    started = time.perf_counter()
     try:
-        return catalog_search(query)
+        page = catalog_search(query)
     except SearchError as exc:
         raise ApiError(422, exc.code, exc.message) from None
+    search_id = search_record(
+        page=page,
+        query=query.text,
+        language=query_language(query.text),
+        source="api",
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+    return page, search_id
 
 
 def _product_ids(external_ids: list[str], field: str) -> list[int]:
@@ -164,7 +214,9 @@ def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
     return body, files.get("image")
 
 
-def _search_response(request: Request, page: SearchPage, facets: list[str], *, explain: bool = False) -> dict:
+def _search_response(
+    request: Request, page: SearchPage, facets: list[str], search_id: str, *, explain: bool = False
+) -> dict:
     # The API's facet names (category, brand, tags.<key>) by the search service's (attr.<key>).
     wanted = {name.replace("tags.", "attr.", 1): name for name in facets if name != "price"}
     body = {
@@ -201,6 +253,7 @@ def _search_response(request: Request, page: SearchPage, facets: list[str], *, e
         "limit": page.limit,
         "offset": page.offset,
         "took_ms": round(page.took_ms, 1),
+        "search_id": search_id,
     }
     for facet in page.facets:
         if facet.name in wanted:

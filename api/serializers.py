@@ -492,6 +492,22 @@ class SearchResponseSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
     took_ms = serializers.FloatField()
+    search_id = serializers.CharField(
+        allow_blank=True,
+        help_text="This search's random id, to name it in POST /api/v1/events (clicks, add to cart, purchases); "
+        "empty when search analytics are off (VITRINE_ANALYTICS=0)",
+    )
+
+
+class EventSerializer(RejectUnknownFields, serializers.Serializer):
+    type = serializers.ChoiceField(
+        ["click", "add_to_cart", "purchase"], help_text="What the shopper did with a product from the results"
+    )
+    search_id = serializers.CharField(max_length=64, help_text="The search_id of the search it followed")
+    product = serializers.CharField(max_length=255, help_text="The product's external_id")
+    position = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="1-based position in the results (clicks)"
+    )
 
 
 # --- Errors ------------------------------------------------------------------------------

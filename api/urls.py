@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", RedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/search", search_views.SearchView.as_view(), name="api-search"),
+    path("api/v1/events", search_views.EventsView.as_view(), name="api-events"),
     path("api/v1/products", views.ProductListView.as_view(), name="api-products"),
     path("api/v1/bulk/products", views.ProductBulkView.as_view(), name="api-products-bulk"),
     path("api/v1/images/status", views.ImageStatusView.as_view(), name="api-images-status"),

@@ -444,6 +444,7 @@ CELERY_TASK_ROUTES = {
     "embeddings.tasks.reconcile_index": {"queue": "maintenance"},
     "embeddings.tasks.flush_outbox": {"queue": "maintenance"},
     "catalog.tasks.resume_stalled_imports": {"queue": "maintenance"},
+    "analytics.tasks.prune": {"queue": "maintenance"},
     "embeddings.tasks.*": {"queue": "embeddings"},
     "catalog.tasks.*": {"queue": "catalog"},
 }
@@ -458,6 +459,8 @@ VITRINE_STALE_PENDING_SECONDS = env_int("VITRINE_STALE_PENDING_SECONDS", 900, mi
 VITRINE_OUTBOX_SECONDS = env_int("VITRINE_OUTBOX_SECONDS", 60, minimum=1, maximum=3600)
 CELERY_BEAT_SCHEDULE = {
     "outbox": {"task": "embeddings.tasks.flush_outbox", "schedule": float(VITRINE_OUTBOX_SECONDS)},
+    # Search analytics older than VITRINE_ANALYTICS_DAYS are deleted once a day.
+    "analytics-prune": {"task": "analytics.tasks.prune", "schedule": 24 * 3600.0},
     **(
         {
             "reconcile": {"task": "embeddings.tasks.reconcile_index", "schedule": VITRINE_RECONCILE_MINUTES * 60.0},

@@ -9,4 +9,6 @@ urlpatterns = [
     path("language/", set_language, name="set_language"),
     path("products/<int:pk>/", views.product_page, name="product"),
     path("search/photos/<str:token>.jpg", views.query_photo, name="query-photo"),
+    # Clicks on results, sent by static/vitrine/analytics.js (search analytics).
+    path("events/click", views.click_event, name="click-event"),
 ]

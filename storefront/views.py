@@ -16,15 +16,27 @@ import time
 from urllib.parse import quote_plus, urlencode, urlsplit
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from analytics.models import SearchEvent
+from analytics.recorder import search_record
+from analytics.services import EventRefused, event_record
 from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product
 from catalog.thumbnails import thumbnail_dimensions, thumbnail_srcset, thumbnail_url
@@ -244,6 +256,7 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict, pa
         limit=PAGE_SIZE,
         offset=(page_number - 1) * PAGE_SIZE,
     )
+    started = time.perf_counter()
     try:
         result = catalog_search(query)
     except SearchError as exc:
@@ -254,6 +267,16 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict, pa
         logger.warning("Search unavailable: %s", exc)  # the details are for the operator
         context["unavailable"] = True
         return 503
+    # Each search the shopper is shown (typing, paging and filtering included; HEAD is no
+    # shopper). Its id goes on the result links, for clicks (static/vitrine/analytics.js).
+    if request.method == "GET":
+        context["search_id"] = search_record(
+            page=result,
+            query=query.text,
+            language=get_language() or "",
+            source="page",
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
     context.update(_result_context(request, form, query, result, page_number, params))
     return 200
 
@@ -284,6 +307,8 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int,
         width, height = image.thumbnail_dimensions
         cards.append(
             {
+                "pk": pk,
+                "position": result.offset + number + 1,  # 1-based across pages, for click analytics
                 "liked": pk in liked,
                 "url": product_url(pk),
                 "thumbnail_url": image.thumbnail_url,
@@ -623,6 +648,45 @@ def _photo_from(data: dict):
     return image_decode_rgb(content=fetched.content)
 
 
+# A click report is three short fields; anything much longer is not one.
+CLICK_BODY_MAX_BYTES = 512
+
+
+# CSRF-exempt on purpose: navigator.sendBeacon (static/vitrine/analytics.js) cannot send the
+# CSRF header, and the report must survive the page being left. A forged request can do no
+# more than append a click to a search whose random 96-bit id it must already know, for an
+# existing product, at most MAX_EVENTS_PER_SEARCH times per search (analytics.services); it
+# changes nothing a shopper sees and carries no session or cookie.
+@csrf_exempt
+@require_POST
+def click_event(request: HttpRequest) -> HttpResponse:
+    """A shopper clicked a result: ``search`` (the page's search id), ``product`` (its id),
+    ``position`` (1-based across pages). 204, or the API's error shape with a 4xx."""
+    if int(request.META.get("CONTENT_LENGTH") or 0) > CLICK_BODY_MAX_BYTES:
+        return _event_error(413, "request_too_large", f"A click report is at most {CLICK_BODY_MAX_BYTES} bytes.")
+    fields = {}
+    for name in ("product", "position"):
+        value = request.POST.get(name, "")
+        if not value.isdigit():
+            return _event_error(400, "invalid", f"{name} must be a whole number.", name)
+        fields[name] = int(value)
+    try:
+        event_record(
+            search_id=request.POST.get("search", "")[:64],
+            event_type=SearchEvent.Type.CLICK,
+            product_id=fields["product"],
+            position=fields["position"],
+        )
+    except EventRefused as refused:
+        return _event_error(refused.status, refused.code, refused.message, refused.field)
+    return HttpResponse(status=204)
+
+
+def _event_error(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
+    error = {"code": code, "message": message, **({"fields": {field: [message]}} if field else {})}
+    return JsonResponse({"error": error}, status=status)
+
+
 @require_GET
 def query_photo(request: HttpRequest, token: str) -> HttpResponse:
     path = query_photo_path(token)
@@ -650,6 +714,7 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         "similar_cards": [],
         "similar_error": None,
     }
+    started = time.perf_counter()
     try:
         similar = catalog_search(
             SearchQuery(like_product_id=product.pk, relevant_only=False, limit=SIMILAR_STRIP_SIZE, facets=False)
@@ -667,6 +732,14 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         # Set only when "more like this" works for the product (it has an indexed photo and
         # search is up): the page then offers the whole list on the search page.
         context["similar"] = similar
+        if request.method == "GET":
+            search_record(
+                page=similar,
+                query="",
+                language=language or "",
+                source="page",
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
         product_url = _product_url_maker()
         context["similar_cards"] = [
             {

@@ -70,6 +70,18 @@ def isolated_storage(settings, tmp_path):
     live_space_forget()
 
 
+@pytest.fixture(autouse=True)
+def analytics_written_by_the_test():
+    """Search analytics are buffered and written by a background thread (analytics.recorder);
+    in tests the thread is off, and a test that reads them calls ``recorder.flush()`` in its
+    own thread and transaction. What a test left waiting is forgotten."""
+    from analytics import recorder
+
+    recorder.background_writes(False)
+    yield
+    recorder.background_writes(False)
+
+
 @pytest.fixture
 def sent_signals():
     """What the catalog's signals carried during the test: [(signal name, kwargs)]."""
