@@ -1,6 +1,6 @@
 """The site's URLs, composed from each app's own: the shoppers' pages (storefront), catalog
 images and the admin's bulk upload (catalog), the index health page (embeddings), the
-integration API (api), and the admin."""
+search analytics dashboard (analytics), the integration API (api), and the admin."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("storefront.urls")),
     path("", include("catalog.urls")),
     path("", include("embeddings.urls")),
+    path("", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
 ]
