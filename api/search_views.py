@@ -16,7 +16,7 @@ from analytics.services import EventRefused, event_record
 from api import serializers as s
 from api.auth import READ, SEARCH
 from api.errors import ApiError
-from api.parsers import json_loads_strict
+from api.parsers import StrictJSONParser, json_loads_strict
 from api.schema import errors, examples
 from api.views import EXTERNAL_ID_PARAMETER, product_get, upload_content
 from catalog.intake import image_decode_rgb
@@ -135,6 +135,7 @@ class EventsView(APIView):
     # Either scope: the storefront's search key reports clicks, the shop's back end (which
     # may hold catalog:write) reports purchases.
     scopes = {"POST": READ}
+    parser_classes = [StrictJSONParser]  # JSON only (another body type: 415)
 
     @extend_schema(
         operation_id="events_create",
@@ -144,7 +145,7 @@ class EventsView(APIView):
         "422 `unknown_search` when the id is not known (never handed out, or older than "
         "VITRINE_ANALYTICS_DAYS), 422 `unknown_product`, 503 `analytics_off` with VITRINE_ANALYTICS=0.",
         request=s.EventSerializer,
-        responses={204: None, **errors(400, 401, 403, 422, 429, 503)},
+        responses={204: None, **errors(400, 401, 403, 415, 422, 429, 503)},
         examples=[examples.EVENT_CLICK],
         tags=["search"],
     )

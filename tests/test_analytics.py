@@ -342,3 +342,14 @@ def test_prune_is_scheduled_daily_on_a_queue_a_worker_consumes(settings):
     entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "analytics.tasks.prune")
     assert entry["schedule"] == 24 * 3600
     assert settings.CELERY_TASK_ROUTES["analytics.tasks.prune"] == {"queue": "maintenance"}
+
+
+def test_the_events_api_takes_json_only(product):
+    search = a_search()
+    api = ApiClient(api_key_for("search"))
+
+    response = api.multipart("/api/v1/events", {"type": "click", "search_id": search.search_id, "product": "mug-1"})
+
+    assert response.status_code == 415
+    assert "error" in response.json()
+    assert SearchEvent.objects.count() == 0

@@ -76,7 +76,10 @@ def test_a_text_search_shows_cards_with_webp_thumbnail_title_brand_price_and_sco
     assert image.file.url not in html, "the grid never loads the full-size file"
     # The photo is part of a link that names the product: its alt is empty, not a repeat.
     # (The link's data-* attributes name the search, product and position: search analytics.)
-    card = r'<a class="card-link" href="[^"]+"[^>]*>\s*<img src="[^"]+" alt=""[^>]*>\s*<span class="title">Thing 0</span>'
+    card = (
+        r'<a class="card-link" href="[^"]+"[^>]*>\s*<img src="[^"]+" alt=""[^>]*>\s*'
+        r'<span class="title">Thing 0</span>'
+    )
     assert re.search(card, html)
     assert "3 relevant results" in html
 
