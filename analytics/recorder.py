@@ -22,7 +22,7 @@ import time
 from collections import deque
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from analytics.models import SearchRecord, new_search_id
@@ -140,6 +140,7 @@ def background_writes(enabled: bool) -> None:
     _background = enabled
     with _lock:
         _buffer.clear()
+    _wake.set()  # a running writer that was turned off lets its connection go
 
 
 def _append(rows: list[SearchRecord], *, front: bool = False) -> None:
@@ -185,6 +186,9 @@ def _write_loop() -> None:
         _wake.wait(FLUSH_SECONDS)
         _wake.clear()
         if not _background:
+            # Turned off (tests): hold no connection, or the test database could not be
+            # dropped at the end of the run (PostgreSQL refuses while one is open).
+            connections.close_all()
             continue
         if not buffered_count():
             continue
