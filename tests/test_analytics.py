@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -78,6 +79,19 @@ def test_the_second_page_s_positions_continue_from_the_first(small_shop):
 
     positions = [int(p) for p in re.findall(r'data-position="(\d+)"', html)]
     assert positions and positions[0] == 25  # PAGE_SIZE 24: the second page starts at 25
+
+
+def test_photo_searches_record_their_kind_and_words_and_the_upload_itself_records_nothing(small_shop):
+    photo = small_shop[7].images.first().file.read()
+    client = Client()
+
+    alone = client.post("/", {"image": SimpleUploadedFile("me.jpg", photo, "image/jpeg")})
+    with_words = client.post("/", {"image": SimpleUploadedFile("me.jpg", photo, "image/jpeg"), "q": "In  RED"})
+    assert records() == []  # the POSTs stored the photo and redirected: no search yet
+    client.get(alone["Location"])
+    client.get(with_words["Location"])
+
+    assert [(row.kind, row.query) for row in records()] == [("photo", ""), ("photo+words", "in red")]
 
 
 def test_more_like_this_and_the_product_page_record_similar_searches(small_shop):
