@@ -23,7 +23,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from catalog.models import Product, ProductImage
+from catalog.models import ProductImage
 from catalog.translations import is_translation_key
 from embeddings.index import IndexCandidate, IndexFilters, get_index
 from embeddings.keywords import whole_term
@@ -31,7 +31,7 @@ from embeddings.relevance import cutoffs_get
 from embeddings.search.facets import facets_count, failed_filters, matches, price_buckets
 from embeddings.search.hybrid import hybrid_gather
 from embeddings.search.refinement import MAX_REFINEMENTS, liked_vector, reference_vector, refined_vector, unit
-from embeddings.search.rules import RuleEffects, rules_effects, rules_saved
+from embeddings.search.rules import RuleEffects, pinned_products, rules_effects, rules_saved
 from embeddings.search.types import (
     MAX_LIMIT,
     SORTS,
@@ -359,40 +359,23 @@ def _pins_placed(
 def _pinned_from_database(
     product_ids: list[int], active: bool | None, space, index, vector: np.ndarray
 ) -> tuple[dict[int, Candidate], dict[int, str]]:
-    """Candidates for pinned products the search did not find (two queries), and why the
-    others cannot be listed."""
-    products = {p.pk: p for p in Product.objects.filter(pk__in=product_ids)}
-    photos = {}
-    rows = ProductImage.objects.filter(
-        product_id__in=[p for p, product in products.items() if active is None or product.is_active == active],
-        state=ProductImage.State.INDEXED,
-    ).order_by("product_id", "position", "id")
-    for image in rows:
-        photos.setdefault(image.product_id, image.pk)
-    vectors = index.vectors(space, list(photos.values())) if photos else {}
-    found, reasons = {}, {}
-    for product_id in product_ids:
-        product = products.get(product_id)
-        if product is None:
-            reasons[product_id] = "no such product"
-        elif active is not None and product.is_active != active:
-            reasons[product_id] = "inactive" if active else "active"
-        elif product_id not in photos:
-            reasons[product_id] = "no indexed photo"
-        else:
-            image_id = photos[product_id]
-            score = float(vectors[image_id] @ vector) if image_id in vectors else -1.0
-            found[product_id] = Candidate(
-                product_id=product_id,
-                image_id=image_id,
-                score=score,
-                rank_score=score,
-                relevant=False,  # not found by the search: listed because pinned
-                category=product.category,
-                brand=product.brand,
-                price=product.price,
-                attributes=product.attributes if isinstance(product.attributes, dict) else {},
-            )
+    """Candidates for pinned products the search did not find (their photo and vector are
+    kept with the rules), and why the others cannot be listed."""
+    pinned, reasons = pinned_products(product_ids, active=active, space=space, index=index)
+    found = {}
+    for product_id, product in pinned.items():
+        score = float(product.vector @ vector) if product.vector is not None else -1.0
+        found[product_id] = Candidate(
+            product_id=product_id,
+            image_id=product.image_id,
+            score=score,
+            rank_score=score,
+            relevant=False,  # not found by the search: listed because pinned
+            category=product.category,
+            brand=product.brand,
+            price=product.price,
+            attributes=product.attributes,
+        )
     return found, reasons
 
 

@@ -31,6 +31,7 @@ once after a change (:func:`rules_touch`, called when a rule or one of its rows 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -38,10 +39,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+import numpy as np
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from catalog.models import Product, ProductImage
 from embeddings.keywords import normalise
 from embeddings.search.types import Candidate
 from searchsite.caching import cache_call
@@ -57,6 +60,11 @@ def query_normalise(text: str) -> str:
     return " ".join(normalise(text).split())
 
 
+# Brands, categories and attribute values repeat across a search's candidates (and
+# searches): each is normalised once, not once per candidate and boost.
+_value_normalise = functools.lru_cache(maxsize=8192)(query_normalise)
+
+
 @dataclass(frozen=True)
 class Boost:
     field: str  # brand, category, attribute, price
@@ -68,9 +76,9 @@ class Boost:
 
     def selects(self, candidate: Candidate) -> bool:
         if self.field == "brand":
-            return query_normalise(candidate.brand) == self.value
+            return _value_normalise(candidate.brand) == self.value
         if self.field == "category":
-            return query_normalise(candidate.category) == self.value
+            return _value_normalise(candidate.category) == self.value
         if self.field == "price":
             return candidate.price is not None and self._in_range(candidate.price)
         value = (candidate.attributes or {}).get(self.key)
@@ -80,7 +88,7 @@ class Boost:
     def _attribute_selects(self, value) -> bool:
         if self.value:
             shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            return query_normalise(shown) == self.value
+            return _value_normalise(shown) == self.value
         if self.low is not None or self.high is not None:
             if isinstance(value, bool):
                 return False
@@ -191,7 +199,7 @@ def rules_effects(
         return RuleEffects()
     now = now or timezone.now()
     text = query_normalise(text)
-    categories = {query_normalise(c) for c in categories}
+    categories = {_value_normalise(c) for c in categories}
     fired = tuple(rule for rule in rules if rule.is_live(now) and rule.fires(text, categories))
     if not fired:
         return RuleEffects()
@@ -213,6 +221,9 @@ _lock = threading.Lock()
 _rules: tuple[Rule, ...] | None = None
 _seen_version = None
 _loaded_at = 0.0
+# Pinned products the searches did not find, as the rules were read: (space, product id,
+# active) → a PinnedProduct or why it cannot be listed. Emptied when the rules are re-read.
+_pinned: dict[tuple[str, int, bool | None], PinnedProduct | str] = {}
 
 
 def rules_touch() -> None:
@@ -229,6 +240,7 @@ def rules_forget() -> None:
     global _rules, _loaded_at
     with _lock:
         _rules, _loaded_at = None, 0.0
+        _pinned.clear()
 
 
 def rules_saved() -> tuple[Rule, ...]:
@@ -242,8 +254,72 @@ def rules_saved() -> tuple[Rule, ...]:
         return current
     with _lock:
         _rules = rules_load()
+        _pinned.clear()
         _seen_version, _loaded_at = version, now
         return _rules
+
+
+@dataclass(frozen=True)
+class PinnedProduct:
+    image_id: int  # its first indexed photo
+    vector: np.ndarray | None  # that photo's, in the space (None: not indexed there)
+    category: str
+    brand: str
+    price: Decimal | None
+    attributes: dict
+
+
+def pinned_products(product_ids, *, active: bool | None, space, index) -> tuple[dict[int, PinnedProduct], dict]:
+    """The pinned products (``product_ids``) a search did not find, read as the rules are
+    (once per re-read: not per search), and why the others cannot be listed."""
+    missing = [p for p in product_ids if (space.id, p, active) not in _pinned]
+    if missing:
+        loaded = _pinned_load(missing, active, space, index)
+        with _lock:
+            _pinned.update(((space.id, p, active), value) for p, value in loaded.items())
+    found, reasons = {}, {}
+    for product_id in product_ids:
+        value = _pinned.get((space.id, product_id, active), "not found")
+        if isinstance(value, str):
+            reasons[product_id] = value
+        else:
+            found[product_id] = value
+    return found, reasons
+
+
+def _pinned_load(product_ids: list[int], active: bool | None, space, index) -> dict[int, PinnedProduct | str]:
+    rows = ProductImage.objects.filter(product_id__in=product_ids, state=ProductImage.State.INDEXED)
+    if active is not None:
+        rows = rows.filter(product__is_active=active)
+    rows = rows.select_related("product").only(
+        "product_id", "position", *(f"product__{name}" for name in ("category", "brand", "price", "attributes"))
+    )
+    photos = {}
+    for image in rows.order_by("product_id", "position", "id"):
+        photos.setdefault(image.product_id, image)
+    unlisted = [p for p in product_ids if p not in photos]
+    states = dict(Product.objects.filter(pk__in=unlisted).values_list("pk", "is_active")) if unlisted else {}
+    vectors = index.vectors(space, [image.pk for image in photos.values()]) if photos else {}
+    loaded: dict[int, PinnedProduct | str] = {}
+    for product_id in product_ids:
+        image = photos.get(product_id)
+        if image is not None:
+            product = image.product
+            loaded[product_id] = PinnedProduct(
+                image_id=image.pk,
+                vector=vectors.get(image.pk),
+                category=product.category,
+                brand=product.brand,
+                price=product.price,
+                attributes=product.attributes if isinstance(product.attributes, dict) else {},
+            )
+        elif product_id not in states:
+            loaded[product_id] = "no such product"
+        elif active is not None and states[product_id] != active:
+            loaded[product_id] = "inactive" if active else "active"
+        else:
+            loaded[product_id] = "no indexed photo"
+    return loaded
 
 
 def rules_load(exclude_id: int | None = None) -> tuple[Rule, ...]:
