@@ -83,13 +83,16 @@ def test_a_pinned_product_that_is_inactive_is_skipped_and_the_reason_said(small_
     assert rule.pk == page.rules_fired[0]["id"]
 
 
-def test_a_hidden_product_is_in_no_hit_total_or_facet_count(small_shop):
+def test_a_hidden_product_is_in_no_hit_total_or_facet_count_even_when_pinned(small_shop):
     before = search()
     hidden = next(p for p in small_shop if p.pk == ids(before)[0])
     rule_make(hides=[hidden])
+    pinning = rule_make(match="contains", pins=[(1, hidden)])
     page = search()
     assert ids(page) == ids(before)[1:]
     assert page.total == before.total - 1
+    skipped = {"product_id": hidden.pk, "position": 1, "reason": "hidden by a rule"}
+    assert {"id": pinning.pk, "name": "rule", "skipped_pins": [skipped]} in page.rules_fired
     category = {f.name: f for f in before.facets}["category"]
     counted = {v.value: v.count for v in category.values}
     after = {v.value: v.count for v in {f.name: f for f in page.facets}["category"].values}

@@ -8,6 +8,7 @@ import re
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from catalog import services
@@ -167,3 +168,16 @@ def test_the_preview_with_a_rule_disabled_shows_the_order_without_it(staff, smal
     assert "pinned at #1 (Last first)" in before and "pinned at #1" not in after
     assert "The order differs" in html
     assert MerchandisingRule.objects.get().is_enabled
+
+
+def test_the_preview_takes_a_photo_and_refuses_a_file_that_is_not_one(staff, small_shop):
+    product = small_shop[3]
+    photo = product.images.order_by("position", "pk").first()
+    with photo.file.open("rb") as handle:
+        content = handle.read()
+    html = staff.post(PREVIEW, {"photo": SimpleUploadedFile("shot.jpg", content, "image/jpeg")}).content.decode()
+    assert html.count(": results in order</caption>") == 1
+    assert re.search(rf'<th scope="row">1</th>\s*<td><img[^>]*> {re.escape(product.title)} ', html)
+    bad = staff.post(PREVIEW, {"photo": SimpleUploadedFile("notes.jpg", b"not a photo", "image/jpeg")})
+    assert ": results in order</caption>" not in bad.content.decode()
+    assert 'id="id_photo_errors"' in bad.content.decode()

@@ -336,7 +336,9 @@ def _pins_placed(
     placed = []
     for position, product_id, rule in effects.pins:
         candidate = listed.get(product_id) or known.get(product_id) or outside.get(product_id)
-        if product_id in excluded:
+        if product_id in effects.hidden:
+            reason = "hidden by a rule"
+        elif product_id in excluded:
             reason = "left out of this search (the product itself, or rejected)"
         elif candidate is None:
             reason = reasons.get(product_id, "not found")

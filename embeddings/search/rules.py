@@ -208,7 +208,7 @@ def rules_effects(
     if relevance:
         every_pin = [(position, product_id, rule) for rule in fired for position, product_id in rule.pins]
         for pin in sorted(every_pin, key=lambda pin: pin[0]):
-            if pin[1] not in pinned_products and pin[1] not in hidden:
+            if pin[1] not in pinned_products:  # a hidden one is skipped, with the reason, when placed
                 pinned_products.add(pin[1])
                 pins.append(pin)
     boosts = tuple((rule, boost) for rule in fired for boost in rule.boosts) if relevance else ()
