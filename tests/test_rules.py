@@ -217,3 +217,44 @@ def test_query_normalisation_folds_case_width_spaces_and_traditional_chinese():
     assert query_normalise("  Mugs  ") == query_normalise("mugs") == "mugs"
     assert query_normalise("ＭＵＧ") == "mug"
     assert query_normalise("條紋 杯子") == "条纹 杯子"
+
+
+def rule_of_kind(kind: str, shop, before: list[int]):
+    """A rule of each kind for "mug", with the effect the engine's tests check."""
+    by_id = {p.pk: p for p in shop}
+    if kind == "pin":
+        return rule_make(pins=[(1, by_id[before[-1]])])
+    if kind == "hide":
+        return rule_make(hides=[by_id[before[0]]])
+    brand = by_id[before[-1]].brand if kind == "boost" else by_id[before[0]].brand
+    return rule_make(boosts=[{"field": "brand", "value": brand, "factor": 100.0 if kind == "boost" else 0.01}])
+
+
+@pytest.mark.parametrize("kind", ["pin", "hide", "boost", "bury"])
+def test_each_rule_kind_orders_the_api_and_the_page_as_the_engine_does(small_shop, search_api, kind):
+    before = ids(search())
+    rule = rule_of_kind(kind, small_shop, before)
+    expected = search()
+    order = ids(expected)
+    brand_of = {p.pk: p.brand for p in small_shop}
+    if kind == "pin":
+        assert order == [before[-1], *before[:-1]]
+    elif kind == "hide":
+        assert order == before[1:]
+    else:  # ×100 lifts the brand above every other (×0.01: below), each side in its order
+        brand = brand_of[before[-1]] if kind == "boost" else brand_of[before[0]]
+        of_brand = [p for p in before if brand_of[p] == brand]
+        others = [p for p in before if brand_of[p] != brand]
+        assert order == (of_brand + others if kind == "boost" else others + of_brand)
+    assert order != before
+    body = search_api.post("/api/v1/search", {"text": "mug", "limit": 100, "explain": True}).json()
+    assert [r["id"] for r in body["results"]] == order
+    assert [r["id"] for r in body["rules_fired"]] == [rule.pk]
+    html = Client().get("/", {"q": "mug"}).content.decode()
+    assert re.findall(r'<span class="title">([^<]+)</span>', html) == [hit.product.title for hit in expected.hits]
+    rule.is_enabled = False
+    rule.save()
+    assert ids(search()) == before
+    assert [r["id"] for r in search_api.post("/api/v1/search", {"text": "mug", "limit": 100}).json()["results"]] == (
+        before
+    )
