@@ -14,6 +14,7 @@ from django.test import Client
 from catalog import services
 from embeddings.models import MerchandisingRule, RuleBoost, RuleHide, RulePin
 from embeddings.search import SearchQuery, catalog_search
+from tests.test_content_security_policy import inline_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,6 +128,7 @@ def test_the_preview_is_for_staff_and_linked_from_the_index_and_the_rule_list(st
     assert PREVIEW in staff.get("/admin/").content.decode()
     assert PREVIEW in staff.get("/admin/embeddings/merchandisingrule/").content.decode()
     html = staff.get(PREVIEW).content.decode()
+    assert inline_code(html) == []  # the Content-Security-Policy allows none
     for name in ("q", "photo", "cutoff", "disable", "pin_product", "pin_position"):
         assert re.search(rf'<label for="id_{name}"', html), name
 

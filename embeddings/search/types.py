@@ -23,7 +23,7 @@ class SearchHit:
     product: Product
     image: ProductImage
     score: float
-    # How the result was scored (hybrid searches): keyword, vector and fused scores.
+    # How the result was scored: keyword, vector and fused scores, the rules' effect, the final score.
     explain: dict | None = None
 
 
