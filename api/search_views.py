@@ -261,6 +261,8 @@ def _search_response(
             body["facets"][wanted[facet.name]] = [
                 {"value": v.value, "count": v.count, "selected": v.selected} for v in facet.values
             ]
+    if explain:
+        body["rules_fired"] = [dict(rule) for rule in page.rules_fired]
     if "price" in facets:
         body["price_buckets"] = [
             {"min": _money(b.low), "max": _money(b.high), "count": b.count} for b in page.price_buckets

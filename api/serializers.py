@@ -352,7 +352,8 @@ class SearchRequestSerializer(RejectUnknownFields, serializers.Serializer):
     explain = serializers.BooleanField(
         required=False,
         default=False,
-        help_text="true: each result says how it scored (keyword, vector and fused scores, relevant or not)",
+        help_text="true: each result says how it scored (keyword, vector and fused scores, relevant or not, "
+        "the merchandising rules' effect and the final score), and rules_fired lists the rules that fired",
     )
     correct = serializers.BooleanField(
         required=False,
@@ -423,13 +424,35 @@ class UnderstoodSerializer(serializers.Serializer):
     )
 
 
+class RuleReferenceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class SkippedPinSerializer(serializers.Serializer):
+    product_id = serializers.IntegerField()
+    position = serializers.IntegerField()
+    reason = serializers.CharField(help_text="Why the pinned product is not listed (inactive, no indexed photo…)")
+
+
+class RuleFiredSerializer(RuleReferenceSerializer):
+    skipped_pins = SkippedPinSerializer(many=True)
+
+
 class ExplainSerializer(serializers.Serializer):
     keyword = serializers.FloatField(
         allow_null=True, help_text="The keyword side's score (IDF-weighted terms); null: no keyword match"
     )
-    vector = serializers.FloatField(help_text="Cosine similarity of the photo to the words")
-    fused = serializers.FloatField(help_text="The order: reciprocal rank fusion (or normalised score fusion)")
-    relevant = serializers.BooleanField(help_text="Shown as relevant (every known word matched, or strong vectors)")
+    vector = serializers.FloatField(help_text="Cosine similarity of the photo to the query")
+    fused = serializers.FloatField(
+        help_text="The order before merchandising rules: reciprocal rank fusion (or normalised score fusion) "
+        "for words; the similarity for photos and similar products"
+    )
+    relevant = serializers.BooleanField(help_text="Shown as relevant (above the relevance cutoff)")
+    final = serializers.FloatField(help_text="The order after rules: fused × factor (divided when negative)")
+    factor = serializers.FloatField(help_text="The product of the boosts that selected it (1: none)")
+    pinned = serializers.IntegerField(allow_null=True, help_text="The position a rule pinned it to (null: not pinned)")
+    rules = RuleReferenceSerializer(many=True, help_text="The rules that boosted, buried or pinned it")
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -444,7 +467,7 @@ class SearchHitSerializer(serializers.Serializer):
     thumbnail_url = serializers.CharField(help_text="320 px WebP of the photo that matched")
     image_id = serializers.IntegerField(help_text="The photo that matched")
     score = serializers.FloatField(help_text="Cosine similarity to the query")
-    explain = ExplainSerializer(required=False, help_text="With explain: true (searches with words)")
+    explain = ExplainSerializer(required=False, help_text="With explain: true")
 
 
 class FacetValueSerializer(serializers.Serializer):
@@ -488,6 +511,9 @@ class SearchResponseSerializer(serializers.Serializer):
     )
     understood = UnderstoodSerializer(
         allow_null=True, help_text="How the words were read against the catalog (null: no words, or vectors alone)"
+    )
+    rules_fired = RuleFiredSerializer(
+        many=True, required=False, help_text="With explain: true: the merchandising rules that fired for the query"
     )
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()

@@ -302,3 +302,6 @@ def _shop_url() -> str:
         return reverse("search")
     except NoReverseMatch:  # a deployment without the shoppers' pages
         return "/"
+
+
+from embeddings import admin_rules  # noqa: E402,F401 - registers the merchandising rules' admin and preview

@@ -174,3 +174,143 @@ class Synonym(models.Model):
             raise ValidationError({"terms": "A word is listed twice."})
         if any(len(word) > 100 for word in words):
             raise ValidationError({"terms": "A word or phrase is over 100 characters."})
+
+
+# --- Merchandising: rules that steer the search (embeddings/search/rules.py applies them) --
+
+
+class RulePart(models.Model):
+    """A rule or one of its rows: saving or deleting one tells every process to re-read
+    the rules (they are cached per process). In save() rather than in the admin, so that
+    every way of writing a rule (admin, shell, a fixture) is seen at once."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        _rules_changed()
+
+    def delete(self, *args, **kwargs):
+        deleted = super().delete(*args, **kwargs)
+        _rules_changed()
+        return deleted
+
+
+def _rules_changed() -> None:
+    from embeddings.search.rules import rules_touch_on_commit  # the search imports these models
+
+    rules_touch_on_commit()
+
+
+class MerchandisingRule(RulePart):
+    """For the searches it matches (in its date window, while enabled): pin products to
+    positions, hide products, and boost or bury products by a field. README, "Merchandising
+    rules", says exactly what each does."""
+
+    class Match(models.TextChoices):
+        EXACT = "exact", "Query is exactly the phrase"
+        CONTAINS = "contains", "Query contains the phrase"
+        CATEGORY = "category", "Query is for the category (filtered on it, or its words name it)"
+        ANY = "any", "Every search"
+
+    name = models.CharField(max_length=200)
+    is_enabled = models.BooleanField(
+        "enabled", default=True, help_text="Untick to stop applying it without deleting it."
+    )
+    match = models.CharField(max_length=10, choices=Match.choices, default=Match.EXACT)
+    phrase = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The words (exact, contains) or the category's name (category); compared "
+        "case-insensitively, spaces collapsed. Empty for every search.",
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="Empty: applies already")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: no end (applies until this time)")
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "merchandising rule"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.match != self.Match.ANY and not self.phrase.strip():
+            raise ValidationError({"phrase": "Give the words (or the category) the rule is for."})
+        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
+            raise ValidationError({"ends_at": "The end must be after the start."})
+
+
+class RulePin(RulePart):
+    """Put a product at a position of the whole result list (1 = the first result)."""
+
+    rule = models.ForeignKey(MerchandisingRule, on_delete=models.CASCADE, related_name="pins")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField(validators=[MinValueValidator(1)], help_text="1 = the first result")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"#{self.position}: {self.product_id}"
+
+
+class RuleHide(RulePart):
+    """Never list the product for the rule's searches (nor count it)."""
+
+    rule = models.ForeignKey(MerchandisingRule, on_delete=models.CASCADE, related_name="hides")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"hide {self.product_id}"
+
+
+class RuleBoost(RulePart):
+    """Multiply the ranking score of the products a field selects: factor 1.5 lifts them,
+    0.5 buries them (README, "Merchandising rules")."""
+
+    class Field(models.TextChoices):
+        BRAND = "brand", "Brand is"
+        CATEGORY = "category", "Category is"
+        ATTRIBUTE = "attribute", "Attribute (key; value, or range, or true)"
+        PRICE = "price", "Price in range"
+
+    rule = models.ForeignKey(MerchandisingRule, on_delete=models.CASCADE, related_name="boosts")
+    field = models.CharField(max_length=10, choices=Field.choices)
+    key = models.CharField(max_length=100, blank=True, help_text="The attribute's key (attribute only): in_stock")
+    value = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Brand, category or attribute value; for an attribute, empty: "
+        "its number in the range, or (no range) any true value",
+    )
+    low = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True, help_text="Range start, inclusive (empty: none)"
+    )
+    high = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True, help_text="Range end, exclusive (empty: none)"
+    )
+    factor = models.FloatField(
+        default=1.5,
+        validators=[MinValueValidator(0.01), MaxValueValidator(100.0)],
+        help_text="Over 1 boosts (1.5: half again), under 1 buries (0.5: halved)",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.field} ×{self.factor}"
+
+    def clean(self) -> None:
+        if self.factor is not None and self.factor <= 0:
+            raise ValidationError({"factor": "The factor must be positive (under 1 buries, over 1 boosts)."})
+        if self.field in (self.Field.BRAND, self.Field.CATEGORY) and not self.value.strip():
+            raise ValidationError({"value": "Give the brand or category."})
+        if self.field == self.Field.ATTRIBUTE and not self.key.strip():
+            raise ValidationError({"key": "Give the attribute's key."})
+        if self.field == self.Field.PRICE and self.low is None and self.high is None:
+            raise ValidationError({"low": "Give a price range (a start, an end, or both)."})
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValidationError({"high": "The range's end must be above its start."})

@@ -11,6 +11,7 @@ from django.core.cache import cache
 
 from embeddings.index import reset_index
 from embeddings.relevance import cutoffs_forget
+from embeddings.search.rules import rules_forget
 from embeddings.search.understanding import vocabulary_forget
 from embeddings.spaces import live_space_forget
 from searchsite.caching import cache_outage_forget
@@ -63,6 +64,7 @@ def isolated_storage(settings, tmp_path):
     live_space_forget()  # each test's database has its own live space
     vocabulary_forget()  # and its own catalog
     cutoffs_forget()  # and its own cutoffs
+    rules_forget()  # and its own merchandising rules
     cache.clear()  # throttling counts and cached query vectors (ids are reused between tests)
     cache_outage_forget()  # a test that stopped the cache does not leave it skipped
     yield

@@ -256,7 +256,8 @@ def test_the_api_explains_scores_and_says_when_it_corrected_the_words(small_shop
     assert body["fusion"] == "rrf"
     assert body["corrected_query"] == f"{kind} please"
     first = body["results"][0]
-    assert set(first["explain"]) == {"keyword", "vector", "fused", "relevant"}
+    assert set(first["explain"]) == {"keyword", "vector", "fused", "relevant", "final", "factor", "pinned", "rules"}
+    assert first["explain"]["final"] == first["explain"]["fused"] and first["explain"]["factor"] == 1.0
     assert first["explain"]["keyword"] > 0 and first["explain"]["relevant"] is True
     plain = search_api.post("/api/v1/search", {"text": kind}).json()
     assert "explain" not in plain["results"][0] and plain["corrected_query"] is None

@@ -31,6 +31,7 @@ from embeddings.relevance import cutoffs_get
 from embeddings.search.facets import facets_count, failed_filters, matches, price_buckets
 from embeddings.search.hybrid import hybrid_gather
 from embeddings.search.refinement import MAX_REFINEMENTS, liked_vector, reference_vector, refined_vector, unit
+from embeddings.search.rules import RuleEffects, pinned_products, rules_effects, rules_saved
 from embeddings.search.types import (
     MAX_LIMIT,
     SORTS,
@@ -116,6 +117,16 @@ def catalog_search(query: SearchQuery) -> SearchPage:
             _like_ordered(candidates, *like)
         return candidates
 
+    # Merchandising rules (embeddings/search/rules.py): hidden products are left out at the
+    # index, so they are in no list or count; boosts and pins apply to the sorted list below.
+    effects = rules_effects(
+        rules_saved() if query.rules_override is None else query.rules_override,
+        text=query.text,
+        categories=(*query.filters.categories, *(plan.categories if plan is not None else ())),
+        relevance=query.sort == "relevance",
+    )
+    excluded.update(effects.hidden)
+
     # The nearest products, with the fields filters and facets read (from the index's
     # payload: the database is read for the one page shown).
     limit = settings.VITRINE_SEARCH_CANDIDATES
@@ -196,7 +207,8 @@ def catalog_search(query: SearchQuery) -> SearchPage:
             with_facts=check or query.sort != "relevance",
         )
         every_one_relevant = threshold is not None or not query.relevant_only
-        if not check and query.sort == "relevance" and rank_vector is None and every_one_relevant:
+        shortcut = query.sort == "relevance" and rank_vector is None and not effects.reorders
+        if not check and shortcut and every_one_relevant:
             # The index filtered and cut, best first: only the page needs candidates.
             matching = candidates_from(narrowed[: query.offset + query.limit])
             narrowed_total = len(narrowed)
@@ -222,8 +234,21 @@ def catalog_search(query: SearchQuery) -> SearchPage:
     if hybrid is not None:
         loosely_related += hybrid.loose_count  # counted, not made (no filters to check)
 
-    total = len(matching) if narrowed_total is None else narrowed_total
+    effects.boost(matching)  # relevance sort only (no boosts otherwise)
     matching = _sorted(matching, query.sort)
+    if effects.pins:  # the shortcut above is not taken: ``matching`` is the whole list
+        matching = _pins_placed(
+            matching,
+            effects,
+            candidates,
+            excluded=excluded,
+            filters=filters,
+            active=query.active,
+            space=space,
+            index=index,
+            vector=vector,
+        )
+    total = len(matching) if narrowed_total is None else narrowed_total
     page = matching[query.offset : query.offset + query.limit]
     unscored = [c for c in page if c.score != c.score]  # NaN: a keyword match beyond the nearest
     if unscored:
@@ -239,7 +264,7 @@ def catalog_search(query: SearchQuery) -> SearchPage:
             product=images[c.image_id].product,
             image=images[c.image_id],
             score=c.score,
-            explain=_explain(c) if hybrid is not None else None,
+            explain=_explain(c, effects, hybrid=hybrid is not None),
         )
         for c in page
         # The DB is the truth: a point whose product is gone or was deactivated moments
@@ -270,16 +295,90 @@ def catalog_search(query: SearchQuery) -> SearchPage:
         suggestions=_suggestions(plan) if plan is not None and total == 0 else (),
         fusion=settings.VITRINE_SEARCH_FUSION if hybrid is not None else "",
         understood=_understood(plan) if plan is not None else None,
+        rules_fired=effects.fired_shown(),
     )
 
 
-def _explain(candidate: Candidate) -> dict:
+def _explain(candidate: Candidate, effects: RuleEffects, *, hybrid: bool) -> dict:
+    """How the hit scored: ``fused`` the order before rules (vectors alone: the ranking
+    similarity), ``final`` after them (``factor``), ``pinned`` its pinned position."""
+    before = candidate.fused if hybrid else effects.score_before(candidate)
     return {
         "keyword": round(candidate.keyword_score, 4) if candidate.keyword_score is not None else None,
         "vector": round(candidate.score, 4),
-        "fused": round(candidate.fused, 6),
+        "fused": round(before, 6),
         "relevant": candidate.relevant,
+        "final": round(candidate.rank_score, 6),
+        **effects.explain(candidate.product_id),
     }
+
+
+def _pins_placed(
+    matching: list[Candidate],
+    effects: RuleEffects,
+    made: list[Candidate],
+    *,
+    excluded: set[int],
+    filters: FacetFilters,
+    active: bool | None,
+    space,
+    index,
+    vector: np.ndarray,
+) -> list[Candidate]:
+    """``matching`` (sorted) with the pinned products at their positions: taken from the
+    list, from the candidates below the cutoff, or from the database (with the first
+    indexed photo). A pin the search cannot list is skipped, with its reason."""
+    listed = {c.product_id: c for c in matching}
+    known = {c.product_id: c for c in made}
+    wanted = [product_id for _, product_id, _ in effects.pins if product_id not in excluded]
+    missing = [p for p in wanted if p not in listed and p not in known]
+    outside, reasons = _pinned_from_database(missing, active, space, index, vector) if missing else ({}, {})
+    placed = []
+    for position, product_id, rule in effects.pins:
+        candidate = listed.get(product_id) or known.get(product_id) or outside.get(product_id)
+        if product_id in effects.hidden:
+            reason = "hidden by a rule"
+        elif product_id in excluded:
+            reason = "left out of this search (the product itself, or rejected)"
+        elif candidate is None:
+            reason = reasons.get(product_id, "not found")
+        elif product_id not in listed and filters.any and not matches(candidate, filters):
+            reason = "does not match the chosen filters"
+        else:
+            placed.append((position, candidate, rule))
+            continue
+        effects.skipped.setdefault(rule.id, []).append(
+            {"product_id": product_id, "position": position, "reason": reason}
+        )
+    moved = {candidate.product_id for _, candidate, _ in placed}
+    ordered = [c for c in matching if c.product_id not in moved]
+    for position, candidate, rule in placed:  # by position: each lands where asked
+        ordered.insert(min(position - 1, len(ordered)), candidate)
+        effects.pinned[candidate.product_id] = (position, rule)
+    return ordered
+
+
+def _pinned_from_database(
+    product_ids: list[int], active: bool | None, space, index, vector: np.ndarray
+) -> tuple[dict[int, Candidate], dict[int, str]]:
+    """Candidates for pinned products the search did not find (their photo and vector are
+    kept with the rules), and why the others cannot be listed."""
+    pinned, reasons = pinned_products(product_ids, active=active, space=space, index=index)
+    found = {}
+    for product_id, product in pinned.items():
+        score = float(product.vector @ vector) if product.vector is not None else -1.0
+        found[product_id] = Candidate(
+            product_id=product_id,
+            image_id=product.image_id,
+            score=score,
+            rank_score=score,
+            relevant=False,  # not found by the search: listed because pinned
+            category=product.category,
+            brand=product.brand,
+            price=product.price,
+            attributes=product.attributes,
+        )
+    return found, reasons
 
 
 def _understood(plan) -> dict:

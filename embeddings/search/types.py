@@ -23,7 +23,7 @@ class SearchHit:
     product: Product
     image: ProductImage
     score: float
-    # How the result was scored (hybrid searches): keyword, vector and fused scores.
+    # How the result was scored: keyword, vector and fused scores, the rules' effect, the final score.
     explain: dict | None = None
 
 
@@ -73,6 +73,9 @@ class SearchQuery:
     # Cutoffs to use instead of the space's (the admin's preview of a changed cutoff).
     text_cutoff: float | None = None
     image_cutoff: float | None = None
+    # Merchandising rules to apply instead of the saved ones (embeddings.search.rules.Rule;
+    # the admin's search preview of a rule changed but not saved). None: the saved rules.
+    rules_override: tuple | None = None
     sort: str = "relevance"
     limit: int = 24
     offset: int = 0
@@ -139,6 +142,8 @@ class SearchPage:
     understood: dict | None = None
     # How keyword and vector evidence were combined ("rrf", "score"; "" when vectors alone).
     fusion: str = ""
+    # The merchandising rules that fired: [{id, name, skipped_pins: [{product_id, position, reason}]}].
+    rules_fired: tuple[dict, ...] = ()
 
 
 @dataclass(slots=True)
