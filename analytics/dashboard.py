@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from analytics import charts, selectors
 from analytics.selectors import DateRange
@@ -39,14 +39,6 @@ def period_from(params) -> tuple[DateRange, str | None]:
     return DateRange.last_days(int(days)), None
 
 
-def _rule_add_url() -> str | None:
-    """The merchandising rules' add form, when that admin exists (it is optional here)."""
-    try:
-        return reverse("admin:embeddings_merchandisingrule_add")
-    except NoReverseMatch:
-        return None
-
-
 def search_dashboard(request: HttpRequest) -> HttpResponse:
     period, note = period_from(request.GET)
     report = selectors.report(period)
@@ -56,12 +48,18 @@ def search_dashboard(request: HttpRequest) -> HttpResponse:
     range_params = {"from": period.first.isoformat(), "to": period.last.isoformat()}
     # The links only for whoever may follow them.
     synonym_add = reverse("admin:embeddings_synonym_add") if request.user.has_perm("embeddings.add_synonym") else None
-    rule_add = _rule_add_url() if request.user.has_perm("embeddings.add_merchandisingrule") else None
+    rule_add = (
+        reverse("admin:embeddings_merchandisingrule_add")
+        if request.user.has_perm("embeddings.add_merchandisingrule")
+        else None
+    )
     zero = [
         {
             **row,
             "synonym_url": f"{synonym_add}?{urlencode({'terms': row['query'] + ', '})}" if synonym_add else None,
-            "rule_url": f"{rule_add}?{urlencode({'query': row['query']})}" if rule_add else None,
+            "rule_url": f"{rule_add}?{urlencode({'name': row['query'], 'match': 'exact', 'phrase': row['query']})}"
+            if rule_add
+            else None,
         }
         for row in report["zero"]
     ]

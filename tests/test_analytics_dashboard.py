@@ -159,6 +159,19 @@ def test_a_zero_result_query_links_to_a_synonym_prefilled_with_it(searches, staf
     assert 'value="潜水艇, "' in form  # the admin's add form takes it
 
 
+def test_a_zero_result_query_links_to_a_rule_prefilled_with_it(searches, staff):
+    user = User.objects.get(username="merchandiser")
+    user.user_permissions.add(Permission.objects.get(codename="add_merchandisingrule"))
+    page = Tables(staff.get("/admin/search-analytics/").content.decode())
+
+    rule_links = [link for link in page.links["table-zero"] if "/merchandisingrule/" in link]
+    path, query = urlsplit(rule_links[0]).path, parse_qs(urlsplit(rule_links[0]).query)
+    assert path == "/admin/embeddings/merchandisingrule/add/"
+    assert query == {"name": ["潜水艇"], "match": ["exact"], "phrase": ["潜水艇"]}
+    form = staff.get(rule_links[0]).content.decode()
+    assert 'name="phrase"' in form and 'value="潜水艇"' in form  # the rules' add form takes it
+
+
 def test_a_staff_member_who_may_not_add_synonyms_gets_no_link(searches):
     client = Client()
     client.force_login(User.objects.create_user("viewer", password="pw-1234567890", is_staff=True))
