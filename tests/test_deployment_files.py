@@ -42,6 +42,7 @@ def test_beat_schedules_registered_tasks_on_queues_a_worker_consumes():
         "embeddings.tasks.flush_outbox",
         "embeddings.tasks.reconcile_index",
         "catalog.tasks.resume_stalled_imports",
+        "analytics.tasks.prune",
     }
     assert schedule["reconcile"]["schedule"] == settings.VITRINE_RECONCILE_MINUTES * 60
     assert schedule["outbox"]["schedule"] == settings.VITRINE_OUTBOX_SECONDS
