@@ -17,7 +17,7 @@ import re
 
 from django.http import HttpRequest, JsonResponse
 from django.utils import translation
-from django.utils.cache import patch_cache_control
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from analytics.suggestions import popular_queries
@@ -71,6 +71,8 @@ def suggestions_for(prefix: str, language: str) -> list[dict[str, str]]:
 def suggest(request: HttpRequest) -> JsonResponse:
     prefix = request.GET.get("q", "")
     response = JsonResponse({"suggestions": suggestions_for(prefix, translation.get_language() or "")})
-    # The language comes from the cookie or Accept-Language (LocaleMiddleware adds the Vary).
+    # The language comes from the language cookie, else Accept-Language: a browser keeps
+    # the answer a minute, and asks again after the shopper switches language.
     patch_cache_control(response, private=True, max_age=CACHE_SECONDS)
+    patch_vary_headers(response, ["Cookie", "Accept-Language"])
     return response

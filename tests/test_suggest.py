@@ -68,7 +68,8 @@ def test_it_answers_a_list_of_text_and_kind(shop):
     response = Client().get("/suggest", {"q": "nor"})
 
     assert response.json() == {"suggestions": [{"text": "Nordlys", "kind": "brand"}]}
-    assert "max-age=60" in response["Cache-Control"]
+    assert response["Cache-Control"] == "private, max-age=60"
+    assert {"Cookie", "Accept-Language"} <= {part.strip() for part in response["Vary"].split(",")}
 
 
 def test_popular_clicked_queries_come_first_most_clicked_first(shop):

@@ -57,7 +57,7 @@ def test_arrow_down_and_enter_search_for_a_popular_suggestion_and_escape_closes(
 
     expect(listbox).to_be_visible()
     options = listbox.get_by_role("option")
-    expect(options.first).to_have_text("striped umbrella popular search")
+    expect(options.first).to_have_text("striped umbrella Popular search")
     expect(options).to_contain_text(["striped"])
     expect(box).to_have_attribute("aria-expanded", "true")
     assert "search-suggestions" in box.get_attribute("aria-controls").split()
@@ -65,6 +65,10 @@ def test_arrow_down_and_enter_search_for_a_popular_suggestion_and_escape_closes(
     expect(page.locator("#suggestions-status")).to_have_text(
         f"{options.count()} suggestions. Use the up and down arrow keys to choose one."
     )
+    # Once search as you type has shown its results (the page is dimmed while it loads).
+    page.wait_for_function("() => new URLSearchParams(location.search).get('q') === 'stri'")
+    page.wait_for_function("() => !document.body.classList.contains('loading')")
+    expect(listbox).to_be_visible()
     assert not axe_violations(page), axe_violations(page)
 
     box.press("ArrowDown")
@@ -119,7 +123,7 @@ def test_a_chinese_shopper_clicks_a_chinese_suggestion(page, site):
     option = listbox.get_by_role("option", name="杯子")
     option.click()
     page.wait_for_function("() => new URLSearchParams(location.search).get('q') === '杯子'")
-    wait_for_results(page)
+    wait_for_results(page, "结果")
     expect(box).to_have_value("杯子")
     expect(listbox).to_be_hidden()
     expect(box).to_be_focused()
