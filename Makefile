@@ -35,7 +35,8 @@ test: $(INSTALLED) $(MESSAGES) system-deps $(NODE_TOOLS)
 
 # The README's screenshots, taken by the browser tests.
 screenshots: $(INSTALLED) $(MESSAGES) system-deps $(NODE_TOOLS)
-	VITRINE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/test_browser.py
+	VITRINE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/test_browser.py \
+		tests/test_rules_browser.py tests/test_analytics_browser.py
 
 install: $(INSTALLED) $(MESSAGES)
 

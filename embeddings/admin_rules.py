@@ -5,6 +5,8 @@ cutoff, a disabled rule or a draft pin would do. The preview saves nothing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -194,14 +196,20 @@ def search_preview(form: PreviewForm) -> dict:
 
 def _column(name: str, query: SearchQuery, before: dict | None = None) -> dict:
     try:
+        # What shoppers see (the relevant results, a buried one too, in their order), then,
+        # below the line, the loosely related that "show more" would add.
+        shopper = catalog_search(replace(query, relevant_only=True))
         page = catalog_search(query)
     except (SearchError, ServiceUnavailable) as exc:
         return {"name": name, "error": str(exc), "rows": [], "order": [], "fired": [], "cutoff": None}
     earlier = {product_id: number for number, product_id in enumerate(before["order"], 1)} if before else {}
+    seen = {hit.product.pk for hit in shopper.hits}
+    loose = [hit for hit in page.hits if hit.product.pk not in seen and not (hit.explain or {}).get("relevant", True)]
+    hits = shopper.hits + loose[: max(0, query.limit - len(shopper.hits))]
     rows, line_drawn = [], False
-    for number, hit in enumerate(page.hits, 1):
+    for number, hit in enumerate(hits, 1):
         explain = hit.explain or {}
-        below = not explain.get("relevant", True) and explain.get("pinned") is None
+        below = hit.product.pk not in seen
         rows.append(
             {
                 "position": number,
@@ -217,10 +225,11 @@ def _column(name: str, query: SearchQuery, before: dict | None = None) -> dict:
     return {
         "name": name,
         "rows": rows,
-        "order": [hit.product.pk for hit in page.hits],
+        "order": [hit.product.pk for hit in hits],
         "fired": page.rules_fired,
         "cutoff": page.cutoff,
         "total": page.total,
+        "shown_total": shopper.total,
         "kind": page.kind,
         "error": "",
     }

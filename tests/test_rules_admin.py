@@ -160,6 +160,19 @@ def test_the_preview_shows_scores_fired_rules_the_cutoff_and_a_draft_pins_effect
     assert (MerchandisingRule.objects.count(), RulePin.objects.count(), LogEntry.objects.count()) == saved
 
 
+def test_the_preview_keeps_a_buried_relevant_product_above_the_line_and_says_what_shoppers_see(staff, small_shop):
+    relevant = catalog_search(SearchQuery(text="mug", limit=24))
+    leader = relevant.hits[0].product
+    rule = MerchandisingRule.objects.create(name="Bury the leader", match="exact", phrase="mug")
+    RuleBoost.objects.create(rule=rule, field="brand", value=leader.brand, factor=0.01)
+
+    html = staff.get(PREVIEW, {"q": "mug"}).content.decode()
+
+    # Buried far below the loosely related by its score, it is still among what shoppers see.
+    assert html.index(f"(id {leader.pk},") < html.index(">Relevance cutoff<")
+    assert f"Shoppers see {relevant.total} result" in html
+
+
 def test_the_preview_with_a_rule_disabled_shows_the_order_without_it(staff, small_shop):
     shown = catalog_search(SearchQuery(text="mug", limit=24))
     last = next(p for p in small_shop if p.pk == shown.hits[-1].product.pk)
