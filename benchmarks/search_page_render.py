@@ -23,14 +23,13 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import percentile  # noqa: E402 - needs the root on sys.path
+from benchmarks.common import embedded_django, percentile  # noqa: E402 - needs the root on sys.path
 
 
 def main() -> None:
@@ -40,16 +39,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=60, help="judged text queries used (spread evenly)")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="vitrine-bench-"))
-    os.environ["VITRINE_DATA_DIR"] = str(workdir / "data")
-    for name in ("CELERY_BROKER_URL", "QDRANT_URL", "DATABASE_URL"):
-        os.environ.pop(name, None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "searchsite.settings")
-    os.environ.setdefault("LOG_LEVEL", "warning")
-
-    import django
-
-    django.setup()
+    workdir = embedded_django()
     from django.core.cache import cache
     from django.core.management import call_command
     from django.test import Client
