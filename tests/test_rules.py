@@ -258,3 +258,18 @@ def test_each_rule_kind_orders_the_api_and_the_page_as_the_engine_does(small_sho
     assert [r["id"] for r in search_api.post("/api/v1/search", {"text": "mug", "limit": 100}).json()["results"]] == (
         before
     )
+
+
+def test_a_change_told_by_another_process_is_seen_at_the_next_version_check(small_shop, monkeypatch):
+    from embeddings.search import rules
+    from searchsite.caching import cache_call
+
+    rule = MerchandisingRule.objects.create(name="Mugs", match="exact", phrase="mug")  # this process: told at once
+    assert [r.name for r in rules.rules_saved()] == ["Mugs"]
+    # Another process disables it: the row changes (an update sends no notice here) and it
+    # sets the shared version, as its save would.
+    MerchandisingRule.objects.filter(pk=rule.pk).update(is_enabled=False)
+    cache_call("set", None, rules.VERSION_KEY, "changed elsewhere", None)
+    assert [r.name for r in rules.rules_saved()] == ["Mugs"]  # not asked again within the second
+    monkeypatch.setattr(rules, "_checked_at", rules._checked_at - rules.VERSION_CHECK_SECONDS)
+    assert rules.rules_saved() == ()  # the next check sees the new version and re-reads
