@@ -76,7 +76,7 @@ def engine_version_of(page) -> str:
     return f"{ENGINE_VERSION} {page.embedding_space} fusion={page.fusion or 'none'}"[:300]
 
 
-def search_record(*, page, query: str, language: str, source: str, latency_ms: float) -> str:
+def search_record(*, page, query: str, language: str, source: str) -> str:
     """Record a search that was answered (``page``: its SearchPage); its random id, or ""
     when analytics are off (VITRINE_ANALYTICS=0). Never raises."""
     if not settings.VITRINE_ANALYTICS:
@@ -91,7 +91,7 @@ def search_record(*, page, query: str, language: str, source: str, latency_ms: f
             source=source,
             result_count=page.total,
             zero_results=page.total == 0,
-            latency_ms=round(latency_ms, 2),
+            latency_ms=round(page.took_ms, 2),  # the engine's own time for the search
             engine_version=engine_version_of(page),
         )
         _append([row])

@@ -256,7 +256,6 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict, pa
         limit=PAGE_SIZE,
         offset=(page_number - 1) * PAGE_SIZE,
     )
-    started = time.perf_counter()
     try:
         result = catalog_search(query)
     except SearchError as exc:
@@ -275,7 +274,6 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict, pa
             query=query.text,
             language=get_language() or "",
             source="page",
-            latency_ms=(time.perf_counter() - started) * 1000,
         )
     context.update(_result_context(request, form, query, result, page_number, params))
     return 200
@@ -714,7 +712,6 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         "similar_cards": [],
         "similar_error": None,
     }
-    started = time.perf_counter()
     try:
         similar = catalog_search(
             SearchQuery(like_product_id=product.pk, relevant_only=False, limit=SIMILAR_STRIP_SIZE, facets=False)
@@ -738,7 +735,6 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
                 query="",
                 language=language or "",
                 source="page",
-                latency_ms=(time.perf_counter() - started) * 1000,
             )
         product_url = _product_url_maker()
         context["similar_cards"] = [

@@ -285,17 +285,14 @@ def test_the_events_api_needs_a_key_and_says_when_analytics_are_off(product, set
 
 
 class FakePage:
-    kind, total, embedding_space, fusion = "text", 2, "space@1", "rrf"
+    kind, total, embedding_space, fusion, took_ms = "text", 2, "space@1", "rrf", 1.0
 
 
 def test_rows_wait_in_the_buffer_until_flushed_and_the_oldest_go_when_it_is_full(db, monkeypatch):
     monkeypatch.setattr(recorder, "MAX_BUFFERED", 3)
     dropped = recorder.dropped_count()
 
-    ids = [
-        recorder.search_record(page=FakePage(), query=f"q{n}", language="en", source="api", latency_ms=1)
-        for n in range(5)
-    ]
+    ids = [recorder.search_record(page=FakePage(), query=f"q{n}", language="en", source="api") for n in range(5)]
 
     assert SearchRecord.objects.count() == 0
     assert recorder.buffered_count() == 3
@@ -306,7 +303,7 @@ def test_rows_wait_in_the_buffer_until_flushed_and_the_oldest_go_when_it_is_full
 
 
 def test_rows_the_database_refused_wait_for_the_next_flush(db, monkeypatch):
-    recorder.search_record(page=FakePage(), query="mug", language="en", source="api", latency_ms=1)
+    recorder.search_record(page=FakePage(), query="mug", language="en", source="api")
     from django.db import OperationalError
 
     def refuse(*args, **kwargs):
@@ -323,7 +320,7 @@ def test_rows_the_database_refused_wait_for_the_next_flush(db, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_the_background_thread_writes_buffered_rows_within_seconds():
     recorder.background_writes(True)
-    search_id = recorder.search_record(page=FakePage(), query="lamp", language="", source="api", latency_ms=1)
+    search_id = recorder.search_record(page=FakePage(), query="lamp", language="", source="api")
 
     deadline = time.monotonic() + 10
     while not SearchRecord.objects.filter(search_id=search_id).exists():
