@@ -424,6 +424,33 @@ VITRINE_LOOSE_BAND = env_int("VITRINE_LOOSE_BAND", 24, minimum=1, maximum=1000)
 # Photos people search with are kept (downscaled) so a photo search has a shareable URL.
 VITRINE_QUERY_PHOTO_DAYS = env_int("VITRINE_QUERY_PHOTO_DAYS", 7, minimum=1)
 
+# --- Generative services (only embeddings.generative reads these) ----------------------
+
+# Optional, each off while its URL is empty: nothing is sent anywhere then. A URL is an
+# OpenAI-compatible API's base (https://api.openai.com/v1, http://127.0.0.1:11434/v1 for a
+# local server) or the full endpoint.
+# Captions: a vision chat model writes alt text and descriptions (English and Chinese) as
+# suggestions a merchandiser accepts (admin, `manage.py caption --missing`).
+VITRINE_CAPTION_API_URL = env_str("VITRINE_CAPTION_API_URL", "")
+VITRINE_CAPTION_API_KEY = env_str("VITRINE_CAPTION_API_KEY", "")
+VITRINE_CAPTION_MODEL = env_str("VITRINE_CAPTION_MODEL", "gpt-4o-mini")
+VITRINE_CAPTION_TIMEOUT = env_float("VITRINE_CAPTION_TIMEOUT", 60.0, minimum=0.1)
+VITRINE_CAPTION_RETRIES = env_int("VITRINE_CAPTION_RETRIES", 3, minimum=0, maximum=10)
+# Calls a minute across all processes (counted in the shared cache); 0: no budget.
+VITRINE_CAPTION_PER_MINUTE = env_int("VITRINE_CAPTION_PER_MINUTE", 60, minimum=0)
+# "Imagine it": an image model draws what a shopper describes, and the picture is searched
+# with like a photo. A shopper waits for it, so fewer retries.
+VITRINE_IMAGE_API_URL = env_str("VITRINE_IMAGE_API_URL", "")
+VITRINE_IMAGE_API_KEY = env_str("VITRINE_IMAGE_API_KEY", "")
+VITRINE_IMAGE_MODEL = env_str("VITRINE_IMAGE_MODEL", "gpt-image-1")
+VITRINE_IMAGE_SIZE = env_str("VITRINE_IMAGE_SIZE", "1024x1024")
+VITRINE_IMAGE_TIMEOUT = env_float("VITRINE_IMAGE_TIMEOUT", 60.0, minimum=0.1)
+VITRINE_IMAGE_RETRIES = env_int("VITRINE_IMAGE_RETRIES", 1, minimum=0, maximum=10)
+VITRINE_IMAGE_PER_MINUTE = env_int("VITRINE_IMAGE_PER_MINUTE", 10, minimum=0)
+# The longest description sent; a picture drawn for a description is reused this long.
+VITRINE_IMAGINE_MAX_CHARS = env_int("VITRINE_IMAGINE_MAX_CHARS", 300, minimum=10, maximum=4000)
+VITRINE_IMAGINE_CACHE_SECONDS = env_int("VITRINE_IMAGINE_CACHE_SECONDS", 86400, minimum=0)
+
 # --- Celery -----------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html
 

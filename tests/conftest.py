@@ -312,3 +312,28 @@ def photo_server(settings):
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def standin_server():
+    from tests.standin_openai import StandIn
+
+    server = StandIn(slow_seconds=2.0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin(standin_server, settings):
+    """The stand-in OpenAI-compatible API (tests/standin_openai.py), both services pointed at
+    it, with a fresh script and request log; retries back off briefly."""
+    standin_server.reset()
+    settings.VITRINE_CAPTION_API_URL = standin_server.url
+    settings.VITRINE_CAPTION_API_KEY = "sk-caption-test"
+    settings.VITRINE_CAPTION_MODEL = "vision-test"
+    settings.VITRINE_IMAGE_API_URL = standin_server.url
+    settings.VITRINE_IMAGE_API_KEY = "sk-image-test"
+    settings.VITRINE_IMAGE_MODEL = "image-test"
+    settings.VITRINE_IMAGE_SIZE = "256x256"
+    yield standin_server
+    standin_server.reset()
