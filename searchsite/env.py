@@ -118,3 +118,28 @@ def env_rate(name: str, default: str) -> str:
     if not RATE_PATTERN.match(value):
         raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 600/minute (per second, minute, hour or day).")
     return value
+
+
+def env_http_url(name: str, default: str = "") -> str:
+    """An http(s) URL with a host, or empty (the feature it configures is off)."""
+    from urllib.parse import urlsplit
+
+    value = env_str(name, default)
+    if not value:
+        return ""
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an http:// or https:// URL with a host.")
+    return value
+
+
+def env_pattern(name: str, default: str, pattern: str, what: str) -> str:
+    value = env_str(name, default)
+    if not re.fullmatch(pattern, value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not {what}.")
+    return value

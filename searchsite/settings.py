@@ -20,10 +20,12 @@ from searchsite.env import (
     env_bool,
     env_choice,
     env_float,
+    env_http_url,
     env_int,
     env_is_set,
     env_list,
     env_path,
+    env_pattern,
     env_rate,
     env_str,
     env_weights,
@@ -431,7 +433,7 @@ VITRINE_QUERY_PHOTO_DAYS = env_int("VITRINE_QUERY_PHOTO_DAYS", 7, minimum=1)
 # local server) or the full endpoint.
 # Captions: a vision chat model writes alt text and descriptions (English and Chinese) as
 # suggestions a merchandiser accepts (admin, `manage.py caption --missing`).
-VITRINE_CAPTION_API_URL = env_str("VITRINE_CAPTION_API_URL", "")
+VITRINE_CAPTION_API_URL = env_http_url("VITRINE_CAPTION_API_URL")
 VITRINE_CAPTION_API_KEY = env_str("VITRINE_CAPTION_API_KEY", "")
 VITRINE_CAPTION_MODEL = env_str("VITRINE_CAPTION_MODEL", "gpt-4o-mini")
 VITRINE_CAPTION_TIMEOUT = env_float("VITRINE_CAPTION_TIMEOUT", 60.0, minimum=0.1)
@@ -440,10 +442,12 @@ VITRINE_CAPTION_RETRIES = env_int("VITRINE_CAPTION_RETRIES", 3, minimum=0, maxim
 VITRINE_CAPTION_PER_MINUTE = env_int("VITRINE_CAPTION_PER_MINUTE", 60, minimum=0)
 # "Imagine it": an image model draws what a shopper describes, and the picture is searched
 # with like a photo. A shopper waits for it, so fewer retries.
-VITRINE_IMAGE_API_URL = env_str("VITRINE_IMAGE_API_URL", "")
+VITRINE_IMAGE_API_URL = env_http_url("VITRINE_IMAGE_API_URL")
 VITRINE_IMAGE_API_KEY = env_str("VITRINE_IMAGE_API_KEY", "")
 VITRINE_IMAGE_MODEL = env_str("VITRINE_IMAGE_MODEL", "gpt-image-1")
-VITRINE_IMAGE_SIZE = env_str("VITRINE_IMAGE_SIZE", "1024x1024")
+VITRINE_IMAGE_SIZE = env_pattern(
+    "VITRINE_IMAGE_SIZE", "1024x1024", r"\d{2,5}x\d{2,5}|auto", "a size like 1024x1024 (or auto)"
+)
 VITRINE_IMAGE_TIMEOUT = env_float("VITRINE_IMAGE_TIMEOUT", 60.0, minimum=0.1)
 VITRINE_IMAGE_RETRIES = env_int("VITRINE_IMAGE_RETRIES", 1, minimum=0, maximum=10)
 VITRINE_IMAGE_PER_MINUTE = env_int("VITRINE_IMAGE_PER_MINUTE", 10, minimum=0)

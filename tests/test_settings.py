@@ -12,7 +12,16 @@ import pytest
 import yaml
 from django.core.exceptions import ImproperlyConfigured
 
-from searchsite.env import env_bool, env_choice, env_float, env_int, env_list, env_rate
+from searchsite.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_http_url,
+    env_int,
+    env_list,
+    env_pattern,
+    env_rate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
         (lambda: env_rate("X_FLAG", "1/second"), "fast", "X_FLAG='fast' is not a rate like 600/minute"),
         (lambda: env_rate("X_FLAG", "1/second"), "0/minute", "X_FLAG='0/minute' is not a rate"),
         (lambda: env_rate("X_FLAG", "1/second"), "10/week", "X_FLAG='10/week' is not a rate"),
+        (lambda: env_http_url("X_FLAG"), "api.openai.com/v1", "X_FLAG='api.openai.com/v1' is not an http"),
+        (lambda: env_http_url("X_FLAG"), "ftp://host/v1", "X_FLAG='ftp://host/v1' is not an http"),
+        (lambda: env_http_url("X_FLAG"), "http://host:port/v1", "X_FLAG='http://host:port/v1' is not an http"),
+        (lambda: env_pattern("X_FLAG", "1", r"\d+x\d+", "a size"), "big", "X_FLAG='big' is not a size"),
     ],
 )
 def test_bad_values_raise_improperly_configured_naming_the_variable(monkeypatch, reader, raw, message):
@@ -47,6 +60,9 @@ def test_good_values_are_parsed(monkeypatch):
     assert env_int("X_MISSING", 7) == 7
     monkeypatch.setenv("X_RATE", " 1200 / Minute ")
     assert env_rate("X_RATE", "1/second") == "1200/minute"
+    monkeypatch.setenv("X_URL", " http://127.0.0.1:11434/v1 ")
+    assert env_http_url("X_URL") == "http://127.0.0.1:11434/v1"
+    assert env_http_url("X_MISSING") == ""
 
 
 def settings_in_subprocess(tmp_path, **env) -> subprocess.CompletedProcess:
