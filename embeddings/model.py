@@ -82,8 +82,9 @@ def configured_model_label() -> str:
     """A short description of the configured model for pages, without loading it."""
     model = settings.VITRINE_CLIP_MODEL
     pretrained = settings.VITRINE_CLIP_PRETRAINED
-    if model.startswith(HF_TRANSFORMERS_PREFIX):
-        return Path(model[len(HF_TRANSFORMERS_PREFIX) :].rstrip("/")).name or model
+    if model.startswith(HF_TRANSFORMERS_PREFIX):  # a hub repo id as it is, a folder by its name
+        source = model[len(HF_TRANSFORMERS_PREFIX) :]
+        return Path(source).name if source.startswith(("/", ".", "~")) else source
     if pretrained.startswith(LOCAL_DIR_PREFIX):
         return Path(pretrained[len(LOCAL_DIR_PREFIX) :]).name
     if not pretrained and not model.startswith(HF_HUB_PREFIX):

@@ -80,6 +80,7 @@ def test_vectors_equal_a_direct_transformers_call(kind, hf_model, tiny_checkpoin
     expected_images, expected_texts = direct_vectors(tiny_checkpoints[kind], PHOTOS, TEXTS)
 
     assert image_rows.dtype == text_rows.dtype == np.float32
+    assert str(encoder.dtype) == "torch.float32"  # float16 is for CUDA devices only
     assert image_rows.shape == (2, encoder.space.dimension) and text_rows.shape == (4, encoder.space.dimension)
     assert np.abs(image_rows - expected_images).max() < 1e-5
     assert np.abs(text_rows - expected_texts).max() < 1e-5
@@ -127,6 +128,15 @@ def test_each_checkpoint_has_its_own_embedding_space(hf_model, tiny_checkpoints,
     assert clip.weights.startswith("local-dir:model.safetensors@")
     assert len({demo.id, clip.id, siglip.id, retrained.id}) == 4
     assert retrained.model == clip.model  # same folder name, other weights: another space all the same
+
+
+def test_pages_name_the_model_without_loading_it(settings):
+    from embeddings.model import configured_model_label
+
+    settings.VITRINE_CLIP_MODEL = "hf-transformers:OFA-Sys/chinese-clip-vit-base-patch16"
+    assert configured_model_label() == "OFA-Sys/chinese-clip-vit-base-patch16"
+    settings.VITRINE_CLIP_MODEL = "hf-transformers:/srv/models/shop-clip"
+    assert configured_model_label() == "shop-clip"
 
 
 def test_a_hub_id_not_in_the_cache_fails_offline_naming_the_settings(settings, tmp_path, monkeypatch):
