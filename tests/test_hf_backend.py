@@ -97,7 +97,10 @@ def test_texts_in_batches_encode_as_one_at_a_time(kind, hf_model):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("kind", "query"), [("clip", "striped mug"), ("chinese-clip", "红色条纹杯子")])
+@pytest.mark.parametrize(
+    ("kind", "query"),
+    [("clip", "striped mug"), ("chinese-clip", "红色条纹杯子"), ("siglip", "Striped mug"), ("siglip2", "条纹杯子")],
+)
 def test_a_shop_indexed_with_a_transformers_model_is_found_by_text_and_by_photo(kind, query, hf_model):
     encoder = hf_model(kind)
     products = []
