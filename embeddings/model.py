@@ -1,4 +1,4 @@
-"""The CLIP model: the only module that imports torch and open_clip.
+"""The CLIP model: the only module that imports open_clip (and, with ``embeddings.hf_model``, torch).
 
 Those imports happen inside functions, so importing this module (for the settings
 description, say) stays cheap; a test proves the web import path never loads torch.
@@ -7,6 +7,9 @@ The model is loaded lazily, once per process, behind a lock (``get_encoder``), w
 ``reset_encoder`` for tests. Preprocessing is open_clip's own eval transform for the model.
 Loading never hangs in download retries: weights already cached are loaded without the
 network, and missing weights are only fetched after a quick check that the hub answers.
+
+``VITRINE_CLIP_MODEL=hf-transformers:…`` loads a Hugging Face transformers checkpoint instead
+(``embeddings.hf_model``), behind the same functions and with the same encoder interface.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
+# transformers checkpoints (CLIP, Chinese-CLIP, SigLIP): a hub repo id or a local folder.
+# ("hf-hub:" is open_clip's own scheme for open_clip checkpoints on the hub.)
+HF_TRANSFORMERS_PREFIX = "hf-transformers:"
 # A model with no pretrained weights is initialised from this seed so that every process
 # (web, workers, tests) builds the same random model and their vectors are comparable.
 RANDOM_INIT_SEED = 0
@@ -76,6 +82,9 @@ def configured_model_label() -> str:
     """A short description of the configured model for pages, without loading it."""
     model = settings.VITRINE_CLIP_MODEL
     pretrained = settings.VITRINE_CLIP_PRETRAINED
+    if model.startswith(HF_TRANSFORMERS_PREFIX):  # a hub repo id as it is, a folder by its name
+        source = model[len(HF_TRANSFORMERS_PREFIX) :]
+        return Path(source).name if source.startswith(("/", ".", "~")) else source
     if pretrained.startswith(LOCAL_DIR_PREFIX):
         return Path(pretrained[len(LOCAL_DIR_PREFIX) :]).name
     if not pretrained and not model.startswith(HF_HUB_PREFIX):
@@ -198,6 +207,12 @@ def reset_encoder() -> None:
 
 
 def _load(*, model_name: str, pretrained: str, device_preference: str, cache_dir: Path) -> ClipEncoder:
+    if model_name.startswith(HF_TRANSFORMERS_PREFIX):  # VITRINE_CLIP_PRETRAINED plays no part
+        from embeddings.hf_model import hf_encoder_load
+
+        return hf_encoder_load(
+            model_name, device_preference=device_preference, cache_dir=cache_dir, fp16=settings.VITRINE_MODEL_FP16
+        )
     started = time.monotonic()
     import open_clip
     import torch
@@ -364,12 +379,12 @@ def _tag_cached_file(tag_cfg: dict, cache_dir: Path) -> Path | None:
     return None
 
 
-def _require_network(url: str, *, what: str) -> None:
+def _require_network(url: str, *, what: str, hint: str = _OFFLINE_HINT) -> None:
     """Fail in seconds, naming the settings, when the weights would have to be downloaded."""
     if _is_offline():
         raise ModelUnavailable(
             f"{what}: the weights are not in the model cache ({settings.VITRINE_MODEL_CACHE_DIR}) "
-            f"and HF_HUB_OFFLINE is set, so they cannot be downloaded. {_OFFLINE_HINT}"
+            f"and HF_HUB_OFFLINE is set, so they cannot be downloaded. {hint}"
         )
     parsed = urlparse(url)
     host = parsed.hostname or ""
@@ -381,5 +396,5 @@ def _require_network(url: str, *, what: str) -> None:
     except OSError as exc:
         raise ModelUnavailable(
             f"{what}: the weights are not in the model cache ({settings.VITRINE_MODEL_CACHE_DIR}) "
-            f"and {host}:{port} cannot be reached within {timeout:g} s ({exc}). {_OFFLINE_HINT}"
+            f"and {host}:{port} cannot be reached within {timeout:g} s ({exc}). {hint}"
         ) from None

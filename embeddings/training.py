@@ -301,8 +301,14 @@ def model_create(model_name: str, pretrained: str | None, seed: int):
     import torch
     from django.conf import settings
 
-    from embeddings.model import weights_plan
+    from embeddings.model import HF_TRANSFORMERS_PREFIX, ModelUnavailable, weights_plan
 
+    if model_name.startswith(HF_TRANSFORMERS_PREFIX):
+        raise ModelUnavailable(
+            f"{model_name!r}: training and fine-tuning work on open_clip models only; a transformers "
+            f"checkpoint is used as it is (fine-tune it with transformers' own tools, then point "
+            f"VITRINE_CLIP_MODEL=hf-transformers:/folder at the saved folder)."
+        )
     open_clip.add_model_config(MODEL_CONFIG_DIR)
     plan = weights_plan(
         open_clip, model_name=model_name, pretrained=pretrained or "", cache_dir=Path(settings.VITRINE_MODEL_CACHE_DIR)

@@ -97,7 +97,10 @@ def test_the_index_is_told_only_through_the_catalogs_signals():
         ("qdrant_client", {"embeddings.index.server"}),
         ("qdrant_edge", {"embeddings.index.edge"}),
         ("open_clip", {"embeddings.model", "embeddings.training"}),
-        ("torch", {"embeddings.model", "embeddings.training"}),
+        ("torch", {"embeddings.model", "embeddings.training", "embeddings.hf_model", "embeddings.hf_checkpoints"}),
+        # The transformers backend, and the tiny checkpoints made offline for it.
+        ("transformers", {"embeddings.hf_model", "embeddings.hf_checkpoints"}),
+        ("sentencepiece", {"embeddings.hf_checkpoints"}),
     ],
 )
 def test_heavy_libraries_are_imported_by_their_one_module(library, owners):

@@ -1,4 +1,4 @@
-"""torch and open_clip stay out of the web import path (they cost seconds and ~1 GB)."""
+"""torch, open_clip and transformers stay out of the web import path (they cost seconds and ~1 GB)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_web_modules_do_not_import_torch():
         "import catalog.models, catalog.admin, api.views, storefront.views, searchsite.urls\n"
         "import embeddings.tasks, embeddings.admin, embeddings.receivers\n"
         "from django.urls import resolve; resolve('/')\n"
-        "print(sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'open_clip', 'torchvision', 'transformers') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
