@@ -102,7 +102,9 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     to_embed, decoded, vectors, read_seconds, encode_seconds = _encode_pipelined(encoder, waiting, report)
 
     started = time.monotonic()
-    keywords = {image.product_id: product_terms(image.product) for image in to_embed}
+    # Once per product (its terms read its photos' alt text: a query).
+    products = {image.product_id: image.product for image in to_embed}
+    keywords = {product_id: product_terms(product) for product_id, product in products.items()}
     points = [
         ImagePoint(
             image_id=image.pk,
