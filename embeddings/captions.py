@@ -225,24 +225,19 @@ def caption_accept(suggestion: CaptionSuggestion, *, user=None) -> bool:
         if image is None:
             return False
         alt = {"alt_text": suggestion.alt_en.strip(), "alt_text_zh": suggestion.alt_zh.strip()}
-        alt = {name: value for name, value in alt.items() if value}
+        alt = {name: value[:300] for name, value in alt.items() if value}
         if alt:
-            ProductImage.objects.filter(pk=image.pk).update(**alt, updated_at=timezone.now())
-        description = suggestion.description_en.strip()
-        description_zh = suggestion.description_zh.strip()
-        product = Product.objects.get(pk=image.product_id)
-        if description or description_zh:
-            fields = {}
-            if description:
-                fields["description"] = description
-            if description_zh:
-                fields["attributes"] = {"description_zh": description_zh}
-            # Sends products_changed: the index refreshes the product's terms.
+            # The index is told (products_changed): the keyword side reads alt text.
+            services.image_alt_text_set(image=image, **alt)
+        fields = {}
+        if suggestion.description_en.strip():
+            fields["description"] = suggestion.description_en.strip()
+        if suggestion.description_zh.strip():
+            # catalog.translations' key for the Chinese description (merged into the rest).
+            fields["attributes"] = {"description_zh": suggestion.description_zh.strip()}
+        if fields:
+            product = Product.objects.get(pk=image.product_id)
             services.product_update(product=product, attributes_merge=True, **fields)
-        if alt:
-            # Alt text is one of the keyword side's texts, but not a product field: say so.
-            product_id = product.pk
-            transaction.on_commit(lambda: tasks.refresh_product_payload.delay(product_id), robust=True)
         CaptionSuggestion.objects.filter(pk=suggestion.pk).update(
             state=CaptionSuggestion.State.ACCEPTED, decided_at=timezone.now(), decided_by=user
         )

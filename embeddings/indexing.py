@@ -41,6 +41,8 @@ class EmbedReport:
 # (Title, description and external id are the keyword side's: its terms are a payload too.)
 PAYLOAD_FIELDS = frozenset(
     {"category", "brand", "price", "is_active", "attributes", "title", "description", "external_id"}
+    # An image's alt text (catalog.services.image_alt_text_set) is keyword text too.
+    | {"alt_text", "alt_text_zh"}
 )
 
 

@@ -119,9 +119,7 @@ class CaptionSuggestion(models.Model):
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
 
-    image = models.OneToOneField(
-        "catalog.ProductImage", on_delete=models.CASCADE, related_name="caption_suggestion"
-    )
+    image = models.OneToOneField("catalog.ProductImage", on_delete=models.CASCADE, related_name="caption_suggestion")
     product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="caption_suggestions")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
     # Empty where the image already had alt text (or the product a description): only
