@@ -77,14 +77,14 @@ def images_needing_captions(
 
 
 def _missing(image: ProductImage) -> tuple[bool, bool]:
-    """(needs alt text, needs a description) for this image, now."""
-    needs_description = not image.product.description and image.pk == (
-        ProductImage.objects.filter(product_id=image.product_id)
-        .order_by("position", "id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return not image.alt_text, needs_description
+    """(needs alt text, needs a description) for an image read by ``_image_read``, now."""
+    return not image.alt_text, not image.product.description and image.pk == image.first_id
+
+
+def _image_read(image_id: int) -> ProductImage | None:
+    """The image, its product, and its product's first photo's id: one query."""
+    images = ProductImage.objects.select_related("product").annotate(first_id=_first_image_ids())
+    return images.filter(pk=image_id).first()
 
 
 # --- Writing suggestions ---------------------------------------------------------------
@@ -124,7 +124,7 @@ def images_caption(
     queue = list(image_ids)
     while queue:
         image_id = queue[0]
-        image = ProductImage.objects.select_related("product").filter(pk=image_id).first()
+        image = _image_read(image_id)
         needs_alt, needs_description = _missing(image) if image is not None else (False, False)
         if not (needs_alt or needs_description):
             report.skipped.append(queue.pop(0))

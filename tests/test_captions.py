@@ -170,6 +170,8 @@ def test_the_products_action_queues_the_photos_lacking_text_and_says_how_many(sh
 
 def accept_through_the_admin(client: Client, suggestion: CaptionSuggestion, **edits) -> None:
     if edits:
+        page = client.get(f"/admin/embeddings/captionsuggestion/{suggestion.pk}/change/").content.decode()
+        assert 'name="_accept"' in page and suggestion.image.large_thumbnail_url in page
         form = {name: getattr(suggestion, name) for name in ("alt_en", "alt_zh", "description_en", "description_zh")}
         response = client.post(
             f"/admin/embeddings/captionsuggestion/{suggestion.pk}/change/", {**form, **edits, "_accept": "1"}
@@ -281,6 +283,7 @@ def test_a_failed_suggestion_cannot_be_accepted(shop, standin):
     )
 
     assert "0 captions accepted. 1 failed ones skipped" in response.content.decode()
+    assert "failed (500): The server had an error" in response.content.decode(), "the reason is in the list"
     assert Product.objects.get(pk=product.pk).description == ""
 
 
