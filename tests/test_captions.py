@@ -332,3 +332,25 @@ def test_the_command_fails_when_every_caption_fails_and_says_nothing_is_missing_
     assert "Nothing to caption" in capsys.readouterr().out
     with pytest.raises(CommandError, match="No product with id 999999"):
         call_command("caption", "--products", "999999")
+
+
+def test_a_feed_without_a_description_keeps_the_accepted_one_and_one_with_a_description_replaces_it(shop, standin):
+    from catalog.feeds.formats import feed_read
+    from catalog.feeds.importer import feed_import
+
+    product = shop[0]
+    Product.objects.filter(pk=product.pk).update(description="")
+    images_caption(image_ids=[first_image(product).pk])
+    accept_through_the_admin(admin_client(), CaptionSuggestion.objects.get())
+    accepted = Product.objects.get(pk=product.pk)
+
+    def reimport(description: str) -> Product:
+        feed = f"id,title,description,color\n{product.external_id},{product.title},{description},Teal\n"
+        feed_import(feed_read(feed.encode(), format="csv"))
+        return Product.objects.get(pk=product.pk)
+
+    kept = reimport("")
+    assert kept.description == accepted.description and kept.description
+    assert kept.attributes["description_zh"] == accepted.attributes["description_zh"]
+    assert kept.attributes["colour"] == "Teal", "the rest of the row was imported"
+    assert reimport("From the feed").description == "From the feed"
