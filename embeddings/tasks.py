@@ -12,6 +12,7 @@ import logging
 import random
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -175,8 +176,19 @@ def caption_images(self, image_ids: list[int]) -> None:
     from embeddings import captions
     from embeddings.generative import GenerativeError
 
+    done: list[int] = []
     try:
-        report = captions.images_caption(image_ids=image_ids)
+        report = captions.images_caption(image_ids=image_ids, progress=lambda image_id, _: done.append(image_id))
+    except SoftTimeLimitExceeded:
+        # A slow API (timeouts × retries): the photos not done yet go back to the queue
+        # (the one in flight too: writing its suggestion again is harmless).
+        rest = [image_id for image_id in image_ids if image_id not in set(done)]
+        if not done:  # not even one photo in the time: queuing them again would loop
+            logger.error("Caption batch ran out of time on its first photo; %d photos left as they were", len(rest))
+            return
+        logger.warning("Caption batch ran out of time: %d photos queued again", len(rest))
+        caption_images.apply_async((rest,))
+        return
     except GenerativeError as exc:  # not_configured: turned off since it was queued
         logger.warning("Captions not written for %d images: %s", len(image_ids), exc.message)
         return
