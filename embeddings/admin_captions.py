@@ -34,7 +34,8 @@ def captions_write_for(model_admin, request, product_ids: list[int], image_ids: 
     captions_queue(wanted)
     model_admin.message_user(
         request,
-        f"{len(wanted)} photos queued for alt text and descriptions; review them under Caption suggestions.",
+        f"{len(wanted)} photo{'' if len(wanted) == 1 else 's'} queued for alt text and descriptions; "
+        "review them under Caption suggestions.",
         messages.SUCCESS,
     )
 

@@ -354,3 +354,16 @@ def test_a_feed_without_a_description_keeps_the_accepted_one_and_one_with_a_desc
     assert kept.attributes["description_zh"] == accepted.attributes["description_zh"]
     assert kept.attributes["colour"] == "Teal", "the rest of the row was imported"
     assert reimport("From the feed").description == "From the feed"
+
+
+def test_the_images_action_queues_only_the_selected_photos_lacking_text(shop, standin):
+    photos = list(shop[0].images.order_by("position", "id"))
+    ProductImage.objects.filter(pk__in=[p.pk for p in photos]).update(alt_text="", alt_text_zh="")
+    chosen = [photos[-1].pk, first_image(shop[1]).pk]  # the second has its alt text, its product a description
+
+    response = admin_client().post(
+        "/admin/catalog/productimage/", {"action": "write_captions", "_selected_action": chosen}, follow=True
+    )
+
+    assert "1 photo queued for alt text and descriptions" in response.content.decode()
+    assert list(CaptionSuggestion.objects.values_list("image_id", flat=True)) == [photos[-1].pk]
