@@ -116,6 +116,10 @@ class ImageSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="The stored file")
     thumbnail_url = serializers.SerializerMethodField()
     duplicate_of = serializers.IntegerField(source="duplicate_of_id", allow_null=True)
+    alt_text = serializers.CharField(
+        read_only=True, help_text="What the photo shows, in a sentence (English; empty: none yet)"
+    )
+    alt_text_zh = serializers.CharField(read_only=True, help_text="The same in Simplified Chinese")
 
     class Meta:
         model = ProductImage
@@ -126,6 +130,8 @@ class ImageSerializer(serializers.ModelSerializer):
             "error",
             "url",
             "thumbnail_url",
+            "alt_text",
+            "alt_text_zh",
             "source_url",
             "sha256",
             "format",

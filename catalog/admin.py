@@ -55,13 +55,15 @@ def photo_row_name(prefix: str) -> str:
 class ProductImageInlineForm(forms.ModelForm):
     class Meta:
         model = ProductImage
-        fields = ["file", "position"]
+        fields = ["file", "position", "alt_text", "alt_text_zh"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         row = photo_row_name(self.prefix)
         self.fields["file"].widget.attrs["aria-label"] = _("%(photo)s: file") % {"photo": row}
         self.fields["position"].widget.attrs["aria-label"] = _("%(photo)s: position") % {"photo": row}
+        self.fields["alt_text"].widget.attrs["aria-label"] = _("%(photo)s: alt text") % {"photo": row}
+        self.fields["alt_text_zh"].widget.attrs["aria-label"] = _("%(photo)s: alt text (Chinese)") % {"photo": row}
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
@@ -89,7 +91,7 @@ class ProductImageInline(admin.TabularInline):
     form = ProductImageInlineForm
     formset = ProductImageInlineFormSet
     extra = 1
-    fields = ["thumbnail", "file", "position", "state", "error", "dimensions", "space"]
+    fields = ["thumbnail", "file", "position", "alt_text", "alt_text_zh", "state", "error", "dimensions", "space"]
     readonly_fields = ["thumbnail", "state", "error", "dimensions", "space"]
 
     @admin.display(description="Image")
@@ -215,9 +217,20 @@ class ProductAdmin(admin.ModelAdmin):
                     )
                     if result.is_created:
                         formset.new_objects.append(result.image)
-                elif inline_form.instance.pk and "position" in inline_form.changed_data:
-                    inline_form.instance.save(update_fields=["position", "updated_at"])
-                    formset.changed_objects.append((inline_form.instance, ["position"]))
+                elif inline_form.instance.pk:
+                    changed = []
+                    if "position" in inline_form.changed_data:
+                        inline_form.instance.save(update_fields=["position", "updated_at"])
+                        changed.append("position")
+                    texts = {
+                        name: inline_form.cleaned_data[name]
+                        for name in services.ALT_TEXT_FIELDS
+                        if name in inline_form.changed_data
+                    }
+                    if texts:
+                        changed += services.image_alt_text_set(image=inline_form.instance, **texts)
+                    if changed:
+                        formset.changed_objects.append((inline_form.instance, changed))
 
     def delete_model(self, request, obj):
         services.product_delete(product=obj)

@@ -76,6 +76,11 @@ class ProductImage(models.Model):
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     duplicate_score = models.FloatField(null=True, blank=True)
     duplicate_kept = models.BooleanField(default=False, help_text="A person decided to keep it anyway")
+    # What the photo shows, for people who cannot see it (the pages' ``alt``), in the
+    # catalog's languages (catalog.translations: the suffix ``_zh``). Typed by a person, or a
+    # generated caption a person accepted (embeddings.captions).
+    alt_text = models.CharField(max_length=300, blank=True, help_text="The photo described in a sentence (English)")
+    alt_text_zh = models.CharField(max_length=300, blank=True, help_text="The same in Simplified Chinese")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -358,6 +358,35 @@ def _file_restore_after_commit(stored_name: str, content: bytes) -> None:
     transaction.on_commit(file_restore_if_deleted)
 
 
+ALT_TEXT_FIELDS = ("alt_text", "alt_text_zh")
+
+
+def image_alt_text_set(*, image: ProductImage, **texts: str) -> tuple[str, ...]:
+    """Change an image's alt text (``alt_text``, ``alt_text_zh``: those given); returns the
+    fields that changed. The index is told: the keyword side reads alt text."""
+    unknown = set(texts) - set(ALT_TEXT_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Unknown image field." for name in sorted(unknown)})
+    values = {name: " ".join(str(value or "").split()) for name, value in texts.items()}
+    for name, value in values.items():
+        limit = ProductImage._meta.get_field(name).max_length
+        if len(value) > limit:
+            raise ValidationError({name: f"At most {limit} characters."})
+    # Compared with the row, not ``image``: a bound admin form has already set its fields.
+    stored = ProductImage.objects.filter(pk=image.pk).values(*ALT_TEXT_FIELDS).first()
+    if stored is None:
+        raise ValidationError("The image no longer exists.", code="not_found")
+    changed = tuple(name for name, value in values.items() if stored[name] != value)
+    if changed:
+        ProductImage.objects.filter(pk=image.pk).update(
+            **{name: values[name] for name in changed}, updated_at=timezone.now()
+        )
+        for name in changed:
+            setattr(image, name, values[name])
+        signals.send_products_changed({image.product_id: changed})
+    return changed
+
+
 def image_delete(*, image: ProductImage) -> int:
     """Delete one image row and, if no other row uses it, its file. Returns the image id."""
     image_id = image.pk

@@ -71,3 +71,14 @@ def localized_attributes(product, language: str | None = None) -> list[tuple[str
         for key, value in attributes.items()
         if not is_translation_key(str(key))
     ]
+
+
+def localized_alt(image, language: str | None = None) -> str:
+    """An image's alt text in the language (``alt_text_<suffix>``), else the English one;
+    empty when it has none."""
+    suffix = suffix_for(language)
+    if suffix:
+        translated = getattr(image, f"alt_text_{suffix}", "")
+        if translated:
+            return translated
+    return image.alt_text or ""

@@ -14,6 +14,9 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.admin import ProductAdmin, space_id_shown
 from catalog.models import Product
+
+# Also registers the caption suggestions' review and the images' caption action.
+from embeddings.admin_captions import actions_without_captions_when_off, captions_write_for
 from embeddings.models import RelevanceCutoff, Synonym, TagFacet, TagSuggestion, TagValue
 from embeddings.search import SearchError, SearchQuery, catalog_search
 from embeddings.search.understanding import vocabulary, word_term
@@ -145,7 +148,15 @@ def sample_queries() -> list[str]:
 class TaggingProductAdmin(ProductAdmin):
     """The catalog's product admin with the zero-shot "Suggest tags" action."""
 
-    actions = [*ProductAdmin.actions, "suggest_tags"]
+    actions = [*ProductAdmin.actions, "suggest_tags", "write_captions"]
+
+    def get_actions(self, request):
+        return actions_without_captions_when_off(super().get_actions(request))
+
+    @admin.action(description="Write alt text and descriptions (generated, for review)")
+    def write_captions(self, request, queryset):
+        """For the photos without alt text and the products without a description."""
+        captions_write_for(self, request, list(queryset.values_list("pk", flat=True)))
 
     @admin.action(description="Suggest tags for the selected products (zero-shot, from the taxonomy)")
     def suggest_tags(self, request, queryset):

@@ -41,6 +41,8 @@ class EmbedReport:
 # (Title, description and external id are the keyword side's: its terms are a payload too.)
 PAYLOAD_FIELDS = frozenset(
     {"category", "brand", "price", "is_active", "attributes", "title", "description", "external_id"}
+    # An image's alt text (catalog.services.image_alt_text_set) is keyword text too.
+    | {"alt_text", "alt_text_zh"}
 )
 
 
@@ -102,7 +104,9 @@ def images_embed(*, image_ids: list[int]) -> EmbedReport:
     to_embed, decoded, vectors, read_seconds, encode_seconds = _encode_pipelined(encoder, waiting, report)
 
     started = time.monotonic()
-    keywords = {image.product_id: product_terms(image.product) for image in to_embed}
+    # Once per product (its terms read its photos' alt text: a query).
+    products = {image.product_id: image.product for image in to_embed}
+    keywords = {product_id: product_terms(product) for product_id, product in products.items()}
     points = [
         ImagePoint(
             image_id=image.pk,

@@ -176,6 +176,18 @@ def translated_descriptions(attributes) -> list[str]:
     return [value for key, value in attributes.items() if is_translated_description(key) and isinstance(value, str)]
 
 
+def alt_texts(product) -> list[str]:
+    """The alt text of the product's photos, in every language (catalog.models.ProductImage)."""
+    if product.pk is None:
+        return []
+    prefetched = getattr(product, "_prefetched_objects_cache", {}).get("images")
+    if prefetched is not None:
+        rows = [(image.alt_text, image.alt_text_zh) for image in prefetched]
+    else:
+        rows = product.images.exclude(alt_text="", alt_text_zh="").values_list("alt_text", "alt_text_zh")
+    return [text for row in rows for text in row if text]
+
+
 def product_fields(product) -> dict[str, list[str]]:
     """The texts of a product per keyword field."""
     items = list(attribute_items(product.attributes))
@@ -187,8 +199,9 @@ def product_fields(product) -> dict[str, list[str]]:
         "category": [product.category or ""],
         "attributes": values,
         "tags": tags,
-        # The description and its translations (catalog.translations: "description_zh"…).
-        "description": [product.description or ""] + translated_descriptions(product.attributes),
+        # The description and its translations (catalog.translations: "description_zh"…),
+        # and what the photos' alt text says: prose about the product, weighed alike.
+        "description": [product.description or ""] + translated_descriptions(product.attributes) + alt_texts(product),
         "external_id": [product.external_id or ""],
     }
 

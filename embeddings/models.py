@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 
 class RelevanceCutoff(models.Model):
@@ -104,6 +106,41 @@ class TagSuggestion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product.external_id}: {self.value} ({self.confidence:.2f}, {self.state})"
+
+
+class CaptionSuggestion(models.Model):
+    """A vision model's alt text (and, for a product without one, description) of a photo,
+    in English and Chinese, waiting for a person (embeddings.captions). One per image: a new
+    caption replaces a pending one."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    image = models.OneToOneField("catalog.ProductImage", on_delete=models.CASCADE, related_name="caption_suggestion")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="caption_suggestions")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    # Empty where the image already had alt text (or the product a description): only
+    # what is missing is asked for and shown.
+    alt_en = models.CharField("Alt text (English)", max_length=300, blank=True)
+    alt_zh = models.CharField("Alt text (Chinese)", max_length=300, blank=True)
+    description_en = models.TextField("Description (English)", blank=True)
+    description_zh = models.TextField("Description (Chinese)", blank=True)
+    error = models.TextField(blank=True, help_text="Why no caption was written (failed only)")
+    model = models.CharField(max_length=200, blank=True, help_text="The model that wrote it")
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"caption of image {self.image_id} ({self.state})"
 
 
 # --- Blue/green: which embedding space serves searches --------------------------------

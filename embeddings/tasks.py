@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that take primitive ids and call one function of ``indexing``.
 
-All run on the ``embeddings`` queue (CELERY_TASK_ROUTES). ``acks_late`` with
+All run on the ``embeddings`` queue (CELERY_TASK_ROUTES), but captions (``captions``: a slow
+remote API must not hold back embedding). ``acks_late`` with
 ``reject_on_worker_lost`` (settings) means a batch whose worker is killed goes back to
 the queue; the work is idempotent, so running it again is safe.
 """
@@ -11,6 +12,7 @@ import logging
 import random
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -27,6 +29,13 @@ RETRY_CAP_SECONDS = 600
 # exceed the hard one, or a slow batch is handed to a second worker (a system check says so).
 BATCH_SOFT_SECONDS = 600
 BATCH_HARD_SECONDS = 660
+# Images per caption task: each is one call to a remote vision model (seconds each, up to
+# VITRINE_CAPTION_TIMEOUT × retries), so a batch stays well inside the time limits above and
+# a worker that also runs feed imports is not held long.
+CAPTION_BATCH_SIZE = 4
+# A caption task waiting for the per-minute budget is retried this often at most (a
+# minute each: an hour of a spent budget, then the images are left for the next run).
+CAPTION_MAX_RETRIES = 60
 # The database is down, restarting or unreachable: a hiccup to wait out, like the store's.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
@@ -155,3 +164,46 @@ def _database_retry(task, exc: Exception, what: str) -> None:
         return
     logger.warning("Database unavailable, retrying %s: %s", what, exc)
     raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries)) from exc
+
+
+@shared_task(
+    bind=True, max_retries=CAPTION_MAX_RETRIES, soft_time_limit=BATCH_SOFT_SECONDS, time_limit=BATCH_HARD_SECONDS
+)
+def caption_images(self, image_ids: list[int]) -> None:
+    """Caption these images (``captions.images_caption``): a pending suggestion each, or a
+    failed one with the reason. When the per-minute budget is spent or the service rate
+    limits us, the images not yet asked are retried once it allows (never marked failed)."""
+    from embeddings import captions
+    from embeddings.generative import GenerativeError
+
+    done: list[int] = []
+    try:
+        report = captions.images_caption(image_ids=image_ids, progress=lambda image_id, _: done.append(image_id))
+    except SoftTimeLimitExceeded:
+        # A slow API (timeouts × retries): the photos not done yet go back to the queue
+        # (the one in flight too: writing its suggestion again is harmless).
+        rest = [image_id for image_id in image_ids if image_id not in set(done)]
+        if not done:  # not even one photo in the time: queuing them again would loop
+            logger.error("Caption batch ran out of time on its first photo; %d photos left as they were", len(rest))
+            return
+        logger.warning("Caption batch ran out of time: %d photos queued again", len(rest))
+        caption_images.apply_async((rest,))
+        return
+    except GenerativeError as exc:  # not_configured: turned off since it was queued
+        logger.warning("Captions not written for %d images: %s", len(image_ids), exc.message)
+        return
+    except DATABASE_ERRORS as exc:
+        _database_retry(self, exc, f"captions of {len(image_ids)} images")
+        return
+    if not report.waiting:
+        return
+    if self.request.is_eager or self.request.retries >= self.max_retries:
+        # In-process (no broker) a retry would run at once, into the same spent budget.
+        logger.warning(
+            "Caption budget spent: %d images left without a suggestion (run the action or "
+            "`manage.py caption --missing` again)",
+            len(report.waiting),
+        )
+        return
+    logger.info("Caption budget spent: %d images wait %.0f s", len(report.waiting), report.retry_after)
+    raise self.retry(args=[report.waiting], countdown=report.retry_after)

@@ -479,6 +479,8 @@ CELERY_TASK_ROUTES = {
     "embeddings.tasks.flush_outbox": {"queue": "maintenance"},
     "catalog.tasks.resume_stalled_imports": {"queue": "maintenance"},
     "analytics.tasks.prune": {"queue": "maintenance"},
+    # Calls to a remote vision model: seconds each, so not in the embedding worker's way.
+    "embeddings.tasks.caption_images": {"queue": "captions"},
     "embeddings.tasks.*": {"queue": "embeddings"},
     "catalog.tasks.*": {"queue": "catalog"},
 }

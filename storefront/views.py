@@ -40,7 +40,7 @@ from analytics.services import EventRefused, event_record
 from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product
 from catalog.thumbnails import thumbnail_dimensions, thumbnail_srcset, thumbnail_url
-from catalog.translations import localized, localized_attributes, suffix_for
+from catalog.translations import localized, localized_alt, localized_attributes, suffix_for
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
 from embeddings.search import SORTS, FacetFilters, SearchError, SearchQuery, catalog_search
@@ -310,6 +310,8 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int,
                 "liked": pk in liked,
                 "url": product_url(pk),
                 "thumbnail_url": image.thumbnail_url,
+                # Empty when the photo has no alt text: the card's title names the link.
+                "alt": localized_alt(image),
                 "width": width,
                 "height": height,
                 "title": (title := localized(product, "title") if suffix else product.title),
@@ -705,7 +707,7 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         "product": product,
         "title": title,
         "description": localized(product, "description", language),
-        "photos": _product_photos(images, title),
+        "photos": _product_photos(images, title, language),
         "facts": _product_facts(product, language),
         "back_url": _search_referer(request),
         "similar": None,
@@ -741,6 +743,7 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
             {
                 "url": product_url(hit.product.pk),
                 "thumbnail_url": hit.image.thumbnail_url,
+                "alt": localized_alt(hit.image, language),
                 "dimensions": hit.image.thumbnail_dimensions,
                 "title": localized(hit.product, "title", language),
                 "price": hit.product.price,
@@ -772,10 +775,11 @@ def _product_facts(product: Product, language: str | None) -> list[tuple[str, st
     return facts
 
 
-def _product_photos(images: list, title: str) -> list[dict]:
+def _product_photos(images: list, title: str, language: str | None = None) -> list[dict]:
     """Each photo as the gallery shows it: sizes for the main photo's srcset (the file
     for its width, never enlarged), the largest one for the link without JavaScript, a
-    small square for the thumbnail button."""
+    small square for the thumbnail button. Its alt text is the photo's own (in the
+    language) where it has one, else its place among the product's photos."""
     photos = []
     for number, image in enumerate(images, start=1):
         candidates = thumbnail_srcset(image.sha256, image.width, image.height)
@@ -798,7 +802,8 @@ def _product_photos(images: list, title: str) -> list[dict]:
                 "large_url": largest[0],
                 "thumb_url": thumb_url,
                 "thumb_dimensions": thumb_dimensions,
-                "alt": _("%(title)s, photo %(number)d of %(count)d")
+                "alt": localized_alt(image, language)
+                or _("%(title)s, photo %(number)d of %(count)d")
                 % {"title": title, "number": number, "count": len(images)},
             }
         )

@@ -165,6 +165,10 @@ def _import_row(row: FeedRow, known: dict[str, int], downloads: dict, report: Fe
         existing = Product.objects.filter(external_id=row.external_id).values_list("attributes", flat=True).first()
         if isinstance(existing, dict):
             fields = {**fields, "attributes": {**existing, **fields["attributes"]}}
+    if fields.get("description") == "":
+        # An empty cell is a feed without a description, not an order to erase one: the
+        # product keeps the one it has (typed in the admin, or a generated one accepted).
+        fields = {name: value for name, value in fields.items() if name != "description"}
     try:
         with transaction.atomic():
             result = services.product_upsert(external_id=row.external_id, **fields)
