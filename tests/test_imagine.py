@@ -1,4 +1,4 @@
-""""Imagine it" search (embeddings.imagine) through the search page, the API and the
+""" "Imagine it" search (embeddings.imagine) through the search page, the API and the
 admin's search preview, against the stand-in image API on loopback (tests/standin_openai.py
 draws the demo shop's products from colour, pattern and kind words)."""
 
@@ -211,3 +211,122 @@ def test_an_imagined_search_is_recorded_with_its_description(small_shop, standin
         ("imagined", "a blue dotted vase", "page"),
         ("imagined+words", "a red striped mug", "page"),
     ]
+
+
+# --- The API ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def search_client(small_shop):
+    return ApiClient(api_key_for("search"))
+
+
+@pytest.mark.parametrize("prompt", ["a blue dotted vase", "一个蓝色圆点花瓶"])
+def test_the_api_draws_a_description_and_answers_results_and_the_picture(search_client, standin, prompt):
+    response = search_client.post("/api/v1/search", {"imagine": prompt, "limit": 5})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    top = Product.objects.get(external_id=body["results"][0]["external_id"])
+    assert looks(top) == BLUE_DOTTED_VASE
+    assert body["query_kind"] == "image"
+    imagined = body["imagined"]
+    assert imagined["prompt"] == prompt and imagined["cached"] is False
+    assert re.fullmatch(r"http://testserver/search/photos/[0-9a-f]{32}\.jpg", imagined["image_url"])
+    picture = Client().get(urlsplit(imagined["image_url"]).path)
+    assert picture.status_code == 200 and picture["Content-Type"] == "image/jpeg"
+
+    again = search_client.post("/api/v1/search", {"imagine": prompt, "text": "vase"}).json()
+
+    assert again["imagined"] == {**imagined, "cached": True}
+    assert again["query_kind"] == "image+text"
+    assert len(standin.calls("images")) == 1
+
+
+def test_the_api_takes_imagine_in_a_multipart_body_too(search_client, standin):
+    response = search_client.multipart("/api/v1/search", {"imagine": "a blue dotted vase", "limit": "3"})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["imagined"]["prompt"] == "a blue dotted vase"
+
+
+def test_the_api_records_an_imagined_search_with_its_description(search_client, standin):
+    body = search_client.post("/api/v1/search", {"imagine": "一个蓝色圆点花瓶"}).json()
+
+    recorder.flush()
+    row = SearchRecord.objects.get()
+    assert (row.search_id, row.kind, row.query, row.language, row.source) == (
+        body["search_id"],
+        "imagined",
+        "一个蓝色圆点花瓶",
+        "zh",
+        "api",
+    )
+
+
+def test_while_off_the_api_answers_imagine_off_naming_the_setting_and_sends_nothing(search_client, standin, settings):
+    settings.VITRINE_IMAGE_API_URL = ""
+
+    response = search_client.post("/api/v1/search", {"imagine": "a blue dotted vase"})
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "imagine_off" and "VITRINE_IMAGE_API_URL" in error["message"]
+    assert standin.requests == [] and query_photos(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"imagine": ""}, 400, "invalid"),
+        ({"imagine": "   "}, 400, "invalid"),
+        ({"imagine": "a vase", "image_url": "https://example.org/p.jpg"}, 422, "too_many_images"),
+        ({"imagine": "a vase", "like": ["no-such-product"]}, 422, "unknown_product"),
+    ],
+)
+def test_an_api_request_that_cannot_be_drawn_is_refused_before_any_call(
+    search_client, standin, settings, body, status, code
+):
+    response = search_client.post("/api/v1/search", body)
+
+    assert response.status_code == status and response.json()["error"]["code"] == code
+    assert standin.requests == [] and query_photos(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("behaviours", "status", "code"),
+    [
+        (("500", "500"), 503, "imagine_server_error"),
+        (("slow", "slow"), 503, "imagine_timeout"),
+        (("not_an_image",), 502, "imagine_not_an_image"),
+        (("empty",), 502, "imagine_malformed_response"),
+        (("malformed",), 502, "imagine_malformed_response"),
+        (("401",), 502, "imagine_refused"),
+        (("429", "429"), 429, "imagine_rate_limited"),
+    ],
+)
+def test_a_misbehaving_image_api_gives_the_api_s_error_and_stores_nothing(
+    search_client, standin, settings, behaviours, status, code
+):
+    settings.VITRINE_IMAGE_TIMEOUT = 0.5
+    standin.script("images", *behaviours)
+
+    response = search_client.post("/api/v1/search", {"imagine": "a blue dotted vase"})
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    if status in (429, 503):
+        assert int(response["Retry-After"]) >= 1
+    assert query_photos(settings) == []
+
+
+def test_the_api_s_spent_image_budget_is_a_429_with_retry_after(search_client, standin, settings):
+    settings.VITRINE_IMAGE_PER_MINUTE = 1
+    assert search_client.post("/api/v1/search", {"imagine": "a blue dotted vase"}).status_code == 200
+
+    response = search_client.post("/api/v1/search", {"imagine": "a green striped lamp"})
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "imagine_budget_exhausted"
+    assert 1 <= int(response["Retry-After"]) <= 61
+    assert len(standin.calls("images")) == 1
