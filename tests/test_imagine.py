@@ -330,3 +330,41 @@ def test_the_api_s_spent_image_budget_is_a_429_with_retry_after(search_client, s
     assert response.json()["error"]["code"] == "imagine_budget_exhausted"
     assert 1 <= int(response["Retry-After"]) <= 61
     assert len(standin.calls("images")) == 1
+
+
+# --- The admin's search preview ---------------------------------------------------------
+
+PREVIEW = "/admin/embeddings/merchandisingrule/preview/"
+
+
+@pytest.fixture
+def staff(small_shop):
+    from django.contrib.auth.models import User
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
+    return client
+
+
+def test_a_merchandiser_previews_a_drawn_description_with_the_picture_shown(staff, standin):
+    html = staff.post(PREVIEW, {"imagine": "a blue dotted vase"}).content.decode()
+
+    assert "Drawn for: <q>a blue dotted vase</q>" in html
+    first = re.search(r'<th scope="row">1</th>\s*<td><img[^>]*> ([^<]+) <small>\(id (\d+)', html)
+    assert looks(Product.objects.get(pk=first.group(2))) == BLUE_DOTTED_VASE
+    staff.post(PREVIEW, {"imagine": "a blue dotted vase"})
+    assert len(standin.calls("images")) == 1
+
+
+def test_the_preview_says_why_a_drawing_failed_and_offers_no_description_while_off(staff, standin, settings):
+    standin.script("images", "not_an_image")
+    html = staff.post(PREVIEW, {"imagine": "a blue dotted vase"}).content.decode()
+    assert 'id="id_imagine_errors"' in html and "not a usable picture" in html
+    assert ": results in order</caption>" not in html
+
+    settings.VITRINE_IMAGE_API_URL = ""
+    html = staff.get(PREVIEW).content.decode()
+    assert 'name="imagine"' not in html
+    html = staff.post(PREVIEW, {"imagine": "a blue dotted vase"}).content.decode()
+    assert "Type words or choose a photo." in html
+    assert len(standin.calls("images")) == 1
