@@ -63,7 +63,7 @@ def test_a_described_product_is_drawn_and_the_drawing_finds_it(small_shop, stand
     found = result_products(page(results))
     assert [looks(p) for p in found[:1]] == [BLUE_DOTTED_VASE]
     html = page(results)
-    assert f"Drawn for: <q>{prompt}</q>" in html
+    assert f"Drawn for: <q>{prompt}</q>" in html and "drawn by an image model" in html
     assert f'alt="A picture drawn for “{prompt}”"' in html
     assert "Searching with <strong>a drawn picture</strong>" in html
     picture = client.get(f"/search/photos/{params['photo'][0]}.jpg")
