@@ -1,4 +1,4 @@
-""" "Imagine it": a description is drawn by the image API and the picture is stored as a
+"""Imagine it: a description is drawn by the image API and the picture is stored as a
 query photo, so that it is searched with like any photo (``/?photo=<token>``).
 
 One service for every face (the search page, the API, the admin's search preview): the

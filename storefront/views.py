@@ -42,7 +42,7 @@ from catalog.models import Product
 from catalog.thumbnails import thumbnail_dimensions, thumbnail_srcset, thumbnail_url
 from catalog.translations import localized, localized_attributes, suffix_for
 from embeddings.generative import GenerativeError, imagine_enabled
-from embeddings.imagine import imagine_photo
+from embeddings.imagine import imagine_photo, imagine_prompt_clean
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
 from embeddings.query_photos import query_photo_load, query_photo_path, query_photo_store
@@ -552,12 +552,14 @@ class _Links:
 
 
 def _imagine_search(request: HttpRequest) -> HttpResponse:
-    """ "Imagine it": the description is drawn (or the picture drawn for the same words
+    """Imagine it: the description is drawn (or the picture drawn for the same words
     lately is reused) and searched with like a photo: a redirect to ``?photo=<token>`` with
     the words (``imagined``) for the page to say what the picture was drawn for."""
     if not imagine_enabled():
         raise Http404("There is no “Imagine it” here.")  # off: invisible, as if never built
     prompt = request.POST.get("imagine", "")
+    if not imagine_prompt_clean(prompt):  # said at once, not counted against the rate
+        return _imagine_failed(request, imagine_failure(GenerativeError("empty_prompt", "")), prompt)
     wait = _client_rate_wait(request, settings.VITRINE_IMAGINE_RATE, "imagine")
     if wait:
         return _imagine_failed(request, imagine_paced(wait), prompt)

@@ -1,4 +1,4 @@
-""" "Imagine it" search (embeddings.imagine) through the search page, the API and the
+"""The "Imagine it" search (embeddings.imagine) through the search page, the API and the
 admin's search preview, against the stand-in image API on loopback (tests/standin_openai.py
 draws the demo shop's products from colour, pattern and kind words)."""
 
@@ -184,6 +184,7 @@ def test_the_image_budget_spent_is_a_429_with_retry_after_and_no_call(small_shop
 def test_imagine_searches_from_one_address_are_paced(small_shop, standin, settings):
     settings.VITRINE_IMAGINE_RATE = "2/minute"
     client = Client(REMOTE_ADDR="198.51.100.7")
+    assert imagine(client, " ").status_code == 400  # a slip of the finger is not counted
     assert [imagine(client, f"a {colour} vase").status_code for colour in ("red", "green")] == [303, 303]
 
     paced = imagine(client, "a blue vase")
