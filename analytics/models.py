@@ -24,6 +24,8 @@ class SearchRecord(models.Model):
         PHOTO_WORDS = "photo+words", "Photo and words"
         SIMILAR = "similar", "More like this"
         PRODUCTS = "products", "Liked products"
+        IMAGINED = "imagined", "Imagined picture"
+        IMAGINED_WORDS = "imagined+words", "Imagined picture and words"
 
     class Source(models.TextChoices):
         PAGE = "page", "Search page"
@@ -31,7 +33,8 @@ class SearchRecord(models.Model):
 
     search_id = models.CharField(max_length=32, unique=True, default=new_search_id)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # Normalised words (lower case, spaces collapsed); empty for a photo alone.
+    # Normalised words (lower case, spaces collapsed); empty for a photo alone; for an
+    # imagined picture, the description it was drawn for.
     query = models.CharField(max_length=500, blank=True, db_index=True)
     language = models.CharField(max_length=16, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)

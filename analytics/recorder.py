@@ -47,6 +47,11 @@ KINDS = {
     "product": SearchRecord.Kind.SIMILAR,
     "products": SearchRecord.Kind.PRODUCTS,
 }
+# A photo search whose photo was drawn for a description ("Imagine it").
+IMAGINED_KINDS = {
+    SearchRecord.Kind.PHOTO: SearchRecord.Kind.IMAGINED,
+    SearchRecord.Kind.PHOTO_WORDS: SearchRecord.Kind.IMAGINED_WORDS,
+}
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 _buffer: deque[SearchRecord] = deque()
@@ -76,18 +81,23 @@ def engine_version_of(page) -> str:
     return f"{ENGINE_VERSION} {page.embedding_space} fusion={page.fusion or 'none'}"[:300]
 
 
-def search_record(*, page, query: str, language: str, source: str) -> str:
+def search_record(*, page, query: str, language: str, source: str, imagined: str = "") -> str:
     """Record a search that was answered (``page``: its SearchPage); its random id, or ""
-    when analytics are off (VITRINE_ANALYTICS=0). Never raises."""
+    when analytics are off (VITRINE_ANALYTICS=0). Never raises. ``imagined``: the
+    description an "Imagine it" photo was drawn for, recorded as the query (what the
+    shopper asked for in words) with the kind ``imagined`` (``imagined+words``)."""
     if not settings.VITRINE_ANALYTICS:
         return ""
     try:
+        kind = KINDS.get(page.kind, page.kind)
+        if imagined and kind in IMAGINED_KINDS:
+            kind, query = IMAGINED_KINDS[kind], imagined
         row = SearchRecord(
             search_id=new_search_id(),
             created_at=timezone.now(),
             query=query_normalise(query),
             language=(language or "")[:16],
-            kind=KINDS.get(page.kind, page.kind),
+            kind=kind,
             source=source,
             result_count=page.total,
             zero_results=page.total == 0,

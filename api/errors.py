@@ -2,8 +2,9 @@
 
 400 the request is malformed · 401 no valid key · 403 the key lacks the scope · 404 not
 found · 413 too large · 415 not an image Vitrine reads (or a body type it does not take) ·
-422 well-formed but impossible · 429 too many requests (Retry-After) · 503 the index or the
-model is unavailable (Retry-After).
+422 well-formed but impossible · 429 too many requests (Retry-After) · 502 the image API
+answered with something unusable · 503 the index, the model or the image API is unavailable
+(Retry-After).
 """
 
 from __future__ import annotations
@@ -38,11 +39,14 @@ FETCH_STATUS = {"bad_url": 400, "bad_scheme": 400, "too_large": 413}
 class ApiError(APIException):
     """Raise from a view: ``ApiError(422, "unknown_product", "No product 'x'.")``."""
 
-    def __init__(self, http_status: int, code: str, message: str, fields: dict | None = None):
+    def __init__(
+        self, http_status: int, code: str, message: str, fields: dict | None = None, *, retry_after: int | None = None
+    ):
         super().__init__(message, code)
         self.status_code = http_status
         self.error_code = code
         self.fields = fields
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429, 503)
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -84,6 +88,8 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, ApiError):
         response = error_response(exc.status_code, exc.error_code, str(exc.detail), exc.fields)
+        if exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
         return response
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, APIException):

@@ -16,9 +16,12 @@ ERROR_MEANINGS = {
     413: "Too large: the image, the body, or the number of products.",
     415: "Not an image Vitrine reads, or a body type this endpoint does not take.",
     422: "Well-formed but impossible: e.g. nothing to search for, an unknown product in like, "
-    "a URL on a private address.",
-    429: "Too many requests for this key; Retry-After says when to try again.",
-    503: "The index or the model is unavailable; Retry-After suggests when to try again.",
+    "a URL on a private address, imagine while the image API is off (imagine_off).",
+    429: "Too many requests for this key, or (imagine) the image API's budget is spent or it is rate "
+    "limiting; Retry-After says when to try again.",
+    502: "(imagine) The image API answered with something that is not a usable picture, or refused "
+    "to draw (imagine_not_an_image, imagine_malformed_response, imagine_refused).",
+    503: "The index, the model or (imagine) the image API is unavailable; Retry-After suggests when to try again.",
 }
 
 
@@ -101,6 +104,11 @@ class examples:  # noqa: N801 - a namespace, read as ``examples.SEARCH_TEXT``
     )
     SEARCH_LIKE = OpenApiExample(
         "Recommendations", value={"like": ["mug-1"], "unlike": ["mug-7"], "limit": 8}, request_only=True
+    )
+    SEARCH_IMAGINE = OpenApiExample(
+        "Imagine it: a description drawn, then searched with",
+        value={"imagine": "a blue dotted vase", "limit": 10},
+        request_only=True,
     )
     SEARCH_IMAGE_URL = OpenApiExample(
         "A photo by URL, with words",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.http import QueryDict
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +21,16 @@ from api.schema import errors, examples
 from api.views import EXTERNAL_ID_PARAMETER, product_get, upload_content
 from catalog.intake import image_decode_rgb
 from catalog.models import Product
+from embeddings.generative import GenerativeError, imagine_enabled
+from embeddings.imagine import (
+    BAD_ANSWER_CODES,
+    UNAVAILABLE_CODES,
+    WAIT_CODES,
+    Imagined,
+    imagine_photo,
+    imagine_retry_after,
+)
+from embeddings.query_photos import query_photo_load
 from embeddings.search import FacetFilters, SearchError, SearchPage, SearchQuery, catalog_search
 from searchsite.fetch import url_fetch
 
@@ -34,15 +45,19 @@ class SearchView(APIView):
         summary="Search products",
         description="By words (any language), a photo (multipart `image`, `image_base64` or `image_url`), "
         "words and a photo together, or products the shopper likes (`like`, and `unlike` to move away). "
+        "`imagine` (when VITRINE_IMAGE_API_URL is set): a description the image API draws; the picture is "
+        "searched with like a photo, and `imagined` in the answer links to it (429, 502 and 503 with "
+        "`imagine_…` codes when the image API cannot draw it; 422 `imagine_off` while it is not set). "
         "Filters narrow the results; `facets` asks for counts per value. With `cutoff` on (the default) "
         "only relevant products are returned and counted; `total` says how many.",
         request={"application/json": s.SearchRequestSerializer, "multipart/form-data": s.SearchMultipartSerializer},
-        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 413, 415, 422, 429, 503)},
+        responses={200: s.SearchResponseSerializer, **errors(400, 401, 403, 413, 415, 422, 429, 502, 503)},
         examples=[
             examples.SEARCH_TEXT,
             examples.SEARCH_FILTERED,
             examples.SEARCH_LIKE,
             examples.SEARCH_IMAGE_URL,
+            examples.SEARCH_IMAGINE,
             examples.SEARCH_RESPONSE,
         ],
         tags=["search"],
@@ -59,9 +74,12 @@ class SearchView(APIView):
         serializer = s.SearchRequestSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         params = serializer.validated_data
-        sources = [name for name in ("image_base64", "image_url") if name in params] + (["image"] if image else [])
+        sources = [name for name in ("image_base64", "image_url", "imagine") if name in params]
+        sources += ["image"] if image else []
         if len(sources) > 1:
             raise ApiError(422, "too_many_images", f"Send one photo, not {' and '.join(sources)}.")
+        if "imagine" in params and not imagine_enabled():
+            raise ApiError(422, "imagine_off", "Imagine it is off: VITRINE_IMAGE_API_URL is not set.")
         if "image_base64" in params:
             image = params["image_base64"]
         elif "image_url" in params:
@@ -69,8 +87,10 @@ class SearchView(APIView):
         text = params.get("text", "").strip()
         like = _product_ids(params.get("like", []), "like")
         unlike = _product_ids(params.get("unlike", []), "unlike")
-        if not (text or image is not None or like):
-            raise ApiError(422, "missing_query", "Give text, a photo (image, image_base64 or image_url) or like.")
+        if not (text or image is not None or "imagine" in params or like):
+            raise ApiError(
+                422, "missing_query", "Give text, a photo (image, image_base64, image_url or imagine) or like."
+            )
         if set(like) & set(unlike):
             raise ApiError(422, "bad_refinement", "A product cannot be in both like and unlike.")
         filters = params.get("filters", {})
@@ -78,9 +98,17 @@ class SearchView(APIView):
         if price_min is not None and price_max is not None and price_min > price_max:
             raise ApiError(422, "bad_price_range", "filters.price_min is above filters.price_max.")
         facets = params.get("facets", [])
+        picture = image_decode_rgb(content=image) if image is not None else None
+        imagined = None
+        if "imagine" in params:
+            # Once the rest of the request is known to be good: a drawing costs seconds and a
+            # call of the image API's budget.
+            imagined = _imagine(params["imagine"])
+            picture = query_photo_load(imagined.token)
         query = SearchQuery(
             text=text,
-            image=image_decode_rgb(content=image) if image is not None else None,
+            image=picture,
+            image_key=imagined.token if imagined else "",
             positive_ids=tuple(like),
             negative_ids=tuple(unlike),
             filters=FacetFilters(
@@ -98,8 +126,15 @@ class SearchView(APIView):
             limit=params["limit"],
             offset=params["offset"],
         )
-        page, search_id = _search(query)
-        return Response(_search_response(request, page, facets, search_id, explain=params["explain"]))
+        page, search_id = _search(query, imagined=imagined.prompt if imagined else "")
+        body = _search_response(request, page, facets, search_id, explain=params["explain"])
+        if imagined:
+            body["imagined"] = {
+                "prompt": imagined.prompt,
+                "image_url": request.build_absolute_uri(reverse("query-photo", args=[imagined.token])),
+                "cached": imagined.cached,
+            }
+        return Response(body)
 
 
 class ProductSimilarView(APIView):
@@ -167,7 +202,26 @@ class EventsView(APIView):
         return Response(status=204)
 
 
-def _search(query: SearchQuery) -> tuple[SearchPage, str]:
+def _imagine(prompt: str) -> Imagined:
+    """The picture drawn for ``prompt`` (or drawn lately for the same words), or the API's
+    error: 429 wait (budget spent, rate limited), 503 the image API is not answering, 502
+    it answered with something unusable; each ``imagine_<the client's code>``."""
+    try:
+        return imagine_photo(prompt)
+    except GenerativeError as exc:
+        code = f"imagine_{exc.code}"
+        if exc.code in WAIT_CODES:
+            raise ApiError(429, code, exc.message, retry_after=imagine_retry_after(exc)) from None
+        if exc.code in UNAVAILABLE_CODES:
+            raise ApiError(503, code, exc.message, retry_after=imagine_retry_after(exc)) from None
+        if exc.code in BAD_ANSWER_CODES:
+            raise ApiError(502, code, exc.message) from None
+        if exc.code == "empty_prompt":
+            raise ApiError(400, "invalid", "imagine: describe what to draw.", {"imagine": [exc.message]}) from None
+        raise ApiError(422, "imagine_off", exc.message) from None
+
+
+def _search(query: SearchQuery, *, imagined: str = "") -> tuple[SearchPage, str]:
     """The page of results and its search id (recorded for analytics; "" when they are off)."""
     try:
         page = catalog_search(query)
@@ -176,8 +230,9 @@ def _search(query: SearchQuery) -> tuple[SearchPage, str]:
     search_id = search_record(
         page=page,
         query=query.text,
-        language=query_language(query.text),
+        language=query_language(imagined or query.text),
         source="api",
+        imagined=imagined,
     )
     return page, search_id
 
@@ -198,7 +253,7 @@ def _product_ids(external_ids: list[str], field: str) -> list[int]:
 
 def _multipart_search_body(data: QueryDict, files) -> tuple[dict, object]:
     body: dict = {}
-    for name in ("text", "image_url", "limit", "offset", "cutoff", "sort", "explain", "correct"):
+    for name in ("text", "image_url", "imagine", "limit", "offset", "cutoff", "sort", "explain", "correct"):
         if name in data:
             body[name] = data[name]
     for name in ("like", "unlike", "facets"):

@@ -327,6 +327,14 @@ class SearchRequestSerializer(RejectUnknownFields, serializers.Serializer):
     image_url = serializers.CharField(
         required=False, max_length=2000, help_text="A photo on a public http(s) address (fetched by Vitrine)"
     )
+    imagine = serializers.CharField(
+        required=False,
+        max_length=4000,
+        help_text="“Imagine it”: a description (any language) that the image API (VITRINE_IMAGE_API_URL) "
+        "draws; the picture is searched with like a photo (text adds words to it). The same words again "
+        "reuse the picture (VITRINE_IMAGINE_CACHE_SECONDS). Only these words are sent; cut at "
+        "VITRINE_IMAGINE_MAX_CHARS. 422 imagine_off while the image API is not set",
+    )
     like = serializers.ListField(
         child=serializers.CharField(max_length=255),
         required=False,
@@ -396,6 +404,7 @@ class SearchMultipartSerializer(serializers.Serializer):
     image = serializers.FileField(required=False)
     text = serializers.CharField(required=False, allow_blank=True, max_length=500)
     image_url = serializers.CharField(required=False, max_length=2000)
+    imagine = serializers.CharField(required=False, max_length=4000)
     like = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
     unlike = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
     filters = serializers.CharField(required=False, help_text='JSON, e.g. {"brand": ["Nordhem"]}')
@@ -488,6 +497,14 @@ class PriceBucketSerializer(serializers.Serializer):
     count = serializers.IntegerField()
 
 
+class ImaginedSerializer(serializers.Serializer):
+    prompt = serializers.CharField(help_text="The description as it was sent (spaces collapsed, cut to length)")
+    image_url = serializers.URLField(
+        help_text="The drawn picture (JPEG, at most 512 px), to show beside the results; kept VITRINE_QUERY_PHOTO_DAYS"
+    )
+    cached = serializers.BooleanField(help_text="true: drawn earlier for the same words; no image API call was made")
+
+
 class SearchResponseSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
     total = serializers.IntegerField(help_text="Relevant products matching the filters")
@@ -521,6 +538,7 @@ class SearchResponseSerializer(serializers.Serializer):
     rules_fired = RuleFiredSerializer(
         many=True, required=False, help_text="With explain: true: the merchandising rules that fired for the query"
     )
+    imagined = ImaginedSerializer(required=False, help_text="With imagine: the picture drawn and searched with")
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
     took_ms = serializers.FloatField()

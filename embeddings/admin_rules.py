@@ -1,5 +1,6 @@
 """The merchandising rules' admin (pins, hides, boosts as rows of a rule) and the search
-preview: a query or a photo shown as shoppers get it, with each result's scores, the
+preview: a query, a photo or (with the image API set) a description to draw, shown as
+shoppers get it, with each result's scores, the
 rules that fired, where the relevance cutoff falls, and, side by side, what a changed
 cutoff, a disabled rule or a draft pin would do. The preview saves nothing."""
 
@@ -17,7 +18,10 @@ from django.utils.html import format_html
 
 from catalog.intake import image_decode_rgb
 from catalog.models import Product
+from embeddings.generative import GenerativeError, imagine_enabled
+from embeddings.imagine import imagine_photo
 from embeddings.models import MerchandisingRule, RuleBoost, RuleHide, RulePin
+from embeddings.query_photos import query_photo_load
 from embeddings.search import SearchError, SearchQuery, catalog_search
 from embeddings.search.rules import Rule, pin_conflicts, rules_saved, rules_touch_on_commit
 from searchsite.errors import InputRejected, ServiceUnavailable
@@ -135,10 +139,31 @@ class PreviewForm(forms.Form):
     pin_product = forms.IntegerField(label="What if this product id were pinned", required=False, min_value=1)
     pin_position = forms.IntegerField(label="at position", required=False, min_value=1, max_value=PREVIEW_RESULTS)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if imagine_enabled():  # "Imagine it", as shoppers have it: only while the image API is set
+            fields = list(self.fields.items())
+            at = [name for name, _ in fields].index("photo") + 1
+            imagine = forms.CharField(
+                label="Or a description to draw",
+                required=False,
+                max_length=4000,
+                help_text="Drawn by the image API (VITRINE_IMAGE_API_URL), then searched with like a photo; "
+                "the same words reuse the picture",
+            )
+            self.fields = dict([*fields[:at], ("imagine", imagine), *fields[at:]])
+
     def clean(self):
         data = super().clean()
-        if not (data.get("q") or "").strip() and not data.get("photo"):
-            raise ValidationError("Type words or choose a photo.")
+        imagine = (data.get("imagine") or "").strip()
+        if not (data.get("q") or "").strip() and not data.get("photo") and not imagine:
+            raise ValidationError(
+                "Type words, choose a photo or describe one to draw."
+                if "imagine" in self.fields
+                else "Type words or choose a photo."
+            )
+        if imagine and data.get("photo"):
+            raise ValidationError("Choose a photo or describe one to draw, not both.")
         if (data.get("pin_product") is None) != (data.get("pin_position") is None):
             raise ValidationError("A draft pin needs both a product id and a position.")
         product_id = data.get("pin_product")
@@ -151,6 +176,14 @@ class PreviewForm(forms.Form):
                 data["image"] = image_decode_rgb(content=photo.read())
             except InputRejected as exc:
                 self.add_error("photo", str(exc))
+        if imagine and not self.errors:  # the last check: a drawing costs seconds and budget
+            try:
+                imagined = imagine_photo(imagine)
+            except GenerativeError as exc:
+                self.add_error("imagine", exc.message)
+            else:
+                data["image"] = query_photo_load(imagined.token)
+                data["imagined"] = imagined
         return data
 
     @property
@@ -191,7 +224,11 @@ def search_preview(form: PreviewForm) -> dict:
             image_cutoff=cutoff if cutoff is not None and base.kind == "image" else None,
         )
         columns.append(_column("What if", what_if, before=columns[0]))
-    return {"columns": columns, "differs": len(columns) == 2 and columns[0]["order"] != columns[1]["order"]}
+    return {
+        "columns": columns,
+        "differs": len(columns) == 2 and columns[0]["order"] != columns[1]["order"],
+        "imagined": data.get("imagined"),
+    }
 
 
 def _column(name: str, query: SearchQuery, before: dict | None = None) -> dict:

@@ -548,6 +548,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 VITRINE_API_RATE = env_rate("VITRINE_API_RATE", "600/minute")
 # Photo searches from the search page, per client address (each decodes or fetches a photo).
 VITRINE_PHOTO_SEARCH_RATE = env_rate("VITRINE_PHOTO_SEARCH_RATE", "30/minute")
+# "Imagine it" searches from the search page, per client address (each may cost an image
+# API call of several seconds; the same words again are answered from the cache).
+VITRINE_IMAGINE_RATE = env_rate("VITRINE_IMAGINE_RATE", "6/minute")
 # Products per bulk upsert request.
 VITRINE_API_BULK_MAX = env_int("VITRINE_API_BULK_MAX", 500, minimum=1, maximum=10_000)
 # Bodies Django may hold in memory: a search photo in base64, or a full bulk request (the

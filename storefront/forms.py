@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 # Query parameters of the search page; a product attribute offered as a facet uses its
 # own name unless it collides with one of these.
 PAGE_PARAMS = ("q", "photo", "similar", "plus", "minus", "category", "brand", "price_min", "price_max")
-PAGE_PARAMS += ("sort", "page", "loose", "exact", "partial", "crop")
+PAGE_PARAMS += ("sort", "page", "loose", "exact", "partial", "crop", "imagined")
 MAX_PAGE = 1000
 MAX_ID = 2**63 - 1  # the database's largest id; beyond it SQLite overflows
 
@@ -28,6 +28,8 @@ class ShopperSearchForm(forms.Form):
 
     q = forms.CharField(required=False, max_length=500, strip=True, label="Search")
     photo = forms.RegexField(required=False, regex=r"^[0-9a-f]{32}$")
+    # The words an "Imagine it" photo was drawn for, shown beside it (with a photo only).
+    imagined = forms.CharField(required=False, max_length=4000, strip=True)
     # The region of the photo to search with: x,y,width,height as fractions of its size.
     crop = forms.CharField(required=False, max_length=40)
     similar = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)

@@ -41,15 +41,18 @@ from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product
 from catalog.thumbnails import thumbnail_dimensions, thumbnail_srcset, thumbnail_url
 from catalog.translations import localized, localized_alt, localized_attributes, suffix_for
+from embeddings.generative import GenerativeError, imagine_enabled
+from embeddings.imagine import imagine_photo, imagine_prompt_clean
 from embeddings.index import IndexUnavailable
 from embeddings.model import ModelUnavailable
+from embeddings.query_photos import query_photo_load, query_photo_path, query_photo_store
 from embeddings.search import SORTS, FacetFilters, SearchError, SearchQuery, catalog_search
 from embeddings.search.understanding import vocabulary
 from searchsite.caching import cache_call
 from searchsite.errors import RETRY_AFTER_UNAVAILABLE
 from searchsite.fetch import FetchRefused, url_fetch
 from storefront.forms import PhotoSearchForm, ShopperSearchForm, crop_text, facet_param
-from storefront.query_photos import query_photo_load, query_photo_path, query_photo_store
+from storefront.imagine import ImagineFailure, imagine_failure, imagine_paced
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ SORT_LABELS = {
 
 def search_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        return _photo_search(request)
+        return _imagine_search(request) if "imagine" in request.POST else _photo_search(request)
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
     attributes = settings.VITRINE_FACET_ATTRIBUTES
@@ -208,6 +211,8 @@ def _base_context(request: HttpRequest, form: ShopperSearchForm, params: QueryDi
         "price_carry_params": _params_except(params, {"price_min", "price_max", "page"}),
         "max_photo_bytes": settings.VITRINE_MAX_IMAGE_BYTES,
         "max_photo_mb": f"{settings.VITRINE_MAX_IMAGE_BYTES / 1048576:.0f}",
+        "imagine_enabled": imagine_enabled(),
+        "imagine_max_chars": settings.VITRINE_IMAGINE_MAX_CHARS,
     }
 
 
@@ -227,6 +232,7 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict, pa
             return 404
         context["photo_token"] = data["photo"]
         context["photo_size"] = image.size
+        context["imagined"] = data.get("imagined") or ""
         if data.get("crop"):
             x, y, w, h = data["crop"]
             width, height = image.size
@@ -274,6 +280,7 @@ def _run_search(request: HttpRequest, form: ShopperSearchForm, context: dict, pa
             query=query.text,
             language=get_language() or "",
             source="page",
+            imagined=context.get("imagined", ""),
         )
     context.update(_result_context(request, form, query, result, page_number, params))
     return 200
@@ -387,7 +394,7 @@ def _result_context(request, form, query: SearchQuery, result, page_number: int,
         "suggestion_urls": [("?" + urlencode({"q": word}), word) for word in result.suggestions],
         "strict_url": links.url(drop=("loose",)),
         "clear_filters_url": links.url(drop=("category", "brand", "price_min", "price_max", *_attribute_params())),
-        "drop_photo_url": links.url(drop=("photo", "crop", "plus", "minus")),
+        "drop_photo_url": links.url(drop=("photo", "imagined", "crop", "plus", "minus")),
         "page_number": page_number,
         "page_count": page_count,
         "first_shown": result.offset + 1,
@@ -546,10 +553,47 @@ class _Links:
         return pair
 
 
+def _imagine_search(request: HttpRequest) -> HttpResponse:
+    """Imagine it: the description is drawn (or the picture drawn for the same words
+    lately is reused) and searched with like a photo: a redirect to ``?photo=<token>`` with
+    the words (``imagined``) for the page to say what the picture was drawn for."""
+    if not imagine_enabled():
+        raise Http404("There is no “Imagine it” here.")  # off: invisible, as if never built
+    prompt = request.POST.get("imagine", "")
+    if not imagine_prompt_clean(prompt):  # said at once, not counted against the rate
+        return _imagine_failed(request, imagine_failure(GenerativeError("empty_prompt", "")), prompt)
+    wait = _client_rate_wait(request, settings.VITRINE_IMAGINE_RATE, "imagine")
+    if wait:
+        return _imagine_failed(request, imagine_paced(wait), prompt)
+    try:
+        imagined = imagine_photo(prompt)
+    except GenerativeError as exc:
+        logger.log(
+            logging.INFO if exc.code in ("empty_prompt", "budget_exhausted") else logging.WARNING,
+            "Imagine it failed (%s): %s",
+            exc.code,
+            exc.message,
+        )
+        return _imagine_failed(request, imagine_failure(exc), prompt)
+    words = request.POST.get("q", "").strip()[:500]
+    params = {"photo": imagined.token, "imagined": imagined.prompt, **({"q": words} if words else {})}
+    return HttpResponseRedirect(f"{reverse('search')}?{urlencode(params)}", status=303)
+
+
+def _imagine_failed(request: HttpRequest, failure: ImagineFailure, prompt: str) -> HttpResponse:
+    form_empty = ShopperSearchForm(None, sorts=SORTS, attributes=settings.VITRINE_FACET_ATTRIBUTES)
+    context = _base_context(request, form_empty)
+    context.update({"error": failure.message, "imagine_open": True, "imagine_prompt": prompt[:1000]})
+    response = render(request, "storefront/search.html", context, status=failure.status)
+    if failure.retry_after:
+        response["Retry-After"] = str(failure.retry_after)
+    return response
+
+
 def _photo_search(request: HttpRequest) -> HttpResponse:
     form = PhotoSearchForm(request.POST, request.FILES)
     status, message = 400, None
-    wait = _photo_rate_wait(request)
+    wait = _client_rate_wait(request, settings.VITRINE_PHOTO_SEARCH_RATE, "photo")
     if wait:
         # Each photo search decodes a photo (or fetches one for up to 20 s): a client sending
         # many gets a pause, in plain words, before any of that work.
@@ -607,16 +651,16 @@ def _photo_form_error(name: str, error: str) -> str:
     return error  # the form's own messages (no photo, several photos) are shoppers' words
 
 
-def _photo_rate_wait(request: HttpRequest) -> int:
-    """Seconds until this client may search by photo again (0: now), VITRINE_PHOTO_SEARCH_RATE
-    per client address, counted in the cache (a hash of the address, for the window only;
-    a cache that is down counts nothing)."""
-    count, _, period = settings.VITRINE_PHOTO_SEARCH_RATE.partition("/")
+def _client_rate_wait(request: HttpRequest, rate: str, name: str) -> int:
+    """Seconds until this client may do ``name`` again (0: now), ``rate`` ("30/minute") per
+    client address, counted in the cache (a hash of the address, for the window only; a
+    cache that is down counts nothing)."""
+    count, _, period = rate.partition("/")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
     now = time.time()
     window = int(now // seconds)
     client = hashlib.sha256(f"{settings.SECRET_KEY}|{_client_address(request)}".encode()).hexdigest()[:32]
-    key = f"vitrine:photo-rate:{client}:{window}"
+    key = f"vitrine:{name}-rate:{client}:{window}"
     cache_call("add", False, key, 0, seconds + 1)
     used = cache_call("incr", None, key)
     if used is None or used <= int(count):

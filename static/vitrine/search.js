@@ -411,5 +411,27 @@
     });
   }
 
+  // "Imagine it": the form posts as it is (no JavaScript needed); drawing takes seconds, so
+  // say so and keep a second click from asking for a second picture.
+  const imagineForm = document.getElementById("imagine-form");
+  if (imagineForm) {
+    const status = imagineForm.querySelector(".upload-status");
+    const button = imagineForm.querySelector("button[type=submit]");
+    imagineForm.addEventListener("submit", (event) => {
+      if (imagineForm.getAttribute("aria-busy") === "true") { event.preventDefault(); return; }
+      imagineForm.setAttribute("aria-busy", "true");
+      button.setAttribute("aria-disabled", "true");
+      if (status) status.textContent = imagineForm.dataset.drawing;
+      document.body.classList.add("loading");
+    });
+    // Back to this page from the results (the page cache): ready for another description.
+    window.addEventListener("pageshow", () => {
+      imagineForm.removeAttribute("aria-busy");
+      button.removeAttribute("aria-disabled");
+      if (status) status.textContent = "";
+      document.body.classList.remove("loading");
+    });
+  }
+
   afterSwap(false);
 })();

@@ -1,0 +1,83 @@
+"""Imagine it: a description is drawn by the image API and the picture is stored as a
+query photo, so that it is searched with like any photo (``/?photo=<token>``).
+
+One service for every face (the search page, the API, the admin's search preview): the
+description is tidied (spaces collapsed, cut at ``VITRINE_IMAGINE_MAX_CHARS``), then the
+picture drawn for the same words (compared case- and width-folded) in the last
+``VITRINE_IMAGINE_CACHE_SECONDS`` is reused while its file is still there, so the same
+words never cost a second call; else ``embeddings.generative.image_generate`` draws it
+(its budget, retries and photo intake apply) and the picture is stored. A failure raises
+the client's ``GenerativeError`` and stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from embeddings.generative import GenerativeError, image_generate
+from embeddings.query_photos import query_photo_path, query_photo_store
+from searchsite.caching import cache_call
+from searchsite.errors import RETRY_AFTER_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+# GenerativeError codes by what the asker can do about them: wait (429), try later (503:
+# the service is not answering), or nothing (502: it answered with something unusable).
+WAIT_CODES = frozenset({"budget_exhausted", "rate_limited"})
+UNAVAILABLE_CODES = frozenset({"timeout", "unreachable", "server_error"})
+BAD_ANSWER_CODES = frozenset({"not_an_image", "malformed_response", "refused"})
+# Retry-After when the service did not say how long (a budget always says).
+DEFAULT_RETRY_SECONDS = int(RETRY_AFTER_UNAVAILABLE)
+
+
+@dataclass(frozen=True)
+class Imagined:
+    """A picture drawn for ``prompt``, stored as the query photo ``token``; ``cached``
+    when it was drawn earlier for the same words (no call made)."""
+
+    prompt: str
+    token: str
+    cached: bool
+
+
+def imagine_prompt_clean(prompt: str) -> str:
+    """The description as it is sent and shown: spaces collapsed, at most
+    VITRINE_IMAGINE_MAX_CHARS characters."""
+    return " ".join((prompt or "").split())[: settings.VITRINE_IMAGINE_MAX_CHARS].strip()
+
+
+def imagine_photo(prompt: str) -> Imagined:
+    """The query photo drawn for ``prompt`` (reused when the same words were drawn lately)."""
+    prompt = imagine_prompt_clean(prompt)
+    if not prompt:
+        raise GenerativeError("empty_prompt", "Describe what to draw.")
+    key = _cache_key(prompt)
+    token = cache_call("get", None, key)
+    if token and query_photo_path(token) is not None:
+        return Imagined(prompt=prompt, token=token, cached=True)
+    image = image_generate(prompt)
+    token = query_photo_store(image)
+    if settings.VITRINE_IMAGINE_CACHE_SECONDS:
+        cache_call("set", None, key, token, settings.VITRINE_IMAGINE_CACHE_SECONDS)
+    logger.info("Imagined a query photo for %d characters of description", len(prompt))
+    return Imagined(prompt=prompt, token=token, cached=False)
+
+
+def imagine_retry_after(error: GenerativeError) -> int:
+    """Whole seconds to suggest in Retry-After for a failure the asker may retry."""
+    if error.retry_after is not None:
+        return max(1, round(error.retry_after))
+    return DEFAULT_RETRY_SECONDS
+
+
+def _cache_key(prompt: str) -> str:
+    # NFKC and case folding: "A Blue Vase" and "a blue vase", full- and half-width letters
+    # are the same words; the model the picture is drawn by is part of what it looks like.
+    words = unicodedata.normalize("NFKC", prompt).casefold()
+    digest = hashlib.sha256(f"{settings.VITRINE_IMAGE_MODEL}|{settings.VITRINE_IMAGE_SIZE}|{words}".encode())
+    return f"vitrine:imagine:{digest.hexdigest()[:40]}"
