@@ -120,6 +120,23 @@ class HasPhotoFilter(admin.SimpleListFilter):
         return selectors.products_by_photo(queryset, self.value() or "")
 
 
+class MissingTextFilter(admin.SimpleListFilter):
+    """Products whose words for people are missing: what generated captions can fill."""
+
+    title = _("missing text")
+    parameter_name = "missing"
+
+    def lookups(self, request, model_admin):
+        return [("description", _("No description")), ("alt", _("A photo without alt text"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "description":
+            return queryset.filter(description__regex=r"^\s*$")
+        if self.value() == "alt":
+            return queryset.filter(images__alt_text="").distinct()
+        return queryset
+
+
 class ValuesFilter(admin.AllValuesFieldListFilter):
     """The values of a text field, its empty value named (a blank link has no name to read)."""
 
@@ -148,6 +165,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = [
         "is_active",
         HasPhotoFilter,
+        MissingTextFilter,
         FeedImportPhotolessFilter,
         ("category", ValuesFilter),
         ("brand", ValuesFilter),

@@ -367,3 +367,17 @@ def test_the_images_action_queues_only_the_selected_photos_lacking_text(shop, st
 
     assert "1 photo queued for alt text and descriptions" in response.content.decode()
     assert list(CaptionSuggestion.objects.values_list("image_id", flat=True)) == [photos[-1].pk]
+
+
+def test_the_products_list_finds_what_lacks_a_description_or_alt_text(shop):
+    no_description, no_alt = shop[2], shop[3]
+    Product.objects.filter(pk=no_description.pk).update(description="  ")
+    ProductImage.objects.filter(pk=first_image(no_alt).pk).update(alt_text="")
+    client = admin_client()
+
+    listed = {}
+    for value in ("description", "alt"):
+        response = client.get("/admin/catalog/product/", {"missing": value})
+        listed[value] = set(response.context["cl"].result_list.values_list("pk", flat=True))
+
+    assert listed == {"description": {no_description.pk}, "alt": {no_alt.pk}}
