@@ -30,7 +30,7 @@ import re
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -211,13 +211,19 @@ def _chat_inputs(body: dict) -> tuple[str, Image.Image | None]:
 
 
 def _main_colour(image: Image.Image) -> str:
-    """The demo palette's colour nearest the photo's most saturated pixels' average."""
-    raw = image.resize((48, 48)).tobytes()
+    """The demo palette's colour that most of the photo's foreground is nearest to (the
+    background is what the border shows; a pattern's dots and stripes are outvoted)."""
+    side = 48
+    raw = image.resize((side, side)).tobytes()
     pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
-    corner = pixels[0]
-    foreground = [p for p in pixels if sum(abs(a - b) for a, b in zip(p, corner, strict=True)) > 60] or pixels
-    average = tuple(sum(channel) / len(foreground) for channel in zip(*foreground, strict=True))
-    return min(COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(COLOURS[name][2], average, strict=True)))
+    border = [p for i, p in enumerate(pixels) if i < side or i >= side * (side - 1) or i % side in (0, side - 1)]
+    background = tuple(sorted(channel)[len(channel) // 2] for channel in zip(*border, strict=True))
+    foreground = [p for p in pixels if sum(abs(a - b) for a, b in zip(p, background, strict=True)) > 80] or pixels
+    votes = Counter(
+        min(COLOURS, key=lambda name, p=p: sum((a - b) ** 2 for a, b in zip(COLOURS[name][2], p, strict=True)))
+        for p in foreground
+    )
+    return votes.most_common(1)[0][0]
 
 
 def _kind_words() -> dict[str, str]:
