@@ -64,10 +64,13 @@ def images_needing_captions(
 ) -> list[int]:
     """Images lacking text: no alt text, or the first photo of a product without a
     description. Unless ``include_reviewed``, those whose suggestion waits for review or was
-    rejected are left out (a person has it, or said no)."""
+    rejected are left out (a person has it, or said no). Without ``product_ids``, products
+    taken off sale are left out too (named ones are captioned whatever their state)."""
     images = ProductImage.objects.filter(Q(alt_text="") | Q(product__description="", pk=_first_image_ids()))
     if product_ids is not None:
         images = images.filter(product_id__in=product_ids)
+    else:
+        images = images.filter(product__is_active=True)
     if not include_reviewed:
         images = images.exclude(
             caption_suggestion__state__in=[CaptionSuggestion.State.PENDING, CaptionSuggestion.State.REJECTED]

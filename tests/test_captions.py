@@ -381,3 +381,17 @@ def test_the_products_list_finds_what_lacks_a_description_or_alt_text(shop):
         listed[value] = set(response.context["cl"].result_list.values_list("pk", flat=True))
 
     assert listed == {"description": {no_description.pk}, "alt": {no_alt.pk}}
+
+
+def test_what_is_missing_leaves_out_products_off_sale_unless_named(shop):
+    from embeddings.captions import images_needing_captions
+
+    on_sale, off_sale = shop[4], shop[5]
+    ProductImage.objects.filter(product__in=[on_sale, off_sale]).update(alt_text="")
+    Product.objects.filter(pk=off_sale.pk).update(is_active=False)
+
+    missing = set(images_needing_captions())
+    named = set(images_needing_captions(product_ids=[off_sale.pk]))
+
+    assert missing == set(on_sale.images.values_list("pk", flat=True))
+    assert named == set(off_sale.images.values_list("pk", flat=True))
