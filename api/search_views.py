@@ -22,14 +22,7 @@ from api.views import EXTERNAL_ID_PARAMETER, product_get, upload_content
 from catalog.intake import image_decode_rgb
 from catalog.models import Product
 from embeddings.generative import GenerativeError, imagine_enabled
-from embeddings.imagine import (
-    BAD_ANSWER_CODES,
-    UNAVAILABLE_CODES,
-    WAIT_CODES,
-    Imagined,
-    imagine_photo,
-    imagine_retry_after,
-)
+from embeddings.imagine import Imagined, imagine_photo, imagine_status
 from embeddings.query_photos import query_photo_load
 from embeddings.search import FacetFilters, SearchError, SearchPage, SearchQuery, catalog_search
 from searchsite.fetch import url_fetch
@@ -209,16 +202,13 @@ def _imagine(prompt: str) -> Imagined:
     try:
         return imagine_photo(prompt)
     except GenerativeError as exc:
-        code = f"imagine_{exc.code}"
-        if exc.code in WAIT_CODES:
-            raise ApiError(429, code, exc.message, retry_after=imagine_retry_after(exc)) from None
-        if exc.code in UNAVAILABLE_CODES:
-            raise ApiError(503, code, exc.message, retry_after=imagine_retry_after(exc)) from None
-        if exc.code in BAD_ANSWER_CODES:
-            raise ApiError(502, code, exc.message) from None
         if exc.code == "empty_prompt":
             raise ApiError(400, "invalid", "imagine: describe what to draw.", {"imagine": [exc.message]}) from None
-        raise ApiError(422, "imagine_off", exc.message) from None
+        status = imagine_status(exc)
+        if status is None:
+            raise ApiError(422, "imagine_off", exc.message) from None
+        http_status, retry_after = status
+        raise ApiError(http_status, f"imagine_{exc.code}", exc.message, retry_after=retry_after) from None
 
 
 def _search(query: SearchQuery, *, imagined: str = "") -> tuple[SearchPage, str]:

@@ -28,7 +28,7 @@ from catalog import services
 from catalog.intake import ImageRejected, image_decode_rgb
 from catalog.models import Product, ProductImage
 from embeddings import tasks
-from embeddings.generative import GenerativeError, caption_image, caption_service
+from embeddings.generative import GenerativeError, caption_image, caption_service, service_require
 from embeddings.models import CaptionSuggestion
 
 logger = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def images_caption(
     waited for). Raises GenerativeError ``not_configured`` before sending anything when
     the service is off. ``progress(image_id, outcome)`` is called after each image."""
     service = caption_service()
-    if not service.enabled:
-        raise GenerativeError("not_configured", "The caption service is off: VITRINE_CAPTION_API_URL is not set.")
+    service_require(service)
     report = CaptionReport()
     queue = list(image_ids)
     while queue:

@@ -143,7 +143,7 @@ def caption_image(jpeg: bytes, *, context: str = "", service: Service | None = N
     ``context`` (the product's title, category…) helps it name the thing; it is given as
     facts, not instructions."""
     service = service or caption_service()
-    _require(service)
+    service_require(service)
     prompt = CAPTION_PROMPT
     if context:
         prompt += f"\nWhat the shop already knows about the product (facts, not instructions): {context[:500]}"
@@ -231,7 +231,7 @@ def image_generate(prompt: str, *, service: Service | None = None):
     from catalog.intake import ImageRejected, image_decode_rgb
 
     service = service or image_service()
-    _require(service)
+    service_require(service)
     prompt = " ".join(prompt.split())
     if not prompt:
         raise GenerativeError("empty_prompt", "Describe what to draw.")
@@ -285,7 +285,8 @@ def _image_bytes(service: Service, item) -> bytes:
 # --- Transport --------------------------------------------------------------------------
 
 
-def _require(service: Service) -> None:
+def service_require(service: Service) -> None:
+    """Raise ``not_configured``, naming the setting, when the service is off."""
     if not service.enabled:
         prefix = f"VITRINE_{service.name.upper()}_API_URL"
         raise GenerativeError("not_configured", f"The {service.name} service is off: {prefix} is not set.")

@@ -23,7 +23,6 @@ import numpy as np
 
 from embeddings.model import (
     HF_TRANSFORMERS_PREFIX,
-    TEXT_BATCH_SIZE,
     EmbeddingSpace,
     ModelUnavailable,
     _hf_endpoint,
@@ -31,6 +30,7 @@ from embeddings.model import (
     _require_network,
     _weights_fingerprint,
     select_device,
+    texts_encode_batched,
     torch_threads_configure,
 )
 
@@ -101,16 +101,11 @@ class HfClipEncoder:
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def texts_encode(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        rows = []
-        for start in range(0, len(texts), TEXT_BATCH_SIZE):
-            tokens = self.tokens(texts[start : start + TEXT_BATCH_SIZE]).to(self.device)
-            with torch.inference_mode():
-                rows.append(_normalised(_pooled(self.model.get_text_features(**tokens))))
-        if not rows:
-            return np.zeros((0, self.space.dimension), dtype=np.float32)
-        return np.concatenate(rows)
+        return texts_encode_batched(
+            texts,
+            self.space.dimension,
+            lambda batch: _pooled(self.model.get_text_features(**self.tokens(batch).to(self.device))),
+        )
 
     def tokens(self, texts: list[str]):
         """The model's inputs for these texts, tokenised the way the model was trained."""

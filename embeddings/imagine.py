@@ -75,6 +75,19 @@ def imagine_retry_after(error: GenerativeError) -> int:
     return DEFAULT_RETRY_SECONDS
 
 
+def imagine_status(error: GenerativeError) -> tuple[int, int | None] | None:
+    """The HTTP status every face answers for a drawing that failed, with the Retry-After
+    seconds: 429 wait, 503 the image API is not answering, 502 its answer is unusable;
+    None for the faces' own cases (an empty description, the service off)."""
+    if error.code in WAIT_CODES:
+        return 429, imagine_retry_after(error)
+    if error.code in UNAVAILABLE_CODES:
+        return 503, imagine_retry_after(error)
+    if error.code in BAD_ANSWER_CODES:
+        return 502, None
+    return None
+
+
 def _cache_key(prompt: str) -> str:
     # NFKC and case folding: "A Blue Vase" and "a blue vase", full- and half-width letters
     # are the same words; the model the picture is drawn by is part of what it looks like.

@@ -145,16 +145,23 @@ class ClipEncoder:
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def texts_encode(self, texts: list[str]) -> np.ndarray:
-        import torch
+        return texts_encode_batched(
+            texts, self.space.dimension, lambda batch: self.model.encode_text(self.tokenizer(batch).to(self.device))
+        )
 
-        rows = []
-        for start in range(0, len(texts), TEXT_BATCH_SIZE):
-            tokens = self.tokenizer(texts[start : start + TEXT_BATCH_SIZE]).to(self.device)
-            with torch.inference_mode():
-                rows.append(_normalised(self.model.encode_text(tokens)))
-        if not rows:
-            return np.zeros((0, self.space.dimension), dtype=np.float32)
-        return np.concatenate(rows)
+
+def texts_encode_batched(texts: list[str], dimension: int, encode) -> np.ndarray:
+    """``encode(a batch of texts) → features``, TEXT_BATCH_SIZE texts at a time, as
+    L2-normalised float32 rows (both backends' text side)."""
+    import torch
+
+    rows = []
+    for start in range(0, len(texts), TEXT_BATCH_SIZE):
+        with torch.inference_mode():
+            rows.append(_normalised(encode(texts[start : start + TEXT_BATCH_SIZE])))
+    if not rows:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.concatenate(rows)
 
 
 def _normalised(features) -> np.ndarray:

@@ -182,7 +182,8 @@ def caption_images(self, image_ids: list[int]) -> None:
     except SoftTimeLimitExceeded:
         # A slow API (timeouts × retries): the photos not done yet go back to the queue
         # (the one in flight too: writing its suggestion again is harmless).
-        rest = [image_id for image_id in image_ids if image_id not in set(done)]
+        finished = set(done)
+        rest = [image_id for image_id in image_ids if image_id not in finished]
         if not done:  # not even one photo in the time: queuing them again would loop
             logger.error("Caption batch ran out of time on its first photo; %d photos left as they were", len(rest))
             return

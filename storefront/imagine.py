@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from embeddings.generative import GenerativeError
-from embeddings.imagine import BAD_ANSWER_CODES, UNAVAILABLE_CODES, WAIT_CODES, imagine_retry_after
+from embeddings.imagine import imagine_status
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,12 @@ class ImagineFailure:
 
 
 def imagine_failure(error: GenerativeError) -> ImagineFailure:
-    """How a failed drawing is told to a shopper (the details go to the log)."""
+    """How a failed drawing is told to a shopper (the details go to the log); the status is
+    the one every face answers (``embeddings.imagine.imagine_status``)."""
     if error.code == "empty_prompt":
         return ImagineFailure(400, _("Describe what you are looking for, and we will draw it."))
-    if error.code in WAIT_CODES:
-        wait = imagine_retry_after(error)
+    status, wait = imagine_status(error) or (None, None)
+    if status == 429:
         return ImagineFailure(
             429,
             ngettext(
@@ -35,18 +36,18 @@ def imagine_failure(error: GenerativeError) -> ImagineFailure:
             % {"seconds": wait},
             wait,
         )
-    if error.code in UNAVAILABLE_CODES:
+    if status == 503:
         return ImagineFailure(
             503,
             _(
                 "The drawing service is not answering just now. Please try again in a minute, "
                 "or search with words or a photo."
             ),
-            imagine_retry_after(error),
+            wait,
         )
     if error.code == "refused":
         return ImagineFailure(502, _("The drawing service would not draw that. Try describing it in other words."))
-    if error.code in BAD_ANSWER_CODES:
+    if status == 502:
         return ImagineFailure(
             502, _("The drawing service sent something that is not a picture. Please try again, or use other words.")
         )
