@@ -24,6 +24,10 @@ QUEUE = "embeddings"
 LATEST_FAILURES = 20
 
 
+# The longest a readiness check waits for the broker to take a connection.
+BROKER_CHECK_SECONDS = 0.5
+
+
 def queue_depth() -> tuple[int | None, str]:
     """Tasks waiting in the embeddings queue, or None and why it cannot be said."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
@@ -31,8 +35,13 @@ def queue_depth() -> tuple[int | None, str]:
     from searchsite.celery import app
 
     try:
-        with app.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
+        # One try, no retry: the readiness probe asks this, and a probe's own timeout is
+        # often 1 s (Kubernetes' default). A retry after kombu's 2-s pause made a broker that
+        # is down cost readiness 2 s, and a load balancer would then take a working
+        # (degraded) web process out of service.
+        quick = {"socket_timeout": BROKER_CHECK_SECONDS, "socket_connect_timeout": BROKER_CHECK_SECONDS}
+        with app.connection_for_read(connect_timeout=BROKER_CHECK_SECONDS, transport_options=quick) as connection:
+            connection.ensure_connection(max_retries=0, timeout=BROKER_CHECK_SECONDS)
             channel = connection.default_channel
             if connection.transport.driver_type == "redis":
                 return int(channel.client.llen(QUEUE)), ""  # the queue is a list; none yet means 0

@@ -10,6 +10,7 @@ VITRINE_OUTBOX_SECONDS) sends them. A task lost after the broker took it is reco
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,6 +26,17 @@ logger = logging.getLogger(__name__)
 OUTBOX_GRACE = timedelta(seconds=30)
 # Images sent per round (the next round sends the rest).
 OUTBOX_MAX = 10_000
+# After a hand-off fails, the next ones in this process go straight to the outbox for this
+# long: a broker that is frozen costs each attempt CELERY_BROKER_SOCKET_TIMEOUT, and every
+# upload meanwhile would pay it.
+BROKER_RETRY_SECONDS = 5.0
+_broker_down_until = 0.0
+
+
+def broker_outage_forget() -> None:
+    """Hand batches to the broker again at once (tests; each starts with a broker that answers)."""
+    global _broker_down_until
+    _broker_down_until = 0.0
 
 
 def batch_send(image_ids: list[int], wait: float = 0.0) -> bool:
@@ -32,17 +44,49 @@ def batch_send(image_ids: list[int], wait: float = 0.0) -> bool:
     leaves the rows pending with no ``queued_at``: the outbox, which ``outbox_flush``
     (Celery beat, every VITRINE_OUTBOX_SECONDS) sends again. The write that made them
     stands either way."""
-    try:
-        tasks.embed_images.apply_async((image_ids,), countdown=wait or None)
-    except Exception as exc:  # noqa: BLE001 - kombu raises its own and the socket's errors
-        logger.warning("Broker unavailable: %d images wait in the outbox (%s)", len(image_ids), exc)
-        return False
+    if not task_send(tasks.embed_images, (image_ids,), countdown=wait or None, what=f"{len(image_ids)} images"):
+        return False  # they wait in the outbox
     try:
         services.images_mark_queued(image_ids=image_ids)
     except DatabaseError as exc:
         # Sent, but not noted: the outbox sends it once more (embedding twice is harmless).
         logger.warning("Could not note %d images as queued: %s", len(image_ids), exc)
     return True
+
+
+def task_send(task, args: tuple, *, countdown: float | None = None, what: str = "") -> bool:
+    """Send a task from a request; False (logged) when the broker cannot take it.
+
+    A second try a moment later when the connection was refused or reset (Redis
+    restarting; the pool's connection went stale), none after a timeout: a frozen broker
+    costs each try CELERY_BROKER_SOCKET_TIMEOUT, and kombu's own retry policy reconnects
+    and tries again several times (9 s for one upload, measured). After a failure, sends
+    from this process give up at once for BROKER_RETRY_SECONDS."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        logger.info("Broker unavailable moments ago: %s not sent (%s)", task.name, what)
+        return False
+    for attempt in (1, 2):
+        try:
+            task.apply_async(args, countdown=countdown, retry=False)
+            return True
+        except Exception as exc:  # noqa: BLE001 - kombu raises its own and the socket's errors
+            if attempt == 1 and not _timed_out(exc):
+                time.sleep(0.2)
+                continue
+            _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+            logger.warning("Broker unavailable: %s (%s) not sent: %s", task.name, what, exc)
+            return False
+    return False
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """A timeout anywhere in the chain (kombu wraps the transport's error in its own)."""
+    while exc is not None:
+        if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__ or "Timeout " in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def outbox_flush() -> int:

@@ -5,25 +5,31 @@ else calls these.
 Every task is sent only after the transaction commits, so a worker never looks for a row
 that is not there yet. If the broker is down the write still succeeds: embedding batches
 stay in the outbox (``embeddings.outbox``: pending rows never queued, sent again on Celery
-beat's schedule); the other tasks (``robust``) are logged, and ``reconcile`` repairs what
-they would have done.
+beat's schedule); payload refreshes and unindexing are done by this process instead (a few
+cheap index calls). Only when the index cannot take them either are they lost (logged):
+``reconcile`` deletes orphan points; a payload stays old until the product changes again.
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, post_save
 
 from catalog import signals
 from catalog.commands import is_in_process
-from embeddings import tasks
+from embeddings import indexing, tasks
 from embeddings.commands import index_claim, index_optimize
+from embeddings.index import IndexUnavailable
 from embeddings.indexing import PAYLOAD_FIELDS
 from embeddings.models import RelevanceCutoff, Synonym
-from embeddings.outbox import batch_send
+from embeddings.outbox import batch_send, task_send
 from embeddings.relevance import cutoffs_forget
 from embeddings.search.understanding import vocabulary_touch
+
+logger = logging.getLogger(__name__)
 
 
 def images_enqueue(image_ids: list[int]) -> None:
@@ -53,7 +59,7 @@ def on_images_added(sender, image_ids: list[int], **kwargs) -> None:
 
 def on_images_removed(sender, image_ids: list[int], **kwargs) -> None:
     ids = list(image_ids)
-    transaction.on_commit(lambda: tasks.unindex_images.delay(ids), robust=True)
+    transaction.on_commit(lambda: _unindex(ids), robust=True)
 
 
 def on_products_changed(sender, changes: dict[int, tuple[str, ...]], **kwargs) -> None:
@@ -61,11 +67,33 @@ def on_products_changed(sender, changes: dict[int, tuple[str, ...]], **kwargs) -
     product_ids = sorted(pk for pk, fields in changes.items() if set(fields) & PAYLOAD_FIELDS)
     if product_ids:
         transaction.on_commit(vocabulary_touch, robust=True)
+        transaction.on_commit(lambda: _payloads_refresh(product_ids), robust=True)
+
+
+# When the broker cannot take these tasks, the web process tells the index itself: a few
+# cheap calls, where a lost task would leave points with an old price, state or category
+# (reconcile repairs missing and orphan points, not payloads) or a deleted photo findable.
+
+
+def _payloads_refresh(product_ids: list[int]) -> None:
     if len(product_ids) == 1:
-        product_id = product_ids[0]
-        transaction.on_commit(lambda: tasks.refresh_product_payload.delay(product_id), robust=True)
-    elif product_ids:
-        transaction.on_commit(lambda: tasks.refresh_product_payloads.delay(product_ids), robust=True)
+        sent = task_send(tasks.refresh_product_payload, (product_ids[0],), what=f"product {product_ids[0]}")
+    else:
+        sent = task_send(tasks.refresh_product_payloads, (product_ids,), what=f"{len(product_ids)} products")
+    if not sent:
+        _here_and_now(lambda: [indexing.product_payload_refresh(product_id=pk) for pk in product_ids])
+
+
+def _unindex(image_ids: list[int]) -> None:
+    if not task_send(tasks.unindex_images, (image_ids,), what=f"{len(image_ids)} images"):
+        _here_and_now(lambda: indexing.images_unindex(image_ids=image_ids))
+
+
+def _here_and_now(work) -> None:
+    try:
+        work()
+    except (IndexUnavailable, DatabaseError) as exc:
+        logger.warning("Neither the broker nor the index could take an index update (%s); it is lost", exc)
 
 
 def on_intake_starting(sender, **kwargs) -> None:

@@ -372,8 +372,6 @@ QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
 # the embedded store and serves it at this host:port; the others (gunicorn's workers,
 # Celery's) set it too and call it (embeddings/index/remote.py).
 VITRINE_INDEX_SERVER = env_str("VITRINE_INDEX_SERVER")
-# Seconds a search waits for the index across the network (a Qdrant server's reads are
-# rounded up to whole seconds): a hung store answers 503 in about this long.
 # Search analytics (analytics/): every search and the clicks and purchases after it, no
 # personal data; rows older than VITRINE_ANALYTICS_DAYS are pruned every day.
 VITRINE_ANALYTICS = env_bool("VITRINE_ANALYTICS", True)
@@ -381,6 +379,8 @@ VITRINE_ANALYTICS_DAYS = env_int("VITRINE_ANALYTICS_DAYS", 90, minimum=1, maximu
 # A request still running after this many seconds is logged with where it is (its stack);
 # 0: off. searchsite/watchdog.py.
 VITRINE_SLOW_REQUEST_SECONDS = env_float("VITRINE_SLOW_REQUEST_SECONDS", 10.0, minimum=0)
+# Seconds a search waits for the index across the network (a Qdrant server's reads are
+# rounded up to whole seconds): a hung store answers 503 in about this long.
 VITRINE_INDEX_READ_TIMEOUT = env_float("VITRINE_INDEX_READ_TIMEOUT", 1.0, minimum=0.05, maximum=60)
 # The circuit breaker: after this many failures in a row the index is not asked again for
 # VITRINE_INDEX_BREAKER_SECONDS (calls fail at once, 503), then one call tries.
@@ -519,10 +519,25 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Workers look for such messages every CELERY_BROKER_RESTORE_INTERVAL seconds (kombu's
 # default throttle would make that 10x longer).
 # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
+# A broker that accepts connections and never answers (Redis frozen, a half-open
+# connection after a failover) would hold a command forever (kombu's default): an upload's
+# hand-off, readiness, a worker. CELERY_BROKER_SOCKET_TIMEOUT bounds each command; it must
+# outlast kombu's 1-s BRPOP, which workers wait on.
+CELERY_BROKER_SOCKET_TIMEOUT = env_float("CELERY_BROKER_SOCKET_TIMEOUT", 2.0, minimum=1.5, maximum=300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 900, minimum=1),
     "unacked_restore_interval": env_int("CELERY_BROKER_RESTORE_INTERVAL", 10, minimum=1),
     "unacked_restore_throttle": 1,
+    "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
+    "socket_connect_timeout": 2.0,
+    # A connection that is not open yet (a web process's first send after Redis went
+    # away) is tried twice, not for CELERY_BROKER_CONNECTION_TIMEOUT with 2-s pauses: a
+    # refused connection cost each upload 2 s. Workers and beat reconnect on their own
+    # schedule (broker_connection_max_retries), which this does not change.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Sending a task from a request: a broker that is down costs it about a second, then the

@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 
 from embeddings.index import reset_index
+from embeddings.outbox import broker_outage_forget
 from embeddings.relevance import cutoffs_forget
 from embeddings.search.rules import rules_forget
 from embeddings.search.understanding import vocabulary_forget
@@ -67,6 +68,7 @@ def isolated_storage(settings, tmp_path):
     rules_forget()  # and its own merchandising rules
     cache.clear()  # throttling counts and cached query vectors (ids are reused between tests)
     cache_outage_forget()  # a test that stopped the cache does not leave it skipped
+    broker_outage_forget()  # nor the broker
     yield
     reset_index()
     live_space_forget()

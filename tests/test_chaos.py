@@ -3,7 +3,8 @@ append-only file, gunicorn, a Celery worker and beat, the index server holding t
 store), with each dependency broken mid-ingest:
 
 - PostgreSQL stopped for 20 s;
-- Redis stopped gracefully, then killed with SIGKILL, and started again;
+- Redis stopped gracefully, killed with SIGKILL, and started again, or frozen (SIGSTOP)
+  and thawed;
 - the index server frozen (SIGSTOP: it still accepts connections, it never answers).
 
 Each asserts that nothing is lost or duplicated (every upload answered 201 ends as one
@@ -130,10 +131,11 @@ class Stack(Deployment):
             VITRINE_RECONCILE_MINUTES="1",
             VITRINE_STALE_PENDING_SECONDS="20",
             VITRINE_DATABASE_CONNECT_TIMEOUT="2",
-            # 2 s, not the default 1 s: on a two-core machine running the browser tests
-            # beside this one, a healthy index server answered a page's query in over 1 s
-            # (a 503 during the Redis scenario, which is not about the index).
-            VITRINE_INDEX_READ_TIMEOUT="2",
+            # 4 s, not the default 1 s: on a two-core machine running the browser tests
+            # beside this one, a healthy index server answered a page's query in over 1 s,
+            # then (CI, December) in over 2 s: a 503 during the Redis scenario, which is
+            # not about the index. A hung index still answers 503 well within the budget.
+            VITRINE_INDEX_READ_TIMEOUT="4",
             VITRINE_INDEX_BREAKER_SECONDS="3",
             QDRANT_TIMEOUT="3",
             VITRINE_API_RATE="100000/minute",
@@ -239,7 +241,8 @@ class Probes:
         self.missing_retry_after = 0
         self.accepted = 0
         self.seed = 0
-        self.slow: list[tuple] = []  # (probe, wall-clock time, seconds, status): over half the budget
+        # (probe, wall-clock time, seconds, status): over half the budget, or a 5xx
+        self.slow: list[tuple] = []
 
     def round(self, product_ids: list[str]) -> None:
         stack = self.stack
@@ -259,7 +262,7 @@ class Probes:
             self.answers.setdefault(name, Counter())[status] += 1
             self.slowest = max(self.slowest, seconds)
             self.slowest_by[name] = round(max(self.slowest_by.get(name, 0.0), seconds), 2)
-            if seconds > BUDGET_SECONDS / 2:
+            if seconds > BUDGET_SECONDS / 2 or status >= 500:
                 self.slow.append((name, time.strftime("%H:%M:%S"), round(seconds, 2), status))
             if status == 503 and not headers.get("Retry-After"):
                 self.missing_retry_after += 1
@@ -275,9 +278,14 @@ class Probes:
 
 
 def slow_report(stack: Stack, probes: Probes) -> str:
-    """Which probes were slow, when, and what the web server logged meanwhile."""
-    log = (stack.data_dir / "web.log").read_text(errors="replace").splitlines()
-    return f"slow probes {probes.slow}; slowest {probes.slowest_by}; web.log ends:\n" + "\n".join(log[-40:])
+    """Which probes were slow or failed, when, and what the web server and the index server
+    (its slow calls) logged meanwhile."""
+    web = (stack.data_dir / "web.log").read_text(errors="replace").splitlines()
+    index = (stack.data_dir / "index-server.log").read_text(errors="replace").splitlines()
+    return (
+        f"answers {probes.answers}; slow or failed probes {probes.slow}; slowest {probes.slowest_by}; "
+        "web.log ends:\n" + "\n".join(web[-40:]) + "\nindex-server.log ends:\n" + "\n".join(index[-10:])
+    )
 
 
 def settle(stack: Stack, prefix: str, expected: int) -> tuple[dict[int, str], float]:
@@ -321,25 +329,32 @@ def test_postgres_stopped_for_20_seconds_mid_ingest(stack):
     report("postgres-20s", probes, accepted=len(before) + len(after), recovered_in_s=round(recovery, 1))
 
 
-@pytest.mark.parametrize("how", ["graceful", "sigkill"])
+@pytest.mark.parametrize("how", ["graceful", "sigkill", "frozen"])
 def test_redis_restarted_mid_ingest(stack, how):
+    """Stopped (SIGTERM), killed (SIGKILL), or frozen (SIGSTOP: connections are taken and
+    never answered, as a half-open connection after a failover would be)."""
     prefix = f"redis-{how}"
     ids = stack.products(prefix, 8)
-    before = [
-        stack.upload_call(i, images.noise_jpeg(300 + n + (50 if how == "sigkill" else 0))) for n, i in enumerate(ids)
-    ]
+    seed = 300 + {"graceful": 0, "sigkill": 50, "frozen": 100}[how]
+    before = [stack.upload_call(i, images.noise_jpeg(seed + n)) for n, i in enumerate(ids)]
     assert {answer[0] for answer in before} == {201}
-    stack.redis.stop(signal.SIGTERM if how == "graceful" else signal.SIGKILL)
+    if how == "frozen":
+        stack.redis.process.send_signal(signal.SIGSTOP)
+    else:
+        stack.redis.stop(signal.SIGTERM if how == "graceful" else signal.SIGKILL)
     probes = Probes(stack, prefix)
     try:
         probes.run_for(8, ids)
     finally:
-        stack.redis.start()
+        if how == "frozen":
+            stack.redis.process.send_signal(signal.SIGCONT)
+        else:
+            stack.redis.start()
 
     # Vitrine does without Redis: uploads wait in the outbox, the cache and throttle fail open.
     assert probes.statuses("upload") == {201}, probes.answers
-    assert probes.statuses("page") == {200} and probes.statuses("api search") == {200}, probes.answers
-    assert probes.statuses("ready") == {200} and probes.statuses("live") == {200}  # degraded, not down
+    assert probes.statuses("page") == {200} and probes.statuses("api search") == {200}, slow_report(stack, probes)
+    assert probes.statuses("ready") == {200} and probes.statuses("live") == {200}, slow_report(stack, probes)
     assert probes.slowest < BUDGET_SECONDS, slow_report(stack, probes)
     final, recovery = settle(stack, prefix, len(before) + probes.accepted)
     assert set(final.values()) == {"indexed"}

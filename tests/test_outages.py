@@ -6,6 +6,7 @@ liveness stays up. The database, broker and Redis outages are the chaos suite's
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -141,6 +142,32 @@ def test_an_index_server_with_another_key_is_refused_without_reading_its_message
         reset_index()
         with pytest.raises(IndexUnavailable, match="index server .* failed"):
             get_index().alias_target()
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.index.close()
+
+
+def test_an_index_server_call_that_holds_the_store_is_logged(settings, monkeypatch, caplog):
+    """Searches queue behind a long write (the embedded store serves one call at a time)
+    and may time out: the operator's log says which call kept them waiting."""
+    from embeddings.index import open_local, remote
+    from embeddings.index.remote import IndexServer
+
+    monkeypatch.setattr(remote, "SLOW_CALL_SECONDS", 0.3)
+    server = IndexServer(("127.0.0.1", 0), open_local())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.VITRINE_INDEX_SERVER = f"127.0.0.1:{server.server_address[1]}"
+        reset_index()
+        get_index().alias_target()
+        assert "Index server:" not in caplog.text  # a quick call is not logged
+        with server.index._lock:  # a write holding the store
+            waiting = threading.Thread(target=get_index().alias_target)
+            waiting.start()
+            time.sleep(0.6)
+        waiting.join(10)
+        assert re.search(r"Index server: alias_target took 0\.[6-9] s|took [1-9]", caplog.text), caplog.text
     finally:
         server.shutdown()
         server.server_close()

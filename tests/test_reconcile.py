@@ -260,7 +260,7 @@ def test_an_upload_the_broker_could_not_take_waits_in_the_outbox_and_is_sent_whe
     import redis
     from django.utils import timezone
 
-    from embeddings.outbox import outbox_flush
+    from embeddings.outbox import broker_outage_forget, outbox_flush
     from searchsite.celery import app
 
     with socket.socket() as sock:
@@ -294,6 +294,8 @@ def test_an_upload_the_broker_could_not_take_waits_in_the_outbox_and_is_sent_whe
             except redis.ConnectionError:
                 assert time.monotonic() < deadline, "redis-server did not start"
                 time.sleep(0.1)
+        assert outbox_flush() == 0  # it failed moments ago: not asked again so soon
+        broker_outage_forget()  # BROKER_RETRY_SECONDS later
         assert outbox_flush() == 1
         assert client.llen("embeddings") == 1
         assert ProductImage.objects.get(pk=image.pk).queued_at is not None
@@ -304,6 +306,94 @@ def test_an_upload_the_broker_could_not_take_waits_in_the_outbox_and_is_sent_whe
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
+
+
+def test_a_frozen_broker_costs_an_upload_one_timeout_and_readiness_half_a_second(settings, db, no_worker):
+    """A broker that takes connections and never answers (Redis stopped with SIGSTOP, a
+    half-open connection): commands wait CELERY_BROKER_SOCKET_TIMEOUT, not forever. The
+    upload is answered with its image in the outbox, the next upload does not wait on the
+    broker again, and readiness says the broker is unavailable."""
+    import socket
+    import threading
+
+    from embeddings.health import queue_depth
+    from searchsite.celery import app
+
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(16)
+    taken: list[socket.socket] = []  # connections taken and never answered
+
+    def take():
+        while True:
+            try:
+                taken.append(frozen.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=take, daemon=True).start()
+    saved = app.conf.broker_url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    broker_switch(app, f"redis://127.0.0.1:{frozen.getsockname()[1]}/0")
+    try:
+        product = services.product_upsert(external_id="sku-frozen", title="Frozen mug").product
+        done: list = []
+
+        def uploads():
+            for seed in (8, 9):
+                done.append(services.image_create(product=product, content=images.noise_jpeg(seed)).image)
+            done.append(queue_depth())
+
+        worker = threading.Thread(target=uploads, daemon=True)
+        worker.start()
+        worker.join(120)  # a frozen broker used to hold the first upload forever
+
+        assert not worker.is_alive(), "an upload or readiness waited on a frozen broker"
+        first, second, (depth, note) = done
+        states = ProductImage.objects.filter(pk__in=[first.pk, second.pk]).values_list("state", "queued_at")
+        assert list(states) == [("pending", None), ("pending", None)]  # both in the outbox
+        assert depth is None and "Timeout" in note
+        # One connection for the first upload's one try, one for readiness: a timeout is
+        # not tried again, and the second upload did not wait on the broker.
+        assert len(taken) == 2
+    finally:
+        broker_switch(app, saved)
+        frozen.close()
+        for connection in taken:
+            connection.close()
+
+
+def test_with_the_broker_down_a_product_change_and_a_deleted_photo_still_reach_the_index(settings, indexed):
+    """Payload refreshes and unindexing are done by the web process itself when no broker
+    takes them: no point keeps an old category, no deleted photo stays findable."""
+    import socket
+
+    from embeddings.index import IndexFilters
+    from searchsite.celery import app
+
+    image = ProductImage.objects.filter(state="indexed").select_related("product").first()
+    kept = ProductImage.objects.filter(state="indexed").exclude(product=image.product).first()
+    space = get_encoder().space
+    vector = get_index().vectors(space, [image.pk])[image.pk]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there
+    saved = app.conf.broker_url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    broker_switch(app, f"redis://127.0.0.1:{port}/0")
+    try:
+        services.product_update(product=image.product, category="moon-garden")
+        in_garden = get_index().query(
+            space, vector, filters=IndexFilters(categories=("moon-garden",)), limit=5, offset=0
+        )
+        assert {hit.image_id for hit in in_garden} == set(
+            image.product.images.filter(state="indexed").values_list("pk", flat=True)
+        )
+
+        services.image_delete(image=kept)
+        assert kept.pk not in get_index().image_ids(space)
+    finally:
+        broker_switch(app, saved)
 
 
 def broker_switch(app, url: str) -> None:

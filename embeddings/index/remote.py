@@ -28,6 +28,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 
 from django.conf import settings
 
@@ -71,6 +72,8 @@ FACT_READS = frozenset({"candidates", "keyword_candidates"})
 # Products whose facts a connection keeps (about 0.4 KB each); past this the client closes
 # the connection and both sides start again.
 MAX_KNOWN_FACTS = 20_000
+# A call that keeps the store this long is logged: the searches queued behind it wait too.
+SLOW_CALL_SECONDS = 1.0
 
 
 def channel_key() -> bytes:
@@ -255,6 +258,7 @@ class _Handler(socketserver.BaseRequestHandler):
             elif method not in METHODS or method == "close":
                 reply = ("error", IndexUnavailable(f"The index server does not run {method!r}."))
             else:
+                started = time.monotonic()
                 try:
                     value = getattr(server.index, method)(*args, **kwargs)
                     if sent is not None and method in FACT_READS:
@@ -264,6 +268,9 @@ class _Handler(socketserver.BaseRequestHandler):
                     reply = ("ok", value)
                 except Exception as exc:  # noqa: BLE001 - sent to the caller, who raises it
                     reply = ("error", _portable(exc))
+                took = time.monotonic() - started
+                if took > SLOW_CALL_SECONDS:  # searches queued behind it may have timed out
+                    logger.warning("Index server: %s took %.1f s", method, took)
             try:
                 _send(sock, server.key, reply)
             except OSError:
