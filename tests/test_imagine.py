@@ -5,6 +5,8 @@ draws the demo shop's products from colour, pattern and kind words)."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,6 +15,8 @@ from django.test import Client
 from analytics import recorder
 from analytics.models import SearchRecord
 from catalog.models import Product
+from embeddings.generative import GenerativeError
+from embeddings.imagine import imagine_photo
 from tests.conftest import ApiClient, api_key_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,6 +171,55 @@ def test_a_failure_is_not_cached(small_shop, standin):
 
     assert imagine(Client(), "a blue dotted vase").status_code == 303
     assert len(standin.calls("images")) == 2
+
+
+def _drawing_in_thread(prompt: str) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def draw():
+        try:
+            outcome["imagined"] = imagine_photo(prompt)
+        except GenerativeError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=draw)
+    thread.start()
+    return thread, outcome
+
+
+def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_two_requests_for_the_same_words_at_once_make_one_call(small_shop, standin, settings):
+    standin.script("images", "slow")  # the first drawing takes 2 s
+    thread, first = _drawing_in_thread("a blue dotted vase")
+    _until(lambda: len(standin.calls("images")) == 1)
+
+    second = imagine_photo("A blue  dotted vase")  # while the first is being drawn
+    thread.join()
+
+    assert len(standin.calls("images")) == 1
+    assert second.token == first["imagined"].token and second.cached and not first["imagined"].cached
+    assert len(query_photos(settings)) == 1
+
+
+def test_a_request_waiting_for_a_drawing_that_fails_draws_its_own(small_shop, standin, settings):
+    settings.VITRINE_IMAGE_TIMEOUT = 0.5
+    settings.VITRINE_IMAGE_RETRIES = 0
+    standin.script("images", "slow")  # 2 s: the first drawing times out
+    thread, first = _drawing_in_thread("a blue dotted vase")
+    _until(lambda: len(standin.calls("images")) == 1)
+
+    second = imagine_photo("a blue dotted vase")
+    thread.join()
+
+    assert first["error"].code == "timeout"
+    assert not second.cached and len(standin.calls("images")) == 2
+    assert len(query_photos(settings)) == 1
 
 
 def test_the_image_budget_spent_is_a_429_with_retry_after_and_no_call(small_shop, standin, settings):
