@@ -111,6 +111,22 @@ class BulkUpsertSerializer(RejectUnknownFields, serializers.Serializer):
     )
 
 
+class ImagePatchSerializer(RejectUnknownFields, serializers.Serializer):
+    """The fields of an image a client may change: its alt text (a shop that has its own)."""
+
+    alt_text = serializers.CharField(
+        required=False, allow_blank=True, max_length=300, help_text="What the photo shows (English); empty removes it"
+    )
+    alt_text_zh = serializers.CharField(
+        required=False, allow_blank=True, max_length=300, help_text="The same in Simplified Chinese"
+    )
+
+    def validate(self, data):
+        if not data:
+            raise serializers.ValidationError("Send alt_text, alt_text_zh or both.")
+        return data
+
+
 class ImageSerializer(serializers.ModelSerializer):
     product = serializers.CharField(source="product.external_id", help_text="The product's external_id")
     url = serializers.SerializerMethodField(help_text="The stored file")

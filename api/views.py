@@ -314,6 +314,29 @@ class ImageView(APIView):
         return Response(s.ImageSerializer(image, context={"request": request}).data)
 
     @extend_schema(
+        operation_id="images_patch",
+        summary="Set an image's alt text",
+        description="For a shop that has its own alt text: it is used as the photo's `alt` on the pages and is "
+        "searched like the product's description. Only the fields sent change; an empty string removes one.",
+        request=s.ImagePatchSerializer,
+        responses={200: s.ImageSerializer, **errors(400, 401, 403, 404, 415, 429)},
+        tags=["images"],
+    )
+    def patch(self, request: Request, image_id: int) -> Response:
+        image = ProductImage.objects.select_related("product").filter(pk=image_id).first()
+        if image is None:
+            raise ApiError(404, "not_found", f"There is no image {image_id}.")
+        body = s.ImagePatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            services.image_alt_text_set(image=image, **body.validated_data)
+        except DjangoValidationError as exc:
+            if getattr(exc, "code", None) == "not_found":
+                raise ApiError(404, "not_found", f"There is no image {image_id}.") from None
+            raise ApiError(400, "invalid", "The image is not valid.", services.validation_fields(exc)) from None
+        return Response(s.ImageSerializer(image, context={"request": request}).data)
+
+    @extend_schema(
         operation_id="images_delete",
         summary="Delete an image",
         description="It leaves the index too.",

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from catalog import services
 from catalog.models import Product, ProductImage
@@ -433,6 +434,48 @@ def test_an_image_is_listed_fetched_and_deleted(api):
     assert api.get(f"/api/v1/images/{image['id']}").status_code == 404
     assert api.delete(f"/api/v1/images/{image['id']}").status_code == 404
     assert api.get("/api/v1/products/nope/images").status_code == 404
+
+
+def test_a_shops_own_alt_text_is_set_shown_and_removed(api):
+    api.put("/api/v1/products/sku-1", MUG)
+    image = api.multipart("/api/v1/products/sku-1/images", {"file": photo(images.noise_jpeg(6))}).json()
+    path = f"/api/v1/images/{image['id']}"
+
+    answer = api.patch(path, {"alt_text": "  A red mug   on a shelf ", "alt_text_zh": "架子上的红色杯子"})
+
+    assert answer.status_code == 200, answer.json()
+    assert (answer.json()["alt_text"], answer.json()["alt_text_zh"]) == ("A red mug on a shelf", "架子上的红色杯子")
+    product_id = Product.objects.get(external_id="sku-1").pk
+    assert 'alt="A red mug on a shelf"' in Client().get(f"/products/{product_id}/").content.decode()
+    chinese = Client(headers={"Accept-Language": "zh-CN"}).get(f"/products/{product_id}/").content.decode()
+    assert 'alt="架子上的红色杯子"' in chinese
+    removed = api.patch(path, {"alt_text_zh": ""}).json()
+    assert (removed["alt_text"], removed["alt_text_zh"]) == ("A red mug on a shelf", "")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({}, 400, "non_field_errors"),
+        ({"alt": "typo"}, 400, "alt"),
+        ({"alt_text": "x" * 301}, 400, "alt_text"),
+        ({"alt_text": ["a list"]}, 400, "alt_text"),
+        ([], 400, None),
+    ],
+)
+def test_bad_alt_text_bodies_are_refused_and_change_nothing(api, body, status, field):
+    api.put("/api/v1/products/sku-1", MUG)
+    image = api.multipart("/api/v1/products/sku-1/images", {"file": photo(images.noise_jpeg(7))}).json()
+    api.patch(f"/api/v1/images/{image['id']}", {"alt_text": "Kept"})
+    before = snapshot()
+
+    answer = api.patch(f"/api/v1/images/{image['id']}", body)
+
+    assert answer.status_code == status
+    if field:
+        assert field in answer.json()["error"]["fields"], answer.json()
+    assert snapshot() == before
+    assert api.patch("/api/v1/images/987654", {"alt_text": "x"}).status_code == 404
 
 
 def test_bulk_changes_reach_the_index_in_one_task(api):
