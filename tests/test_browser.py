@@ -42,6 +42,9 @@ CHROMIUM_ARGS = [
 
 
 class Site(LiveVitrine):
+    def products_by_id(self) -> dict[int, dict]:
+        return {product["id"]: product for product in self.products()}
+
     def products(self) -> list[dict]:
         with sqlite3.connect(self.data_dir / "vitrine.sqlite3") as db:
             db.row_factory = sqlite3.Row
@@ -50,8 +53,17 @@ class Site(LiveVitrine):
 
 
 @pytest.fixture(scope="module")
-def site(live_template, tmp_path_factory):
-    site = Site.from_template(live_template, tmp_path_factory.mktemp("site"))
+def site(live_template, tmp_path_factory, standin_server):
+    # "Imagine it" on (the stand-in image API on loopback): its panel is part of the page
+    # every test here, the accessibility and Content-Security-Policy ones included, sees.
+    site = Site.from_template(
+        live_template,
+        tmp_path_factory.mktemp("site"),
+        VITRINE_IMAGE_API_URL=standin_server.url,
+        VITRINE_IMAGE_API_KEY="sk-image-test",
+        VITRINE_IMAGE_MODEL="image-test",
+        VITRINE_IMAGE_SIZE="256x256",
+    )
     with sqlite3.connect(site.data_dir / "vitrine.sqlite3") as db:
         db.execute("UPDATE catalog_product SET url = 'https://shop.example/p/' || id")
     site.start()
@@ -252,6 +264,49 @@ def test_search_by_pasting_a_photo(page, site):
     assert kinds[card_titles(page)[0]] == target["attributes"]["kind"]
 
 
+def test_imagine_it_says_it_is_drawing_sends_once_and_shows_what_was_drawn(page, site, standin_server):
+    looks = ("colour", "pattern", "kind")
+    # A look this shop has, with a pattern (the stand-in draws colour, pattern and kind).
+    wanted = next(
+        {key: p["attributes"][key] for key in looks} for p in site.products() if p["attributes"]["pattern"] != "plain"
+    )
+    prompt = "a {colour} {pattern} {kind}".format(**wanted)
+    standin_server.reset()
+
+    def describe():
+        page.goto("/")
+        page.get_by_text("Imagine it").click()
+        page.get_by_label("Describe it and we'll draw it").fill(prompt)
+        return page.get_by_role("button", name="Draw it and search")
+
+    # While it draws (held here: a listener after Vitrine's keeps the form from leaving),
+    # the form says so, and a second click is not a second request.
+    button = describe()
+    page.evaluate(
+        """() => document.getElementById("imagine-form").addEventListener("submit", (event) => {
+            (window.vitrineSubmits ||= []).push(event.defaultPrevented);
+            event.preventDefault();
+        })"""
+    )
+    button.click()
+    form = page.locator("#imagine-form")
+    expect(form).to_have_attribute("aria-busy", "true")
+    expect(form.get_by_role("status")).to_have_text("Drawing your picture… this takes a few seconds.")
+    expect(button).to_have_attribute("aria-disabled", "true")
+    button.click(force=True)  # aria-disabled does not stop a mouse: Vitrine's script must
+    assert page.evaluate("window.vitrineSubmits") == [False, True], "the second click was not stopped"
+
+    # Let go: the picture is drawn once and searched with.
+    describe().click()
+    page.wait_for_url(re.compile(r"/\?.*photo=[0-9a-f]{32}"))
+    expect(page.get_by_text("Drawn for:")).to_be_visible()
+    products = site.products_by_id()
+    hrefs = [link.get_attribute("href") for link in page.locator("a.card-link").all()[:3]]
+    found = [products[int(re.search(r"/products/(\d+)/", href).group(1))] for href in hrefs]
+    assert wanted in [{key: p["attributes"][key] for key in looks} for p in found], (prompt, found)
+    assert len(standin_server.calls("images")) == 1
+
+
 def test_a_bad_upload_shows_the_intake_message_in_words(page):
     page.goto("/")
     page.get_by_text("Search with a photo").click()
@@ -264,13 +319,13 @@ def test_a_file_that_is_not_an_image_or_too_large_is_refused_before_uploading(pa
     page.goto("/")
     page.get_by_text("Search with a photo").click()
     page.set_input_files("#id_image", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
-    expect(page.locator(".upload-status")).to_contain_text("This file is not a photo.")
+    expect(page.locator("#photo-form .upload-status")).to_contain_text("This file is not a photo.")
     expect(page.locator("#photo-preview")).to_be_hidden()
     limit = int(page.locator("#photo-form").get_attribute("data-max-bytes"))
     big = b"\xff\xd8" + bytes(limit)
     page.set_input_files("#id_image", files=[{"name": "big.jpg", "mimeType": "image/jpeg", "buffer": big}])
-    expect(page.locator(".upload-status")).to_contain_text("This photo is too large")
-    assert "VITRINE" not in page.locator(".upload-status").inner_text()
+    expect(page.locator("#photo-form .upload-status")).to_contain_text("This photo is too large")
+    assert "VITRINE" not in page.locator("#photo-form .upload-status").inner_text()
 
 
 def test_a_filter_narrows_the_results_to_its_count_and_counts_change(page, site):
@@ -784,9 +839,9 @@ def test_a_phone_chooses_filters_and_is_shown_the_results(browser, site):
         expect(panel).not_to_have_attribute("open", "")
         # Nothing offered that a phone cannot do; a camera is.
         expect(page.locator(".dropzone-hint")).to_be_hidden()
-        page.locator(".photo-panel summary").click()
+        page.locator("#photo-panel summary").click()
         expect(page.get_by_text("拍照…")).to_be_visible()
-        page.locator(".photo-panel summary").click()
+        page.locator("#photo-panel summary").click()
         # Touch targets of at least 44 px.
         for selector in (".card-actions .action", ".filters-panel summary", ".language"):
             box = page.locator(selector).first.bounding_box()
