@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from catalog.admin import ProductImageAdmin
 from catalog.models import ProductImage
@@ -72,7 +73,9 @@ class CaptionSuggestionAdmin(admin.ModelAdmin):
     the product (and the keyword index); rejecting writes nothing."""
 
     change_form_template = "admin/embeddings/captionsuggestion/change_form.html"
-    list_display = ["photo", "product", "state", "suggested", "current", "model", "created_at"]
+    # The model is a filter and the date an order, not columns: beside the admin's two
+    # sidebars at 1280 px, the texts side by side need the width.
+    list_display = ["photo", "product", "state", "suggested", "current"]
     list_filter = ["state", "model"]
     search_fields = ["product__title", "product__external_id", "alt_en", "alt_zh", "description_en", "error"]
     list_select_related = ["product", "image"]
@@ -84,7 +87,7 @@ class CaptionSuggestionAdmin(admin.ModelAdmin):
         "error",
         ("alt_en", "alt_zh"),
         ("description_en", "description_zh"),
-        "current",
+        "current_full",
         "model",
         ("created_at", "decided_at", "decided_by"),
     ]
@@ -94,7 +97,7 @@ class CaptionSuggestionAdmin(admin.ModelAdmin):
         return False  # suggestions come from the model (the products' action, `manage.py caption`)
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = ["photo_large", "product", "state", "error", "current", "model", "created_at", "decided_at"]
+        fixed = ["photo_large", "product", "state", "error", "current_full", "model", "created_at", "decided_at"]
         fixed.append("decided_by")
         if obj is not None and obj.state != CaptionSuggestion.State.PENDING:
             fixed += self.DECIDED_READONLY  # decided: edit the photo or product itself
@@ -127,21 +130,20 @@ class CaptionSuggestionAdmin(admin.ModelAdmin):
         rows = [
             ("Alt", suggestion.alt_en),
             ("Alt 中文", suggestion.alt_zh),
-            ("Description", suggestion.description_en),
-            ("Description 中文", suggestion.description_zh),
+            ("Description", _cut(suggestion.description_en)),
+            ("Description 中文", _cut(suggestion.description_zh)),
         ]
         return format_html_join("", "<p><b>{}:</b> {}</p>", [(name, text) for name, text in rows if text])
 
-    @admin.display(description="Current text")
+    @admin.display(description="Replaces")
     def current(self, suggestion: CaptionSuggestion) -> str:
-        image, product = suggestion.image, suggestion.product
-        rows = [
-            ("Alt", image.alt_text or "–"),
-            ("Alt 中文", image.alt_text_zh or "–"),
-            ("Description", product.description or "–"),
-            ("Description 中文", (product.attributes or {}).get("description_zh") or "–"),
-        ]
-        return format_html_join("", "<p><b>{}:</b> {}</p>", rows)
+        """What accepting would overwrite: only the fields the suggestion carries (the
+        change form shows all of the photo's and product's text)."""
+        return _current(suggestion, cut=_cut, only_suggested=True)
+
+    @admin.display(description="Current text")
+    def current_full(self, suggestion: CaptionSuggestion) -> str:
+        return _current(suggestion, cut=lambda text: text or "")
 
     def _decide(self, request, queryset, *, accept: bool) -> tuple[int, int]:
         done = skipped = 0
@@ -198,3 +200,27 @@ class CaptionSuggestionAdmin(admin.ModelAdmin):
             self.message_user(request, "Caption rejected.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:embeddings_captionsuggestion_changelist"))
         return super().response_change(request, obj)
+
+
+# The list shows the start of a description (the change form has all of it): whole
+# descriptions side by side pushed the list wider than a 1280-px screen.
+LIST_DESCRIPTION_CHARS = 160
+
+
+def _cut(text: str | None) -> str:
+    return Truncator(text or "").chars(LIST_DESCRIPTION_CHARS)
+
+
+def _current(suggestion: CaptionSuggestion, *, cut, only_suggested: bool = False) -> str:
+    image, product = suggestion.image, suggestion.product
+    rows = [
+        ("Alt", suggestion.alt_en, image.alt_text),
+        ("Alt 中文", suggestion.alt_zh, image.alt_text_zh),
+        ("Description", suggestion.description_en, cut(product.description)),
+        ("Description 中文", suggestion.description_zh, cut((product.attributes or {}).get("description_zh"))),
+    ]
+    if only_suggested:
+        if suggestion.state == CaptionSuggestion.State.FAILED:
+            return ""
+        rows = [row for row in rows if row[1]]
+    return format_html_join("", "<p><b>{}:</b> {}</p>", [(name, now or "–") for name, _, now in rows])

@@ -181,6 +181,29 @@ def accept_through_the_admin(client: Client, suggestion: CaptionSuggestion, **ed
         client.post("/admin/embeddings/captionsuggestion/", {"action": "accept", "_selected_action": [suggestion.pk]})
 
 
+def test_the_review_list_shows_what_a_suggestion_replaces_and_the_start_of_long_text(shop, standin):
+    """The list stays readable on a laptop: beside each suggestion only the text it would
+    replace, long descriptions cut; the change form shows all of it."""
+    product = shop[0]
+    long_text = ("Glazed by hand in small batches. " * 20).strip()  # 659 characters
+    Product.objects.filter(pk=product.pk).update(description=long_text)
+    photo = first_image(product)
+    ProductImage.objects.filter(pk=photo.pk).update(alt_text="", alt_text_zh="")
+    images_caption(image_ids=[photo.pk])
+    suggestion = CaptionSuggestion.objects.get(image=photo)
+    assert (suggestion.alt_en, suggestion.description_en) != ("", "") and suggestion.description_en == ""
+    client = admin_client()
+
+    listing = client.get("/admin/embeddings/captionsuggestion/").content.decode()
+    form = client.get(f"/admin/embeddings/captionsuggestion/{suggestion.pk}/change/").content.decode()
+
+    assert suggestion.alt_en in listing and long_text[:60] not in listing  # the description stays
+    assert long_text in form
+    CaptionSuggestion.objects.filter(pk=suggestion.pk).update(description_en=long_text)
+    listing = client.get("/admin/embeddings/captionsuggestion/").content.decode()
+    assert long_text not in listing and long_text[:100] in listing and "…" in listing
+
+
 def test_an_accepted_caption_shows_on_the_product_page_in_both_languages_and_in_the_history(shop, standin):
     product = shop[0]
     Product.objects.filter(pk=product.pk).update(description="")
