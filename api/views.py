@@ -56,6 +56,13 @@ def product_get(external_id: str) -> Product:
     return product
 
 
+def _image_get(image_id: int) -> ProductImage:
+    image = ProductImage.objects.select_related("product").filter(pk=image_id).first()
+    if image is None:
+        raise ApiError(404, "not_found", f"There is no image {image_id}.")
+    return image
+
+
 def _product_detail(request: Request, product: Product) -> dict:
     images = list(product.images.select_related("product"))
     return {
@@ -308,9 +315,7 @@ class ImageView(APIView):
         tags=["images"],
     )
     def get(self, request: Request, image_id: int) -> Response:
-        image = ProductImage.objects.select_related("product").filter(pk=image_id).first()
-        if image is None:
-            raise ApiError(404, "not_found", f"There is no image {image_id}.")
+        image = _image_get(image_id)
         return Response(s.ImageSerializer(image, context={"request": request}).data)
 
     @extend_schema(
@@ -323,9 +328,7 @@ class ImageView(APIView):
         tags=["images"],
     )
     def patch(self, request: Request, image_id: int) -> Response:
-        image = ProductImage.objects.select_related("product").filter(pk=image_id).first()
-        if image is None:
-            raise ApiError(404, "not_found", f"There is no image {image_id}.")
+        image = _image_get(image_id)
         body = s.ImagePatchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -344,9 +347,7 @@ class ImageView(APIView):
         tags=["images"],
     )
     def delete(self, request: Request, image_id: int) -> Response:
-        image = ProductImage.objects.filter(pk=image_id).first()
-        if image is None:
-            raise ApiError(404, "not_found", f"There is no image {image_id}.")
+        image = _image_get(image_id)
         services.image_delete(image=image)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

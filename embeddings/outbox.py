@@ -71,19 +71,20 @@ def task_send(task, args: tuple, *, countdown: float | None = None, what: str = 
             task.apply_async(args, countdown=countdown, retry=False)
             return True
         except Exception as exc:  # noqa: BLE001 - kombu raises its own and the socket's errors
-            if attempt == 1 and not _timed_out(exc):
-                time.sleep(0.2)
-                continue
-            _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
-            logger.warning("Broker unavailable: %s (%s) not sent: %s", task.name, what, exc)
-            return False
+            failure = exc
+            if attempt == 2 or _timed_out(exc):
+                break
+            time.sleep(0.2)
+    _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+    logger.warning("Broker unavailable: %s (%s) not sent: %s", task.name, what, failure)
     return False
 
 
 def _timed_out(exc: BaseException | None) -> bool:
-    """A timeout anywhere in the chain (kombu wraps the transport's error in its own)."""
+    """A timeout anywhere in the chain: kombu raises its OperationalError from redis-py's
+    TimeoutError, raised from the socket's (the built-in TimeoutError)."""
     while exc is not None:
-        if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__ or "Timeout " in str(exc):
+        if isinstance(exc, TimeoutError):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

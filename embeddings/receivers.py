@@ -81,7 +81,12 @@ def _payloads_refresh(product_ids: list[int]) -> None:
     else:
         sent = task_send(tasks.refresh_product_payloads, (product_ids,), what=f"{len(product_ids)} products")
     if not sent:
-        _here_and_now(lambda: [indexing.product_payload_refresh(product_id=pk) for pk in product_ids])
+        _here_and_now(lambda: _payloads_write(product_ids))
+
+
+def _payloads_write(product_ids: list[int]) -> None:
+    for product_id in product_ids:
+        indexing.product_payload_refresh(product_id=product_id)
 
 
 def _unindex(image_ids: list[int]) -> None:
